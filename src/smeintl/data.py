@@ -1,0 +1,811 @@
+"""Read survey files (CSV, Excel, SPSS), validate them against a spec, hold them as a :class:`Survey`.
+
+A survey file is one table with a header row and one row per firm:
+
+* the id column (``spec.id_column``, e.g. ``firm_id``), read as text so that
+  leading zeros survive (``"007"`` stays ``"007"``);
+* the group column (``spec.group_column``, e.g. ``industry``) when the spec has one;
+* optionally the outcome column (``spec.outcome_column``) and the extra columns
+  (``spec.extra_columns``, e.g. ``employees``), all numeric;
+* one column per item of the spec, holding the raw answers as the firm gave them
+  (not scaled, not reverse coded).  An empty cell is a missing answer.
+
+Validation collects *every* problem before failing and raises one :class:`DataError`
+whose message lists them (the listing is capped, ``DataError.problems`` holds all).
+Each message names the file, the row as a spreadsheet user sees it (the header is
+row 1, the first firm is row 2), the column and what is allowed, e.g.::
+
+    data.csv, row 7, column 'overseas_growth': value 7 is out of range; allowed:
+    whole numbers 1 to 5 (likert), or empty for a missing answer
+
+Rules (see :func:`validate_frame`):
+
+* required columns: id, group (if the spec has one), every item; no unknown columns,
+  no duplicate column names, no unnamed column holding values;
+* firm ids: non-empty and unique;
+* group: non-empty;
+* item, outcome and extra columns: numbers (or empty); items within their scale:
+  likert / stage whole numbers in ``[min, max]``; percent in ``[min, max]``
+  (default 0 to 100); count whole numbers >= 0 (the cap only matters for scaling);
+  binary 0 or 1; continuous any finite number (its declared range sets the scaling);
+* at least one data row; no item may be empty for every firm.
+
+Only empty (or blank) cells are missing answers; codes such as ``NA``, ``-`` or
+``99`` are reported as problems rather than silently read as missing.  Rows whose
+cells are all empty are skipped (spreadsheets often carry such rows).  SPSS
+user-missing values are read as missing (pyreadstat's default).
+
+Reading never writes to the input file.  Nothing here uses random state.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import hashlib
+import io
+import math
+import numbers
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .spec import Item, Spec, load_spec
+
+__all__ = [
+    "DataError",
+    "Survey",
+    "read_table",
+    "validate_frame",
+    "survey_from_frame",
+    "load_survey",
+    "survey_to_csv",
+    "READABLE_EXTENSIONS",
+    "MAX_LISTED_PROBLEMS",
+]
+
+#: file extensions :func:`read_table` understands (lower case)
+READABLE_EXTENSIONS = (".csv", ".xlsx", ".xlsm", ".sav", ".zsav")
+#: how many problems ``str(DataError)`` lists before "... and N more"
+MAX_LISTED_PROBLEMS = 50
+
+_MISSING_HINT = "or empty for a missing answer"
+_NUMBER_RE = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")
+# frame attributes set by read_table (pandas DataFrame.attrs keys)
+_ATTR_ROWS = "smeintl_rows"  # (word, number of the first data row), e.g. ("row", 2)
+_ATTR_LABELS = "smeintl_value_labels"  # SPSS value labels {column: {code: label}}
+
+
+class DataError(ValueError):
+    """A survey file or frame is invalid.
+
+    ``source`` names the file (or ``"<frame>"``), ``problems`` lists every problem
+    found; ``str(err)`` is one message listing them (at most
+    :data:`MAX_LISTED_PROBLEMS`, then "... and N more").
+    """
+
+    def __init__(self, source: str, problems: Sequence[str]):
+        self.source = str(source)
+        self.problems = list(problems)
+        n = len(self.problems)
+        shown = self.problems[:MAX_LISTED_PROBLEMS]
+        lines = [f"  - {p}" for p in shown]
+        if n > len(shown):
+            lines.append(f"  ... and {n - len(shown)} more")
+        head = f"invalid survey data {self.source}: {n} problem{'s' if n != 1 else ''}"
+        super().__init__("\n".join([head, *lines]))
+
+    def __reduce__(self):  # picklable (errors raised in worker processes travel back intact)
+        return (type(self), (self.source, self.problems))
+
+
+# ---------------------------------------------------------------------------
+# the Survey container
+# ---------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class Survey:
+    """A validated survey: firm table and raw item answers, aligned on the firm id.
+
+    ``firms``: index = firm id (text, named ``spec.id_column``); columns: the group
+    column (text) when the spec has one, the outcome (float) when the file has it,
+    the extra columns the file has (float).  ``items``: same index; one float64
+    column per item in spec order, raw answers as in the file (not scaled, not
+    reverse coded), NaN = missing answer.  ``source``: the file path or ``"<frame>"``.
+
+    Build one with :func:`load_survey` or :func:`survey_from_frame` (both validate);
+    :meth:`with_items` gives a copy with new answers (simulation, replication).
+    """
+
+    spec: Spec
+    firms: pd.DataFrame
+    items: pd.DataFrame
+    source: str = "<frame>"
+
+    def __post_init__(self) -> None:
+        if not self.firms.index.equals(self.items.index):
+            raise ValueError("Survey: firms and items must have the same index (firm ids, same order)")
+        if tuple(self.items.columns) != self.spec.item_names:
+            raise ValueError(
+                f"Survey: items columns must be the spec's items in order {list(self.spec.item_names)}, "
+                f"got {list(self.items.columns)}"
+            )
+
+    # ---- simple views ------------------------------------------------------
+    @property
+    def n_firms(self) -> int:
+        """Number of firms (rows)."""
+        return len(self.items)
+
+    @property
+    def missing(self) -> pd.Series:
+        """Number of missing answers per item (index = item names, spec order)."""
+        return self.items.isna().sum().astype(int)
+
+    @property
+    def group_names(self) -> tuple[str, ...]:
+        """Sorted unique group (industry) names; ``()`` when the spec has no group column."""
+        col = self.spec.group_column
+        if col is None or col not in self.firms.columns:
+            return ()
+        return tuple(sorted({str(g) for g in self.firms[col]}))
+
+    @property
+    def groups(self) -> np.ndarray | None:
+        """Integer group code per firm (position in :attr:`group_names`), or None."""
+        col = self.spec.group_column
+        if col is None or col not in self.firms.columns:
+            return None
+        names = np.array(self.group_names, dtype=object)
+        values = np.array([str(g) for g in self.firms[col]], dtype=object)
+        return np.searchsorted(names, values).astype(np.int64)
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per firm: the id column, the firm columns, the items (the layout readers accept)."""
+        out = self.firms.copy()
+        for name in self.items.columns:
+            out[name] = self.items[name].to_numpy(dtype=float)
+        out = out.reset_index()
+        out.columns = [self.spec.id_column, *out.columns[1:]]
+        return out
+
+    def to_csv_text(self) -> str:
+        """The canonical CSV text of :meth:`to_frame` (what :func:`survey_to_csv` writes).
+
+        Whole numbers are written without a decimal point, other numbers with
+        Python's shortest round-trip repr, missing values as empty cells, lines end
+        with ``\\n``.  Reading the text back gives the same survey.
+        """
+        frame = self.to_frame()
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow([str(c) for c in frame.columns])
+        cols = [frame[c].tolist() for c in frame.columns]
+        for row in zip(*cols):
+            writer.writerow([_canonical_cell(v) for v in row])
+        return buf.getvalue()
+
+    @property
+    def data_hash(self) -> str:
+        """SHA-256 (hex) of :meth:`to_csv_text`.
+
+        Independent of the file format and of the column order in the file: the same
+        firms and answers read from CSV, Excel or SPSS give the same hash.  Firm
+        order matters (it is the order the analyses use).
+        """
+        return hashlib.sha256(self.to_csv_text().encode("utf-8")).hexdigest()
+
+    def with_items(self, items: pd.DataFrame | np.ndarray) -> "Survey":
+        """A copy with the same firms and new item answers.
+
+        ``items`` is a DataFrame indexed by the same firm ids (any order; it is
+        aligned) with one column per item (any order), or an array of shape
+        ``(n_firms, n_items)`` in firm and spec order.  Values are checked against
+        each item's scale (a :class:`DataError` lists violations); NaN = missing.
+        Unlike file validation, an item may be missing for every firm here.
+        """
+        names = list(self.spec.item_names)
+        if isinstance(items, pd.DataFrame):
+            extra = [c for c in items.columns if c not in names]
+            lacking = [c for c in names if c not in items.columns]
+            if extra or lacking:
+                raise ValueError(
+                    f"with_items: columns must be the spec's items; missing {lacking}, unknown {extra}"
+                )
+            idx = items.index.astype(str)
+            if len(idx) != self.n_firms or set(idx) != set(self.items.index) or idx.has_duplicates:
+                raise ValueError("with_items: the index must hold exactly the survey's firm ids")
+            frame = items.copy()
+            frame.index = idx
+            values = frame.loc[list(self.items.index), names].to_numpy(dtype=float)
+        else:
+            values = np.asarray(items, dtype=float)
+            if values.shape != (self.n_firms, len(names)):
+                raise ValueError(
+                    f"with_items: expected an array of shape {(self.n_firms, len(names))}, got {values.shape}"
+                )
+            values = values.copy()
+        source = f"{self.source} (new item values)"
+        problems: list[tuple[int, int, str]] = []
+        for j, item in enumerate(self.spec.items):
+            problems.extend(
+                (r, j, msg)
+                for r, msg in _range_problems(values[:, j], item, source, "row", 2, item.name)
+            )
+        if problems:
+            problems.sort(key=lambda t: (t[0], t[1]))
+            raise DataError(source, [m for _, _, m in problems])
+        new = pd.DataFrame(values, index=self.items.index.copy(), columns=names)
+        return Survey(self.spec, self.firms.copy(), new, self.source)
+
+    def __repr__(self) -> str:
+        return (
+            f"Survey(source={self.source!r}, spec={self.spec.name!r}, firms={self.n_firms}, "
+            f"items={len(self.spec.items)}, missing answers={int(self.missing.sum())})"
+        )
+
+
+# ---------------------------------------------------------------------------
+# reading files
+# ---------------------------------------------------------------------------
+def read_table(
+    path: str | Path,
+    *,
+    sheet: int | str = 0,
+    encoding: str | None = None,
+) -> pd.DataFrame:
+    """Read a survey file into a raw DataFrame (no validation against a spec).
+
+    Formats, by extension: ``.csv`` (comma separated, UTF-8 with or without BOM,
+    or ``encoding``), ``.xlsx`` / ``.xlsm`` (``sheet``: index or name, first sheet by
+    default; via openpyxl, formulas read as their cached values), ``.sav`` /
+    ``.zsav`` (SPSS via pyreadstat; user-missing values become missing).  Old
+    binary ``.xls`` files are refused with advice to save as ``.xlsx``.
+
+    The first row is the header.  CSV and Excel cells are returned as read (text,
+    numbers or None) so that ids keep leading zeros; blank rows inside the table
+    are kept (trailing ones dropped) so that frame position ``i`` is spreadsheet
+    row ``i + 2`` and :func:`validate_frame` reports the row a user sees.
+
+    Raises :class:`DataError` for a missing, empty or unreadable file or an
+    unknown extension.
+    """
+    p = Path(path)
+    source = str(path)
+    ext = p.suffix.lower()
+    if ext == ".xls":
+        raise DataError(
+            source,
+            [f"{source}: old binary Excel files (.xls) cannot be read; open the file in Excel and "
+             f"save it as .xlsx (or CSV UTF-8); allowed extensions: {', '.join(READABLE_EXTENSIONS)}"],
+        )
+    if ext not in READABLE_EXTENSIONS:
+        raise DataError(
+            source,
+            [f"{source}: unknown file type {ext or '(no extension)'!r}; allowed extensions: "
+             f"{', '.join(READABLE_EXTENSIONS)}"],
+        )
+    if not p.exists():
+        raise DataError(source, [f"{source}: file not found"])
+    if not p.is_file():
+        raise DataError(source, [f"{source}: not a file"])
+    if p.stat().st_size == 0:
+        raise DataError(
+            source, [f"{source}: the file is empty (0 bytes); expected a header row and one row per firm"]
+        )
+    if ext == ".csv":
+        return _read_csv(p, source, encoding)
+    if ext in (".xlsx", ".xlsm"):
+        return _read_excel(p, source, sheet)
+    return _read_spss(p, source, encoding)
+
+
+def _read_csv(p: Path, source: str, encoding: str | None) -> pd.DataFrame:
+    enc = encoding or "utf-8-sig"
+    try:
+        with open(p, "r", encoding=enc, newline="") as fh:
+            rows = list(csv.reader(fh))
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            source,
+            [f"{source}: the file is not {enc} text (undecodable byte at position {exc.start}); save it "
+             f"as 'CSV UTF-8', or give its encoding (e.g. encoding='cp932' for Shift-JIS)"],
+        ) from None
+    except (csv.Error, LookupError) as exc:
+        raise DataError(source, [f"{source}: cannot read as CSV: {exc}"]) from None
+    return _rows_to_frame(rows, source, ("row", 2))
+
+
+def _read_excel(p: Path, source: str, sheet: int | str) -> pd.DataFrame:
+    import openpyxl
+
+    try:
+        wb = openpyxl.load_workbook(p, read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises many kinds for corrupt files
+        raise DataError(source, [f"{source}: cannot read as an Excel workbook: {exc}"]) from None
+    try:
+        names = wb.sheetnames
+        if isinstance(sheet, int):
+            if not 0 <= sheet < len(names):
+                raise DataError(
+                    source, [f"{source}: no sheet number {sheet}; the workbook has sheets {names}"]
+                )
+            ws = wb[names[sheet]]
+        else:
+            if sheet not in names:
+                raise DataError(source, [f"{source}: no sheet named {sheet!r}; sheets: {names}"])
+            ws = wb[sheet]
+        rows = [list(r) for r in ws.iter_rows(min_row=1, min_col=1, values_only=True)]
+    finally:
+        wb.close()
+    return _rows_to_frame(rows, source, ("row", 2))
+
+
+def _read_spss(p: Path, source: str, encoding: str | None) -> pd.DataFrame:
+    import pyreadstat
+
+    try:
+        df, meta = pyreadstat.read_sav(str(p), encoding=encoding, user_missing=False)
+    except Exception as exc:
+        raise DataError(source, [f"{source}: cannot read as an SPSS file: {exc}"]) from None
+    df = df.reset_index(drop=True)
+    df.attrs[_ATTR_ROWS] = ("case", 1)
+    df.attrs[_ATTR_LABELS] = {
+        str(k): dict(v) for k, v in (getattr(meta, "variable_value_labels", None) or {}).items()
+    }
+    return df
+
+
+def _rows_to_frame(rows: list[list[Any]], source: str, rows_attr: tuple[str, int]) -> pd.DataFrame:
+    """Header + data rows -> object DataFrame; pads short rows, unnamed columns for long ones."""
+    while rows and all(_is_empty(v) for v in rows[-1]):
+        rows.pop()
+    if not rows:
+        raise DataError(
+            source, [f"{source}: the file has no header and no data; expected a header row and one row per firm"]
+        )
+    header = rows[0]
+    if header and isinstance(header[0], str):
+        header[0] = header[0].lstrip("\ufeff")  # a BOM read with an explicit encoding
+    # rows may be ragged: pad to the widest; unnamed columns are checked by validate_frame
+    width = max(len(r) for r in rows)
+    header = list(header) + [None] * (width - len(header))
+    if len(header) == 1 and isinstance(header[0], str):
+        for sep, name in ((";", "semicolons"), ("\t", "tabs")):
+            if sep in header[0]:
+                raise DataError(
+                    source,
+                    [f"{source}, row 1 (header): the header {header[0]!r} is one column; the file seems "
+                     f"to use {name} as separator; allowed: comma-separated values (save as 'CSV UTF-8')"],
+                )
+    body = [list(r) + [None] * (width - len(r)) for r in rows[1:]]
+    names = ["" if _is_empty(h) else _cell_text(h) for h in header]
+    frame = pd.DataFrame(body, columns=range(width), dtype=object)
+    frame.columns = names
+    frame.attrs[_ATTR_ROWS] = rows_attr
+    return frame
+
+
+def load_survey(
+    path: str | Path,
+    spec: Spec | None = None,
+    *,
+    sheet: int | str = 0,
+    encoding: str | None = None,
+) -> Survey:
+    """Read and validate a survey file; ``spec`` None uses the bundled default instrument.
+
+    Raises :class:`DataError` listing every problem found.
+    """
+    spec = spec if spec is not None else load_spec()
+    frame = read_table(path, sheet=sheet, encoding=encoding)
+    return survey_from_frame(frame, spec, source=str(path))
+
+
+def survey_to_csv(survey: Survey, path: str | Path, *, overwrite: bool = False) -> Path:
+    """Write ``survey`` as a CSV file the readers accept (canonical text, see :meth:`Survey.to_csv_text`).
+
+    The SHA-256 of the written bytes equals ``survey.data_hash``.  Refuses to
+    replace an existing file (``FileExistsError``) unless ``overwrite=True``.
+    Returns the path written.
+    """
+    p = Path(path)
+    text = survey.to_csv_text().encode("utf-8")
+    mode = "wb" if overwrite else "xb"
+    try:
+        with open(p, mode) as fh:
+            fh.write(text)
+    except FileExistsError:
+        raise FileExistsError(f"{p}: file exists; not overwritten (pass overwrite=True to replace it)") from None
+    return p
+
+
+# ---------------------------------------------------------------------------
+# validation
+# ---------------------------------------------------------------------------
+def validate_frame(df: pd.DataFrame, spec: Spec, source: str = "<frame>") -> list[str]:
+    """Every problem of ``df`` as a survey of ``spec``; ``[]`` when it is valid.
+
+    ``df`` has one row per firm and the column names of the file's header (the
+    layout :func:`read_table` returns and :meth:`Survey.to_frame` gives).  Row
+    numbers in messages are frame position + 2 (the spreadsheet row, header = row
+    1), or SPSS case numbers for frames read from ``.sav`` files.
+    """
+    problems, _ = _check(df, spec, str(source))
+    return problems
+
+
+def survey_from_frame(df: pd.DataFrame, spec: Spec, source: str = "<frame>") -> Survey:
+    """Validate ``df`` (see :func:`validate_frame`) and build a :class:`Survey`.
+
+    Raises :class:`DataError` with every problem found.  ``df`` is not modified.
+    """
+    problems, parsed = _check(df, spec, str(source))
+    if problems or parsed is None:
+        raise DataError(str(source), problems)
+    return parsed
+
+
+def _check(df: pd.DataFrame, spec: Spec, source: str) -> tuple[list[str], Survey | None]:
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"expected a pandas DataFrame, got {type(df).__name__}")
+    row_word, first_row = df.attrs.get(_ATTR_ROWS, ("row", 2))
+    value_labels: dict = df.attrs.get(_ATTR_LABELS, {}) or {}
+    header_at = "row 1 (header)" if row_word == "row" else "variable list"
+
+    def where(pos: int) -> str:
+        return f"{source}, {row_word} {pos + first_row}"
+
+    id_col, group_col, outcome_col = spec.id_column, spec.group_column, spec.outcome_column
+    item_names = list(spec.item_names)
+    required = [id_col, *([group_col] if group_col else []), *item_names]
+    optional = [*([outcome_col] if outcome_col else []), *spec.extra_columns]
+    known = required + optional
+
+    if id_col not in df.columns and df.index.name == id_col:  # e.g. a frame indexed by firm id
+        attrs = dict(df.attrs)
+        df = df.reset_index()
+        df.attrs.update(attrs)
+    names = ["" if _is_empty(c) else str(c).strip() for c in df.columns]
+    n_rows = len(df)
+    header_problems: list[str] = []
+    cell_problems: list[tuple[int, int, str]] = []  # (row position, column position, message)
+    column_problems: list[str] = []
+
+    if df.shape[1] == 0:
+        return [f"{source}: the table has no columns; expected a header row with {_list_names(required)}"], None
+
+    # blank rows are skipped (numbering unaffected)
+    series = [df.iloc[:, j] for j in range(df.shape[1])]
+    columns_data = [None if _is_numeric(col) else col.tolist() for col in series]  # cells of text columns
+    empty_cells = np.zeros((n_rows, df.shape[1]), dtype=bool)
+    for j, col in enumerate(series):
+        if columns_data[j] is None:
+            empty_cells[:, j] = col.isna().to_numpy()
+        else:
+            empty_cells[:, j] = [_is_empty(v) for v in columns_data[j]]
+    blank = empty_cells.all(axis=1)
+    rows = np.flatnonzero(~blank)
+
+    # ---- header ----------------------------------------------------------------
+    col_of: dict[str, int] = {}  # name -> position of its first column
+    reported_dup: set[str] = set()
+    for j, name in enumerate(names):
+        if name == "":
+            filled = np.flatnonzero(~empty_cells[:, j]) if n_rows else np.array([], dtype=int)
+            if filled.size:
+                header_problems.append(
+                    f"{source}, {header_at}, column {_col_letter(j)} (no name): the column has values "
+                    f"(first in {row_word} {filled[0] + first_row}) but no name in the header; allowed: "
+                    f"a name for every column with values, one of {_list_names(known)}"
+                )
+            continue
+        if name in col_of:
+            if name not in reported_dup:
+                reported_dup.add(name)
+                dup_cols = [_col_letter(k) for k, n in enumerate(names) if n == name]
+                header_problems.append(
+                    f"{source}, {header_at}, column {name!r}: the column appears {len(dup_cols)} times "
+                    f"(columns {', '.join(dup_cols)}); allowed: each column once"
+                )
+            continue
+        col_of[name] = j
+        if name not in known:
+            lower = {k.lower(): k for k in known}
+            close = difflib.get_close_matches(name.lower(), list(lower), n=1, cutoff=0.75)
+            hint = f" (did you mean {lower[close[0]]!r}?)" if close else ""
+            header_problems.append(
+                f"{source}, {header_at}, column {name!r}: unknown column{hint}; allowed: "
+                f"{_list_names(known)}"
+            )
+    for name in required:
+        if name not in col_of:
+            what = "id" if name == id_col else "group" if name == group_col else "item"
+            header_problems.append(
+                f"{source}, {header_at}, column {name!r}: required {what} column is missing; "
+                f"allowed: a header naming {_list_names(required)}"
+                + (f" (optional: {_list_names(optional)})" if optional else "")
+            )
+
+    if n_rows == 0 or rows.size == 0:
+        header_problems.append(
+            f"{source}, {row_word} {first_row}: the file has a header but no data rows; "
+            f"allowed: one row per firm below the header"
+        )
+
+    # ---- firm id -----------------------------------------------------------------
+    ids: list[str] = [""] * n_rows
+    if id_col in col_of:
+        j = col_of[id_col]
+        labels = value_labels.get(id_col, {})
+        seen: dict[str, int] = {}
+        cells = series[j].tolist()
+        for r in rows:
+            v = cells[r]
+            text = "" if _is_empty(v) else _cell_text(labels.get(v, v) if labels else v)
+            ids[r] = text
+            if text == "":
+                cell_problems.append(
+                    (r, j, f"{where(r)}, column {id_col!r}: empty firm id; allowed: a unique, "
+                           f"non-empty id for every firm (text, e.g. 'F01')")
+                )
+            elif text in seen:
+                cell_problems.append(
+                    (r, j, f"{where(r)}, column {id_col!r}: firm id {text!r} is a duplicate of "
+                           f"{row_word} {seen[text] + first_row}; allowed: a unique, non-empty id for every firm")
+                )
+            else:
+                seen[text] = r
+
+    # ---- group ---------------------------------------------------------------------
+    group_values: list[str] = [""] * n_rows
+    if group_col and group_col in col_of:
+        j = col_of[group_col]
+        labels = value_labels.get(group_col, {})
+        cells = series[j].tolist()
+        for r in rows:
+            v = cells[r]
+            text = "" if _is_empty(v) else _cell_text(labels.get(v, v) if labels else v)
+            group_values[r] = text
+            if text == "":
+                cell_problems.append(
+                    (r, j, f"{where(r)}, column {group_col!r}: empty {group_col}; allowed: a non-empty "
+                           f"{group_col} name for every firm")
+                )
+
+    # ---- numeric columns -------------------------------------------------------------
+    numeric: dict[str, np.ndarray] = {}
+    for name in [*item_names, *optional]:
+        if name not in col_of:
+            continue
+        j = col_of[name]
+        item = spec.item(name) if name in item_names else None
+        if item is not None:
+            allowed = f"{_allowed(item)}, {_MISSING_HINT}"
+        elif name == outcome_col:
+            allowed = "any number (outcome), or empty when unknown"
+        else:
+            allowed = f"any number (extra column {name!r}), or empty when unknown"
+        if columns_data[j] is None:
+            values, bad = series[j].to_numpy(dtype=float, na_value=np.nan).copy(), []
+            values[blank] = np.nan
+        else:
+            values, bad = _to_numbers(columns_data[j], rows)
+        for r, raw in bad:
+            cell_problems.append(
+                (r, j, f"{where(r)}, column {name!r}: value {_show(raw)} is not a number; allowed: {allowed}")
+            )
+        if item is not None:
+            for r, msg in _range_problems(values, item, source, row_word, first_row, name, rows):
+                cell_problems.append((r, j, msg))
+            answered = ~empty_cells[rows, j] if rows.size else np.array([], dtype=bool)
+            if rows.size and not answered.any():
+                column_problems.append(
+                    f"{source}, column {name!r} ({row_word}s {rows[0] + first_row} to "
+                    f"{rows[-1] + first_row}): every answer is empty; allowed: {_allowed(item)}, with at "
+                    f"least one firm answering (drop the item from the spec if it was not asked)"
+                )
+        else:
+            for r in np.flatnonzero(np.isinf(values)):
+                cell_problems.append(
+                    (r, j, f"{where(r)}, column {name!r}: value {_fmt(values[r])} is not a finite "
+                           f"number; allowed: {allowed}")
+                )
+        numeric[name] = values
+
+    cell_problems.sort(key=lambda t: (t[0], t[1]))
+    problems = header_problems + [m for _, _, m in cell_problems] + column_problems
+    if problems:
+        return problems, None
+
+    # ---- build the survey ------------------------------------------------------------
+    index = pd.Index([ids[r] for r in rows], name=id_col, dtype=object).astype(str)
+    firm_cols: dict[str, Any] = {}
+    if group_col:
+        firm_cols[group_col] = pd.array([group_values[r] for r in rows], dtype="str")
+    if outcome_col and outcome_col in numeric:
+        firm_cols[outcome_col] = numeric[outcome_col][rows]
+    for name in spec.extra_columns:
+        if name in numeric:
+            firm_cols[name] = numeric[name][rows]
+    firms = pd.DataFrame(firm_cols, index=index)
+    items = pd.DataFrame(
+        {name: numeric[name][rows].astype(np.float64) for name in item_names}, index=index.copy()
+    )
+    return [], Survey(spec=spec, firms=firms, items=items, source=source)
+
+
+# ---------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------
+def _is_empty(v: Any) -> bool:
+    """An empty cell: None, NaN / NA, or text that is blank."""
+    if v is None or v is pd.NA or v is pd.NaT:
+        return True
+    if isinstance(v, str):
+        return v.strip() == ""
+    if isinstance(v, float) and math.isnan(v):
+        return True
+    if isinstance(v, np.floating) and np.isnan(v):
+        return True
+    return False
+
+
+def _is_numeric(col: pd.Series) -> bool:
+    """A column of a numeric (not boolean) dtype: parsed without a per-cell loop."""
+    return pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype)
+
+
+def _cell_text(v: Any) -> str:
+    """Text of an id / group / header cell; whole floats (Excel, SPSS) lose the '.0'."""
+    if isinstance(v, str):
+        return v.strip()
+    if isinstance(v, (bool, np.bool_)):
+        return str(bool(v))
+    if isinstance(v, numbers.Integral):
+        return str(int(v))
+    if isinstance(v, numbers.Real):
+        f = float(v)
+        if math.isfinite(f) and f.is_integer():
+            return str(int(f))
+        return repr(f)
+    return str(v).strip()
+
+
+def _to_numbers(cells: list[Any], rows: Iterable[int]) -> tuple[np.ndarray, list[tuple[int, Any]]]:
+    """Parse a column's cells to float (NaN for empty); also the (row, raw value) of non-numbers."""
+    out = np.full(len(cells), np.nan)
+    bad: list[tuple[int, Any]] = []
+    for r in rows:
+        v = cells[r]
+        if _is_empty(v):
+            continue
+        if isinstance(v, (bool, np.bool_)):
+            bad.append((r, v))
+        elif isinstance(v, numbers.Real):
+            out[r] = float(v)
+        elif isinstance(v, str):
+            s = v.strip()
+            if _NUMBER_RE.match(s):
+                out[r] = float(s)
+            elif s.lower() in ("inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"):
+                out[r] = float(s)
+            else:
+                bad.append((r, v))
+        else:
+            bad.append((r, v))
+    return out, bad
+
+
+def _allowed(item: Item) -> str:
+    lo, hi = _fmt(item.min), _fmt(item.max)
+    if item.scale in ("likert", "stage"):
+        return f"whole numbers {lo} to {hi} ({item.scale})"
+    if item.scale == "percent":
+        return f"numbers {lo} to {hi} (percent)"
+    if item.scale == "count":
+        return f"whole numbers 0 or more (count; values above the cap {hi} count as {hi} when scaled)"
+    if item.scale == "binary":
+        return "0 or 1 (binary)"
+    return f"any finite number ({item.scale}; scaled on {lo} to {hi})"
+
+
+def _range_problems(
+    values: np.ndarray,
+    item: Item,
+    source: str,
+    row_word: str,
+    first_row: int,
+    name: str,
+    rows: np.ndarray | None = None,
+) -> list[tuple[int, str]]:
+    """(row position, message) for each answer outside the item's scale (vectorized check)."""
+    v = np.asarray(values, dtype=float)
+    present = ~np.isnan(v)
+    if rows is not None:
+        mask = np.zeros(v.shape, dtype=bool)
+        mask[rows] = True
+        present &= mask
+    finite = np.isfinite(v)
+    whole = finite & (np.floor(v) == v)
+    scale = item.scale
+    if scale in ("likert", "stage"):
+        in_range = finite & (v >= item.min) & (v <= item.max)
+        need_whole = True
+    elif scale == "count":
+        in_range = finite & (v >= 0)
+        need_whole = True
+    elif scale == "binary":
+        in_range = finite & ((v == 0) | (v == 1))
+        need_whole = False
+    elif scale == "continuous":  # the declared range only sets the scaling (clipped there)
+        in_range = finite
+        need_whole = False
+    else:  # percent
+        in_range = finite & (v >= item.min) & (v <= item.max)
+        need_whole = False
+    ok = in_range & (whole if need_whole else True)
+    bad = np.flatnonzero(present & ~ok)
+    if bad.size == 0:
+        return []
+    allowed = f"{_allowed(item)}, {_MISSING_HINT}"
+    out = []
+    for r in bad:
+        x = v[r]
+        head = f"{source}, {row_word} {r + first_row}, column {name!r}: value {_fmt(x)}"
+        if not np.isfinite(x):
+            what = "is not a finite number"
+        elif not in_range[r]:
+            what = "is out of range"
+        else:
+            what = "is not a whole number"
+        out.append((int(r), f"{head} {what}; allowed: {allowed}"))
+    return out
+
+
+def _show(v: Any) -> str:
+    """A raw cell value for a message: text quoted (shortened), other values as printed."""
+    if isinstance(v, str):
+        return repr(v if len(v) <= 40 else v[:37] + "...")
+    return str(v)
+
+
+def _fmt(x: float) -> str:
+    """A number as a person writes it: 7 not 7.0, 2.5, inf."""
+    f = float(x)
+    if math.isfinite(f) and f.is_integer():
+        return str(int(f))
+    return repr(f) if math.isfinite(f) else ("inf" if f > 0 else "-inf")
+
+
+def _canonical_cell(v: Any) -> str:
+    """Canonical text of a value in the survey CSV (empty for missing)."""
+    if _is_empty(v):
+        return ""
+    if isinstance(v, str):
+        return v
+    if isinstance(v, (bool, np.bool_)):
+        return str(int(v))
+    if isinstance(v, numbers.Real):
+        f = float(v)
+        if f.is_integer() and abs(f) < 1e16:
+            return str(int(f))
+        return repr(f)
+    return str(v)
+
+
+def _col_letter(j: int) -> str:
+    """Spreadsheet column letter of position ``j`` (0 -> A, 26 -> AA)."""
+    s = ""
+    j += 1
+    while j:
+        j, rem = divmod(j - 1, 26)
+        s = chr(65 + rem) + s
+    return s
+
+
+def _list_names(names: Sequence[str]) -> str:
+    return ", ".join(names)

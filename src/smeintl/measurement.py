@@ -1,0 +1,1142 @@
+"""Bayesian measurement model: items as indicators of correlated latent constructs.
+
+One generalized latent variable model is built from a :class:`~smeintl.spec.Spec`.
+Each firm f has latent scores eta_f (one per construct).  Each item i loads on its
+construct c(i) with a positive loading lambda_i; reverse-coded items get the sign
+s_i = -1, so the linear predictor of item i for firm f is
+
+    lp_fi = s_i * lambda_i * eta_{f, c(i)}  (+ an intercept where the family has one)
+
+and the likelihood follows the item's scale type:
+
+=================  ===========================================================
+likert, stage      ordered logistic (graded response) with per-item cutpoints
+                   over the *full declared* range: categories nobody chose keep
+                   their cutpoints in place through the prior
+percent            ordered beta (Kubinec 2022): ordered logistic over
+                   {0, interior, 100} with two cutpoints, and Beta(mu, phi) for
+                   interior answers with logit(mu) = intercept + lp
+count              negative binomial, log link: log mu = intercept + lp
+binary             Bernoulli, logit link
+continuous         Normal on the internally standardized item
+=================  ===========================================================
+
+Identification: latent variance fixed to 1 within group, loadings positive
+(LogNormal prior), latent correlation with an LKJ prior.  Group (industry) latent
+means are partially pooled, non-centred and sum-to-zero: mu_g = tau * z_g with
+z ~ ZeroSumNormal(1).  Latent scores are non-centred: eta_f = mu_{g(f)} + L z_f
+with L the Cholesky factor of the latent correlation and z_f ~ N(0, I).
+
+Item non-response: each family's likelihood runs over observed cells only.
+
+All-continuous instruments use the *marginal* parameterization: the latent scores
+are integrated out (y_f ~ MvNormal(a + Lambda mu_g, Lambda R Lambda' + Psi) on each
+firm's observed items), so the cost does not grow with a per-firm parameter vector;
+latent scores are drawn afterwards from their exact conditional normal.
+
+The generative side (:func:`draw_items`, :func:`expected_scaled`) is plain numpy and
+shared by simulation (:mod:`smeintl.simulate`), the posterior predictive and the
+true-score comparison (:mod:`smeintl.predictive`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from .spec import ORDINAL_SCALES, Spec, parse_spec
+
+__all__ = [
+    "MeasurementModel",
+    "ItemLayout",
+    "Diagnostics",
+    "FitError",
+    "diagnose",
+    "draw_items",
+    "expected_scaled",
+    "posterior_params",
+    "load_fit",
+    "save_fit",
+    "summarize_fit",
+    "versions",
+    "THRESHOLDS",
+]
+
+#: diagnostic thresholds: a fit failing any of them is marked failed
+THRESHOLDS = {"rhat": 1.01, "ess_bulk": 400, "ess_tail": 400, "divergences": 0, "ebfmi": 0.3}
+
+
+class FitError(RuntimeError):
+    """A fit file cannot be used with the spec or data given."""
+
+
+# ---------------------------------------------------------------------------
+# item layout: numeric arrays derived from the spec
+# ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ItemLayout:
+    """Numeric description of the items of a spec (one entry per item, spec order)."""
+
+    names: tuple[str, ...]
+    scales: tuple[str, ...]
+    construct: np.ndarray  # (I,) construct index
+    sign: np.ndarray  # (I,) +1, or -1 for reverse-coded items
+    lo: np.ndarray
+    hi: np.ndarray
+    constructs: tuple[str, ...]
+
+    @classmethod
+    def from_spec(cls, spec: Spec) -> "ItemLayout":
+        cn = spec.construct_names
+        return cls(
+            names=spec.item_names,
+            scales=tuple(i.scale for i in spec.items),
+            construct=np.array([cn.index(i.construct) for i in spec.items], dtype=int),
+            sign=np.array([-1.0 if i.reverse else 1.0 for i in spec.items]),
+            lo=np.array([i.min for i in spec.items], dtype=float),
+            hi=np.array([i.max for i in spec.items], dtype=float),
+            constructs=cn,
+        )
+
+    def family(self, family: str) -> np.ndarray:
+        """Indices of the items of one likelihood family."""
+        if family == "ordinal":
+            return np.array([k for k, s in enumerate(self.scales) if s in ORDINAL_SCALES], dtype=int)
+        return np.array([k for k, s in enumerate(self.scales) if s == family], dtype=int)
+
+    def ordinal_groups(self) -> dict[int, np.ndarray]:
+        """Ordinal items grouped by their number of categories K."""
+        out: dict[int, list[int]] = {}
+        for k in self.family("ordinal"):
+            K = int(round(self.hi[k] - self.lo[k])) + 1
+            out.setdefault(K, []).append(int(k))
+        return {K: np.array(v, dtype=int) for K, v in sorted(out.items())}
+
+    @property
+    def n_categories(self) -> np.ndarray:
+        return np.round(self.hi - self.lo).astype(int) + 1
+
+    @property
+    def all_continuous(self) -> bool:
+        return all(s == "continuous" for s in self.scales)
+
+
+def standardization_of(layout: "ItemLayout") -> dict[str, np.ndarray] | None:
+    """Centre and scale of the continuous items: midpoint and range / 6 of the declared range."""
+    idx = layout.family("continuous")
+    if not idx.size:
+        return None
+    return {"mean": (layout.lo[idx] + layout.hi[idx]) / 2.0, "sd": (layout.hi[idx] - layout.lo[idx]) / 6.0}
+
+
+def _logit(p):
+    return np.log(p) - np.log1p(-p)
+
+
+def _sigmoid(x):
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, dtype=float)))
+
+
+def _default_cutpoint_means(K: int) -> np.ndarray:
+    """Logits of the cumulative shares of K equiprobable categories."""
+    return _logit(np.arange(1, K) / K)
+
+
+# ---------------------------------------------------------------------------
+# generative model in numpy (shared by simulation and predictive checks)
+# ---------------------------------------------------------------------------
+def _lp(params: Mapping[str, np.ndarray], eta: np.ndarray, layout: ItemLayout) -> np.ndarray:
+    """Linear predictor s_i * lambda_i * eta_{f,c(i)}: shape (..., F, I)."""
+    lam = np.asarray(params["loading"])  # (..., I)
+    e = np.take(eta, layout.construct, axis=-1)  # (..., F, I)
+    return e * (layout.sign * lam)[..., None, :]
+
+
+
+def draw_items(
+    params: Mapping[str, np.ndarray],
+    eta: np.ndarray,
+    layout: ItemLayout,
+    rng: np.random.Generator,
+    *,
+    standardization: Mapping[str, np.ndarray] | None = None,
+) -> np.ndarray:
+    """Draw raw item answers from the generative model.
+
+    ``params`` holds arrays with matching leading (sample) axes, ``eta`` has shape
+    (..., F, C).  Returns (..., F, I) answers on each item's raw scale (categories as
+    min..max, percent 0-100, counts, 0/1, continuous on the original scale).
+    """
+    lp = _lp(params, eta, layout)
+    out = np.empty(lp.shape, dtype=float)
+    for K, idx in layout.ordinal_groups().items():
+        cut = np.asarray(params[f"cutpoints_{K}"])  # (..., n, K-1)
+        p_ge = _sigmoid(lp[..., idx][..., None] - cut[..., None, :, :])  # P(y >= k+1)
+        u = rng.random(lp[..., idx].shape)
+        cat = (u[..., None] < p_ge).sum(-1)
+        out[..., idx] = layout.lo[idx] + cat
+    idx = layout.family("percent")
+    if idx.size:
+        a = np.asarray(params["pct_intercept"])[..., None, :]
+        cut = np.asarray(params["pct_cutpoints"])[..., None, :, :]
+        phi = np.asarray(params["pct_precision"])[..., None, :]
+        lin = lp[..., idx] + a
+        p_gt0 = _sigmoid(lin - cut[..., 0])
+        p_one = _sigmoid(lin - cut[..., 1])
+        u = rng.random(lin.shape)
+        mu = _sigmoid(lin)
+        mu = np.clip(mu, 1e-9, 1 - 1e-9)
+        inner = rng.beta(mu * phi, (1 - mu) * phi)
+        v = np.where(u < 1 - p_gt0, 0.0, np.where(u < 1 - p_one, inner, 1.0))
+        out[..., idx] = layout.lo[idx] + v * (layout.hi[idx] - layout.lo[idx])
+    idx = layout.family("count")
+    if idx.size:
+        a = np.asarray(params["count_intercept"])[..., None, :]
+        inv = np.asarray(params["count_inv_dispersion"])[..., None, :]
+        mu = np.exp(np.clip(lp[..., idx] + a, -30, 15))
+        # negative binomial as a gamma-Poisson mixture with shape alpha = 1 / inv
+        alpha = 1.0 / np.maximum(inv, 1e-9)
+        lam = rng.gamma(alpha, mu / alpha)
+        out[..., idx] = rng.poisson(lam)
+    idx = layout.family("binary")
+    if idx.size:
+        a = np.asarray(params["binary_intercept"])[..., None, :]
+        out[..., idx] = (rng.random(lp[..., idx].shape) < _sigmoid(lp[..., idx] + a)).astype(float)
+    idx = layout.family("continuous")
+    if idx.size:
+        a = np.asarray(params["cont_intercept"])[..., None, :]
+        sd = np.asarray(params["cont_sigma"])[..., None, :]
+        z = lp[..., idx] + a + sd * rng.standard_normal(lp[..., idx].shape)
+        if standardization is not None:
+            z = z * standardization["sd"] + standardization["mean"]
+        out[..., idx] = z
+    return out
+
+
+def expected_scaled(
+    params: Mapping[str, np.ndarray],
+    eta: np.ndarray,
+    layout: ItemLayout,
+    *,
+    standardization: Mapping[str, np.ndarray] | None = None,
+    caps: np.ndarray | None = None,
+) -> np.ndarray:
+    """Expected *scaled* item value E[v_fi | eta_f, item parameters], shape (..., F, I).
+
+    The scaling is the deterministic method's (before reverse coding):
+    ordinal (y - min)/(max - min); percent y/100; count E[min(y, cap)]/cap;
+    binary P(y = 1); continuous (E[y] - min)/(max - min) clipped to [0, 1].
+    Reverse coding (1 - v) is applied afterwards by the caller through
+    :func:`smeintl.indices.scale_items` conventions, see :func:`true_scores`.
+    """
+    lp = _lp(params, eta, layout)
+    out = np.empty(lp.shape, dtype=float)
+    for K, idx in layout.ordinal_groups().items():
+        cut = np.asarray(params[f"cutpoints_{K}"])
+        p_ge = _sigmoid(lp[..., idx][..., None] - cut[..., None, :, :])  # (..., F, n, K-1)
+        # E[category] = sum_k P(y >= k)
+        out[..., idx] = p_ge.sum(-1) / (K - 1)
+    idx = layout.family("percent")
+    if idx.size:
+        a = np.asarray(params["pct_intercept"])[..., None, :]
+        cut = np.asarray(params["pct_cutpoints"])[..., None, :, :]
+        lin = lp[..., idx] + a
+        p_gt0 = _sigmoid(lin - cut[..., 0])
+        p_one = _sigmoid(lin - cut[..., 1])
+        out[..., idx] = p_one + (p_gt0 - p_one) * _sigmoid(lin)
+    idx = layout.family("count")
+    if idx.size:
+        from scipy import stats
+
+        a = np.asarray(params["count_intercept"])[..., None, :]
+        inv = np.maximum(np.asarray(params["count_inv_dispersion"])[..., None, :], 1e-9)
+        mu = np.exp(np.clip(lp[..., idx] + a, -30, 15))
+        n = 1.0 / inv
+        p = n / (n + mu)
+        cap = layout.hi[idx] if caps is None else caps
+        res = np.zeros(mu.shape)
+        for j, c in enumerate(np.asarray(cap, dtype=int)):
+            ks = np.arange(c)
+            # E[min(Y, c)] = sum_{k=0}^{c-1} P(Y > k)
+            sf = stats.nbinom.sf(ks, n[..., j, None], p[..., j, None])
+            res[..., j] = sf.sum(-1) / c
+        out[..., idx] = res
+    idx = layout.family("binary")
+    if idx.size:
+        a = np.asarray(params["binary_intercept"])[..., None, :]
+        out[..., idx] = _sigmoid(lp[..., idx] + a)
+    idx = layout.family("continuous")
+    if idx.size:
+        a = np.asarray(params["cont_intercept"])[..., None, :]
+        m = lp[..., idx] + a
+        if standardization is not None:
+            m = m * standardization["sd"] + standardization["mean"]
+        out[..., idx] = np.clip((m - layout.lo[idx]) / (layout.hi[idx] - layout.lo[idx]), 0.0, 1.0)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# the PyMC model
+# ---------------------------------------------------------------------------
+def _prior(pm, name: str, entry: Mapping[str, Any], **kwargs):
+    params = {k: v for k, v in entry.items() if k != "dist"}
+    dist = getattr(pm, str(entry.get("dist", "Normal")))
+    return dist(name, **params, **kwargs)
+
+
+class MeasurementModel:
+    """Generalized latent variable model of a spec's items.
+
+    Parameters
+    ----------
+    spec : Spec
+        The instrument: items, constructs, priors and sampler defaults.
+    group : bool
+        Partially pooled latent means per level of ``spec.group_column``
+        (industry); ``False`` switches the level off.
+    parameterization : {"auto", "latent", "marginal"}
+        ``"marginal"`` integrates the latent scores out (all-continuous
+        instruments only); ``"auto"`` picks it where possible.
+
+    Nothing is built or sampled in the constructor; :meth:`fit` returns the fit.
+    """
+
+    def __init__(self, spec: Spec, *, group: bool = True, parameterization: str = "auto"):
+        if parameterization not in ("auto", "latent", "marginal"):
+            raise ValueError(f"parameterization must be 'auto', 'latent' or 'marginal', got {parameterization!r}")
+        self.spec = spec
+        self.layout = ItemLayout.from_spec(spec)
+        self.group = bool(group) and spec.group_column is not None
+        if parameterization == "marginal" and not self.layout.all_continuous:
+            raise ValueError(
+                "the marginal parameterization needs an all-continuous instrument; "
+                f"this spec has scales {sorted(set(self.layout.scales))}"
+            )
+        if parameterization == "auto":
+            parameterization = "marginal" if self.layout.all_continuous else "latent"
+        self.parameterization = parameterization
+        self._check_priors()
+
+    # ---------------------------------------------------------------- helpers
+    def _check_priors(self) -> None:
+        dists = {self.spec.priors[k].get("dist") for k in ("loading", "loading_count", "loading_continuous")}
+        if len(dists) != 1:
+            raise ValueError(
+                f"priors.loading, priors.loading_count and priors.loading_continuous must use one distribution, got {dists}"
+            )
+
+    def _loading_prior_arrays(self) -> dict[str, np.ndarray]:
+        pri = self.spec.priors
+        key = {"count": "loading_count", "continuous": "loading_continuous"}
+        entries = [pri[key.get(s, "loading")] for s in self.layout.scales]
+        names = [k for k in entries[0] if k != "dist"]
+        return {"dist": entries[0]["dist"], **{n: np.array([float(e[n]) for e in entries]) for n in names}}
+
+    def coords(self, survey) -> dict[str, list]:
+        lay = self.layout
+        c: dict[str, list] = {
+            "firm": list(map(str, survey.items.index)),
+            "item": list(lay.names),
+            "construct": list(lay.constructs),
+        }
+        for K, idx in lay.ordinal_groups().items():
+            c[f"ordinal{K}_item"] = [lay.names[k] for k in idx]
+            c[f"cut{K}"] = list(range(1, K))
+        for fam, pre in (("percent", "pct"), ("count", "count"), ("binary", "binary"), ("continuous", "cont")):
+            idx = lay.family(fam)
+            if idx.size:
+                c[f"{pre}_item"] = [lay.names[k] for k in idx]
+        if lay.family("percent").size:
+            c["pct_cut"] = ["zero", "one"]
+        if len(lay.constructs) > 1:
+            c["construct_"] = list(lay.constructs)
+        if self.group:
+            c["group"] = list(survey.group_names)
+        return c
+
+    def _standardization(self, survey=None) -> dict[str, np.ndarray] | None:
+        """Continuous items are modelled on z = (y - centre) / (range / 6) with the
+        centre and range of the *declared* scale (data-independent, so priors and
+        simulated truths mean the same thing on every data set)."""
+        return standardization_of(self.layout)
+
+    # ---------------------------------------------------------------- build
+    def build(self, survey):
+        """Build the PyMC model for a survey (no sampling)."""
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        lay = self.layout
+        pri = self.spec.priors
+        X = survey.items[list(lay.names)].to_numpy(dtype=float)
+        F, I = X.shape
+        C = len(lay.constructs)
+        coords = self.coords(survey)
+        std = self._standardization(survey)
+
+        with pm.Model(coords=coords) as model:
+            lp_pri = self._loading_prior_arrays()
+            loading = _prior(pm, "loading", lp_pri, dims="item")
+            # latent correlation
+            if C > 1:
+                corr = pm.LKJCorr("corr_raw", n=C, eta=float(pri["lkj_eta"]["eta"]), return_matrix=True)
+                pm.Deterministic("corr", corr, dims=("construct", "construct_"))
+                chol = pt.linalg.cholesky(corr)
+            else:
+                chol = pt.ones((1, 1))
+            # group means
+            if self.group:
+                G = len(survey.group_names)
+                gidx = np.asarray(survey.groups, dtype=int)
+                tau = _prior(pm, "group_sd", pri["group_sd"], dims="construct")
+                gz = pm.ZeroSumNormal("group_z", sigma=1.0, dims=("group", "construct"), n_zerosum_axes=1)
+                gmean = pm.Deterministic("group_mean", gz * tau, dims=("group", "construct"))
+                mu_f = gmean[gidx]
+            else:
+                G = 0
+                mu_f = pt.zeros((F, C))
+
+            if self.parameterization == "latent":
+                z = pm.Normal("z", 0.0, 1.0, dims=("firm", "construct"))
+                eta = pm.Deterministic("eta", mu_f + z @ chol.T, dims=("firm", "construct"))
+                self._likelihoods(pm, pt, X, eta, loading, std)
+            else:
+                self._marginal_likelihood(pm, pt, X, mu_f, chol, loading, std)
+        model._smeintl_std = std  # type: ignore[attr-defined]
+        return model
+
+    def _likelihoods(self, pm, pt, X, eta, loading, std):
+        lay = self.layout
+        pri = self.spec.priors
+        sign = lay.sign
+
+        def cells(idx):
+            sub = X[:, idx]
+            f, j = np.nonzero(~np.isnan(sub))
+            return f, j, sub[f, j]
+
+        def lin(idx, f, j):
+            items = idx[j]
+            return eta[f, lay.construct[items]] * (loading[items] * sign[items])
+
+        for K, idx in lay.ordinal_groups().items():
+            mu0 = np.tile(_default_cutpoint_means(K), (idx.size, 1))
+            cut = pm.Normal(
+                f"cutpoints_{K}",
+                mu=mu0,
+                sigma=float(pri["cutpoint_sd"]["sigma"]),
+                dims=(f"ordinal{K}_item", f"cut{K}"),
+                transform=pm.distributions.transforms.ordered,
+            )
+            f, j, y = cells(idx)
+            if f.size:
+                y = (y - lay.lo[idx][j]).astype(int)
+                pm.OrderedLogistic(
+                    f"y_ordinal{K}", eta=lin(idx, f, j), cutpoints=cut[j], observed=y, compute_p=False
+                )
+        idx = lay.family("percent")
+        if idx.size:
+            a = _prior(pm, "pct_intercept", pri["intercept"], dims="pct_item")
+            pc = pri["percent_cutpoints"]
+            mu0 = np.tile(np.asarray(pc["mu"], dtype=float), (idx.size, 1))
+            cut = pm.Normal(
+                "pct_cutpoints",
+                mu=mu0,
+                sigma=float(pc["sigma"]),
+                dims=("pct_item", "pct_cut"),
+                transform=pm.distributions.transforms.ordered,
+            )
+            phi = _prior(pm, "pct_precision", pri["precision"], dims="pct_item")
+            f, j, y = cells(idx)
+            v = (y - lay.lo[idx][j]) / (lay.hi[idx][j] - lay.lo[idx][j])
+            cat = np.where(v <= 0, 0, np.where(v >= 1, 2, 1))
+            linp = lin(idx, f, j) + a[j]
+            pm.OrderedLogistic("y_percent_cat", eta=linp, cutpoints=cut[j], observed=cat, compute_p=False)
+            inner = cat == 1
+            if inner.any():
+                mu = pm.math.sigmoid(linp[np.nonzero(inner)[0]])
+                ji = j[inner]
+                pm.Beta("y_percent_value", mu=mu, nu=phi[ji], observed=v[inner])
+        idx = lay.family("count")
+        if idx.size:
+            caps = lay.hi[idx]
+            a = pm.Normal(
+                "count_intercept",
+                mu=np.log(np.maximum(caps / 2.0, 1.0)),
+                sigma=float(pri["count_intercept_sd"]["sigma"]),
+                dims="count_item",
+            )
+            inv = _prior(pm, "count_inv_dispersion", pri["inv_dispersion"], dims="count_item")
+            f, j, y = cells(idx)
+            mu = pt.exp(lin(idx, f, j) + a[j])
+            pm.NegativeBinomial("y_count", mu=mu, alpha=1.0 / inv[j], observed=y.astype(int))
+        idx = lay.family("binary")
+        if idx.size:
+            a = _prior(pm, "binary_intercept", pri["intercept"], dims="binary_item")
+            f, j, y = cells(idx)
+            pm.Bernoulli("y_binary", logit_p=lin(idx, f, j) + a[j], observed=y.astype(int))
+        idx = lay.family("continuous")
+        if idx.size:
+            a = pm.Normal("cont_intercept", 0.0, 1.0, dims="cont_item")
+            sd = _prior(pm, "cont_sigma", pri["residual_sd"], dims="cont_item")
+            f, j, y = cells(idx)
+            ys = (y - std["mean"][j]) / std["sd"][j]
+            pm.Normal("y_continuous", mu=lin(idx, f, j) + a[j], sigma=sd[j], observed=ys)
+
+    def _marginal_likelihood(self, pm, pt, X, mu_f, chol, loading, std):
+        lay = self.layout
+        pri = self.spec.priors
+        I = X.shape[1]
+        C = len(lay.constructs)
+        a = pm.Normal("cont_intercept", 0.0, 1.0, dims="cont_item")
+        sd = _prior(pm, "cont_sigma", pri["residual_sd"], dims="cont_item")
+        Z = (X - std["mean"]) / std["sd"]
+        onehot = np.zeros((I, C))
+        onehot[np.arange(I), lay.construct] = 1.0
+        Lam = onehot * (loading * lay.sign)[:, None]  # (I, C)
+        R = chol @ chol.T
+        cov = Lam @ R @ Lam.T + pt.diag(sd**2)
+        mean = a + mu_f @ Lam.T  # (F, I)
+        obs = ~np.isnan(Z)
+        patterns: dict[bytes, list[int]] = {}
+        for f in range(Z.shape[0]):
+            if obs[f].any():
+                patterns.setdefault(obs[f].tobytes(), []).append(f)
+        self._patterns = []
+        for k, (key, firms) in enumerate(patterns.items()):
+            m = np.frombuffer(key, dtype=bool)
+            cols = np.nonzero(m)[0]
+            rows = np.array(firms)
+            self._patterns.append((rows, cols))
+            pm.MvNormal(
+                f"y_mvn{k}",
+                mu=mean[rows][:, cols],
+                cov=cov[cols][:, cols],
+                observed=Z[np.ix_(rows, cols)],
+            )
+
+    # ---------------------------------------------------------------- fit
+    def fit(
+        self,
+        survey,
+        *,
+        draws: int | None = None,
+        tune: int | None = None,
+        chains: int | None = None,
+        random_seed: int = 0,
+        sampler: str | None = None,
+        target_accept: float | None = None,
+        cores: int | None = None,
+        progressbar: bool = True,
+        log_likelihood: bool = True,
+        posterior_predictive: bool = True,
+    ):
+        """Sample the posterior and return an :class:`arviz.InferenceData`.
+
+        The result holds the posterior (with latent scores ``eta``), a posterior
+        predictive survey for every item, the per-firm log-likelihood (``firm``),
+        the observed data, and attrs recording the spec text, data hash, seed,
+        sampler, package versions and the diagnostics verdict.
+        """
+        import arviz as az
+        import pymc as pm
+
+        if random_seed is None:
+            raise ValueError("random_seed is required: every fit takes an explicit seed")
+        s = self.spec.sampler
+        draws = int(draws or s["draws"])
+        tune = int(tune if tune is not None else s["tune"])
+        chains = int(chains or s["chains"])
+        target_accept = float(target_accept or s["target_accept"])
+        sampler = sampler or s["sampler"]
+        if sampler == "auto":
+            sampler = "nutpie" if _has_nutpie() else "pymc"
+        if sampler not in ("pymc", "nutpie"):
+            raise ValueError(f"sampler must be 'pymc', 'nutpie' or 'auto', got {sampler!r}")
+        t0 = time.perf_counter()
+        model = self.build(survey)
+        t_build = time.perf_counter() - t0
+        with model, warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=UserWarning, module="pymc")
+            warnings.filterwarnings("ignore", category=FutureWarning)
+            warnings.filterwarnings("ignore", category=RuntimeWarning)
+            kw: dict[str, Any] = dict(
+                draws=draws,
+                tune=tune,
+                chains=chains,
+                random_seed=int(random_seed),
+                progressbar=progressbar,
+                compute_convergence_checks=False,
+                cores=cores if cores is not None else min(chains, 2),
+            )
+            kw["target_accept"] = target_accept
+            if sampler == "nutpie":
+                kw["nuts_sampler"] = "nutpie"
+            t1 = time.perf_counter()
+            idata = pm.sample(**kw)
+            t_sample = time.perf_counter() - t1
+            if log_likelihood:
+                self._add_firm_loglik(model, idata, survey)
+        std = getattr(model, "_smeintl_std", None)
+        if self.parameterization == "marginal":
+            self._add_marginal_eta(idata, survey, std, random_seed)
+        if posterior_predictive:
+            self._add_posterior_predictive(idata, survey, std, random_seed)
+        self._add_observed(idata, survey)
+        diag = diagnose(idata)
+        idata.attrs.update(
+            self._attrs(survey, random_seed, sampler, draws, tune, chains, target_accept, std)
+            | {
+                "diagnostics": json.dumps(diag.to_dict()),
+                "failed": int(diag.failed),
+                "timing": json.dumps({"build_s": t_build, "sample_s": t_sample}),
+            }
+        )
+        return idata
+
+    # ---------------------------------------------------------------- fit parts
+    def _attrs(self, survey, seed, sampler, draws, tune, chains, target_accept, std) -> dict[str, Any]:
+        a = {
+            "smeintl_fit": 1,
+            "spec_text": self.spec.text,
+            "spec_source": str(self.spec.source),
+            "spec_hash": self.spec.hash,
+            "data_hash": survey.data_hash,
+            "data_source": str(survey.source),
+            "random_seed": int(seed),
+            "sampler": sampler,
+            "parameterization": self.parameterization,
+            "group": int(self.group),
+            "draws": draws,
+            "tune": tune,
+            "chains": chains,
+            "target_accept": target_accept,
+            "versions": json.dumps(versions()),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        if std is not None:
+            a["standardization"] = json.dumps({k: v.tolist() for k, v in std.items()})
+        return a
+
+    def _add_firm_loglik(self, model, idata, survey) -> None:
+        """Per-firm log-likelihood (sum over the firm's observed answers), for LOO."""
+        import pymc as pm
+        import xarray as xr
+
+        ll = pm.compute_log_likelihood(idata, model=model, extend_inferencedata=False, progressbar=False)
+        X = survey.items[list(self.layout.names)].to_numpy(dtype=float)
+        F = X.shape[0]
+        nc, nd = idata.posterior.sizes["chain"], idata.posterior.sizes["draw"]
+        total = np.zeros((nc, nd, F))
+        for var, firm_of_cell in self._cell_firms(X).items():
+            if var not in ll:
+                continue
+            vals = ll[var].values.reshape(nc, nd, -1)
+            np.add.at(total, (slice(None), slice(None), firm_of_cell), vals)
+        da = xr.DataArray(
+            total,
+            dims=("chain", "draw", "firm"),
+            coords={"chain": idata.posterior.chain, "draw": idata.posterior.draw, "firm": list(survey.items.index)},
+        )
+        idata.add_groups({"log_likelihood": xr.Dataset({"firm": da})})
+
+    def _cell_firms(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        """For each observed variable, the firm of each of its cells (in model order)."""
+        lay = self.layout
+        out: dict[str, np.ndarray] = {}
+        if self.parameterization == "marginal":
+            for k, (rows, _cols) in enumerate(self._patterns):
+                out[f"y_mvn{k}"] = rows
+            return out
+
+        def firms(idx):
+            f, _j = np.nonzero(~np.isnan(X[:, idx]))
+            return f
+
+        for K, idx in lay.ordinal_groups().items():
+            out[f"y_ordinal{K}"] = firms(idx)
+        idx = lay.family("percent")
+        if idx.size:
+            sub = X[:, idx]
+            f, j = np.nonzero(~np.isnan(sub))
+            out["y_percent_cat"] = f
+            v = (sub[f, j] - lay.lo[idx][j]) / (lay.hi[idx][j] - lay.lo[idx][j])
+            out["y_percent_value"] = f[(v > 0) & (v < 1)]
+        for fam, var in (("count", "y_count"), ("binary", "y_binary"), ("continuous", "y_continuous")):
+            idx = lay.family(fam)
+            if idx.size:
+                out[var] = firms(idx)
+        return out
+
+    def _add_marginal_eta(self, idata, survey, std, seed) -> None:
+        """Draw latent scores from their exact conditional normal given y and parameters."""
+        import xarray as xr
+
+        lay = self.layout
+        post = idata.posterior
+        nc, nd = post.sizes["chain"], post.sizes["draw"]
+        P = posterior_params(idata, self.spec)
+        S = P["loading"].shape[0]
+        C = len(lay.constructs)
+        X = survey.items[list(lay.names)].to_numpy(dtype=float)
+        Z = (X - std["mean"]) / std["sd"]
+        obs = ~np.isnan(Z)
+        F, I = Z.shape
+        onehot = np.zeros((I, C))
+        onehot[np.arange(I), lay.construct] = 1.0
+        rng = np.random.default_rng([int(seed), 2])
+        R = P["corr"] if C > 1 else np.ones((S, 1, 1))
+        mu_f = P["group_mean"][:, np.asarray(survey.groups)] if self.group else np.zeros((S, F, C))
+        eta = np.empty((S, F, C))
+        for s in range(S):
+            Lam = onehot * (P["loading"][s] * lay.sign)[:, None]
+            Rinv = np.linalg.inv(R[s])
+            psi = P["cont_sigma"][s] ** 2
+            for f in range(F):
+                o = obs[f]
+                prec = Rinv + Lam[o].T @ (Lam[o] / psi[o][:, None])
+                cov = np.linalg.inv(prec)
+                m = cov @ (Rinv @ mu_f[s, f] + Lam[o].T @ ((Z[f, o] - P["cont_intercept"][s][o]) / psi[o]))
+                eta[s, f] = rng.multivariate_normal(m, cov)
+        da = xr.DataArray(
+            eta.reshape(nc, nd, F, C),
+            dims=("chain", "draw", "firm", "construct"),
+            coords={"chain": post.chain, "draw": post.draw, "firm": list(survey.items.index),
+                    "construct": list(lay.constructs)},
+        )
+        idata.posterior["eta"] = da
+
+    def _add_posterior_predictive(self, idata, survey, std, seed) -> None:
+        """Replicated surveys y_rep, one per posterior draw, every firm and item."""
+        import xarray as xr
+
+        post = idata.posterior
+        nc, nd = post.sizes["chain"], post.sizes["draw"]
+        P = posterior_params(idata, self.spec)
+        rng = np.random.default_rng([int(seed), 1])
+        Y = draw_items(P, P["eta"], self.layout, rng, standardization=std)
+        F = Y.shape[1]
+        Y = Y.reshape(nc, nd, F, -1)
+        ds = xr.Dataset(
+            {
+                name: xr.DataArray(Y[..., k].astype(np.float32), dims=("chain", "draw", "firm"))
+                for k, name in enumerate(self.layout.names)
+            },
+            coords={"chain": post.chain, "draw": post.draw, "firm": list(survey.items.index)},
+        )
+        if "posterior_predictive" in idata.groups():
+            del idata.posterior_predictive
+        idata.add_groups({"posterior_predictive": ds})
+
+    def _add_observed(self, idata, survey) -> None:
+        import xarray as xr
+
+        X = survey.items[list(self.layout.names)]
+        ds = xr.Dataset(
+            {name: xr.DataArray(X[name].to_numpy(dtype=float), dims=("firm",)) for name in self.layout.names},
+            coords={"firm": list(X.index)},
+        )
+        if self.group:
+            ds["group"] = xr.DataArray(np.asarray(survey.groups, dtype=int), dims=("firm",))
+        if "observed_data" in idata.groups():
+            del idata.observed_data
+        idata.add_groups({"observed_data": ds})
+
+    # ---------------------------------------------------------------- prior predictive
+    def prior_predictive(self, survey, *, draws: int = 500, random_seed: int = 0) -> dict[str, Any]:
+        """Draw surveys from the prior predictive (same firms, groups and missingness).
+
+        Returns a dict with ``params`` (prior draws), ``eta`` and ``items`` (draws, F, I).
+        """
+        import pymc as pm
+
+        model = self.build(survey)
+        names = [v.name for v in model.free_RVs] + [d.name for d in model.deterministics]
+        with model, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pri = pm.sample_prior_predictive(draws=draws, var_names=names, random_seed=int(random_seed))
+        P = posterior_params(pri, self.spec, group="prior")
+        std = getattr(model, "_smeintl_std", None)
+        if "eta" not in P:
+            rng0 = np.random.default_rng([int(random_seed), 3])
+            C = len(self.layout.constructs)
+            R = P["corr"] if C > 1 else np.ones((draws, 1, 1))
+            L = np.linalg.cholesky(R)
+            z = rng0.standard_normal((draws, survey.n_firms, C))
+            mu = P["group_mean"][:, np.asarray(survey.groups)] if self.group else 0.0
+            P["eta"] = mu + np.einsum("sij,sfj->sfi", L, z)
+        rng = np.random.default_rng([int(random_seed), 4])
+        Y = draw_items(P, P["eta"], self.layout, rng, standardization=std)
+        return {"params": P, "eta": P["eta"], "items": Y}
+
+
+# ---------------------------------------------------------------------------
+# posterior access, diagnostics, summaries, persistence
+# ---------------------------------------------------------------------------
+_PARAM_VARS = (
+    "loading",
+    "pct_intercept",
+    "pct_cutpoints",
+    "pct_precision",
+    "count_intercept",
+    "count_inv_dispersion",
+    "binary_intercept",
+    "cont_intercept",
+    "cont_sigma",
+    "corr",
+    "group_sd",
+    "group_mean",
+    "eta",
+)
+
+
+def posterior_params(idata, spec: Spec | None = None, group: str = "posterior") -> dict[str, np.ndarray]:
+    """Model parameters as numpy arrays with one leading sample axis (chain x draw stacked)."""
+    ds = getattr(idata, group)
+    out: dict[str, np.ndarray] = {}
+    for name in list(_PARAM_VARS) + [v for v in ds.data_vars if str(v).startswith("cutpoints_")]:
+        if name in ds:
+            a = ds[name].values
+            out[name] = a.reshape((-1,) + a.shape[2:])
+    return out
+
+
+@dataclass(frozen=True)
+class Diagnostics:
+    """Convergence diagnostics of a fit and the verdict against :data:`THRESHOLDS`."""
+
+    max_rhat: float
+    min_ess_bulk: float
+    min_ess_tail: float
+    divergences: int
+    min_ebfmi: float
+    n_draws: int
+    worst: dict[str, str] = field(default_factory=dict)
+    problems: tuple[str, ...] = ()
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.problems)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "max_rhat": self.max_rhat,
+            "min_ess_bulk": self.min_ess_bulk,
+            "min_ess_tail": self.min_ess_tail,
+            "divergences": self.divergences,
+            "min_ebfmi": self.min_ebfmi,
+            "n_draws": self.n_draws,
+            "worst": self.worst,
+            "problems": list(self.problems),
+            "failed": self.failed,
+            "thresholds": THRESHOLDS,
+        }
+
+    def text(self) -> str:
+        head = (
+            "DIAGNOSTICS FAILED - do not trust this fit:" if self.failed else "Diagnostics passed:"
+        )
+        lines = [
+            head,
+            f"  max R-hat       {self.max_rhat:8.4f}  (threshold {THRESHOLDS['rhat']})",
+            f"  min bulk ESS    {self.min_ess_bulk:8.0f}  (threshold {THRESHOLDS['ess_bulk']})",
+            f"  min tail ESS    {self.min_ess_tail:8.0f}  (threshold {THRESHOLDS['ess_tail']})",
+            f"  divergences     {self.divergences:8d}  (threshold 0)",
+            f"  min E-BFMI      {self.min_ebfmi:8.3f}  (threshold {THRESHOLDS['ebfmi']})",
+        ]
+        lines += [f"  ! {p}" for p in self.problems]
+        return "\n".join(lines)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Diagnostics":
+        return cls(
+            float(d["max_rhat"]),
+            float(d["min_ess_bulk"]),
+            float(d["min_ess_tail"]),
+            int(d["divergences"]),
+            float(d["min_ebfmi"]),
+            int(d.get("n_draws", 0)),
+            dict(d.get("worst", {})),
+            tuple(d.get("problems", ())),
+        )
+
+
+_DIAG_SKIP = ("corr_raw", "group_z", "z")
+
+
+def diagnose(idata, var_names: list[str] | None = None) -> Diagnostics:
+    """R-hat, bulk/tail ESS, divergences and E-BFMI of a fit, with a pass/fail verdict.
+
+    Checked over every reported parameter (loadings, cutpoints, intercepts,
+    correlation, group means and sds, latent scores ``eta``); the internal
+    non-centred variables are implied by these.
+    """
+    import arviz as az
+
+    post = idata.posterior
+    if var_names is None:
+        var_names = [v for v in post.data_vars if v not in _DIAG_SKIP and not str(v).endswith("__")]
+    sub = post[var_names]
+    # the diagonal of a correlation matrix is constant 1: leave it out
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rhat = az.rhat(sub)
+        essb = az.ess(sub, method="bulk")
+        esst = az.ess(sub, method="tail")
+
+    def extreme(ds, fn):
+        best_v, best_n = None, ""
+        for name, da in ds.data_vars.items():
+            vals = np.asarray(da.values, dtype=float).ravel()
+            vals = vals[np.isfinite(vals)]
+            if not vals.size:
+                continue
+            v = fn(vals)
+            if best_v is None or (fn is np.max and v > best_v) or (fn is np.min and v < best_v):
+                best_v, best_n = float(v), str(name)
+        return (best_v if best_v is not None else float("nan")), best_n
+
+    max_rhat, w_rhat = extreme(rhat, np.max)
+    min_essb, w_essb = extreme(essb, np.min)
+    min_esst, w_esst = extreme(esst, np.min)
+    ss = getattr(idata, "sample_stats", None)
+    div = int(ss["diverging"].values.sum()) if ss is not None and "diverging" in ss else 0
+    try:
+        ebfmi = float(np.min(az.bfmi(idata)))
+    except Exception:  # noqa: BLE001 - samplers without energy stats
+        ebfmi = float("nan")
+    n_draws = int(post.sizes["chain"] * post.sizes["draw"])
+    problems = []
+    if not (max_rhat <= THRESHOLDS["rhat"]):
+        problems.append(f"R-hat {max_rhat:.3f} > {THRESHOLDS['rhat']} (worst: {w_rhat}): chains disagree")
+    if not (min_essb >= THRESHOLDS["ess_bulk"]):
+        problems.append(f"bulk ESS {min_essb:.0f} < {THRESHOLDS['ess_bulk']} (worst: {w_essb}): too few effective draws")
+    if not (min_esst >= THRESHOLDS["ess_tail"]):
+        problems.append(f"tail ESS {min_esst:.0f} < {THRESHOLDS['ess_tail']} (worst: {w_esst}): intervals unreliable")
+    if div > THRESHOLDS["divergences"]:
+        problems.append(f"{div} divergent transitions: the sampler missed part of the posterior")
+    if np.isfinite(ebfmi) and ebfmi < THRESHOLDS["ebfmi"]:
+        problems.append(f"E-BFMI {ebfmi:.2f} < {THRESHOLDS['ebfmi']}: poor exploration of the energy")
+    return Diagnostics(
+        max_rhat, min_essb, min_esst, div, ebfmi, n_draws,
+        {"rhat": w_rhat, "ess_bulk": w_essb, "ess_tail": w_esst}, tuple(problems),
+    )
+
+
+def fit_diagnostics(idata) -> Diagnostics:
+    """The diagnostics stored in a fit's attrs (computed at fit time)."""
+    if "diagnostics" in idata.attrs:
+        return Diagnostics.from_dict(json.loads(idata.attrs["diagnostics"]))
+    return diagnose(idata)
+
+
+def versions() -> dict[str, str]:
+    """Versions of the packages a fit depends on."""
+    import importlib.metadata as md
+    import platform
+
+    out = {"python": platform.python_version()}
+    for pkg in ("smeintl", "pymc", "pytensor", "arviz", "numpy", "scipy", "pandas", "xarray", "nutpie"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def _has_nutpie() -> bool:
+    try:
+        import nutpie  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def save_fit(idata, path: str | Path, *, overwrite: bool = False) -> Path:
+    """Write a fit to one netCDF file (atomically: temp file, then rename)."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True (CLI: --force) to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    idata.to_netcdf(str(tmp), engine="h5netcdf")
+    tmp.replace(path)
+    return path
+
+
+def load_fit(path: str | Path, spec: Spec | None = None, survey=None):
+    """Read a fit; refuse it when its spec or data hash differ from those given.
+
+    Returns ``(idata, model)`` where ``model`` is the :class:`MeasurementModel`
+    rebuilt from the spec text stored in the file.
+    """
+    import arviz as az
+
+    path = Path(path)
+    if not path.exists():
+        raise FitError(f"{path}: file not found")
+    try:
+        idata = az.from_netcdf(str(path), engine="h5netcdf")
+    except Exception as exc:  # noqa: BLE001
+        raise FitError(f"{path}: not a readable fit file ({exc})") from None
+    if "spec_text" not in idata.attrs:
+        raise FitError(f"{path}: not an smeintl fit (no spec in its attributes)")
+    stored = parse_spec(idata.attrs["spec_text"], source=f"{path} (stored spec)")
+    if spec is not None and spec.hash != stored.hash:
+        raise FitError(
+            f"{path}: the fit was made with a different spec (stored hash {stored.hash[:12]}, "
+            f"given {spec.source} hash {spec.hash[:12]}); refit or pass the matching spec"
+        )
+    if survey is not None and survey.data_hash != idata.attrs.get("data_hash"):
+        raise FitError(
+            f"{path}: the fit was made on different data (stored data hash {str(idata.attrs.get('data_hash'))[:12]}, "
+            f"given {survey.source} hash {survey.data_hash[:12]}); refit on this data"
+        )
+    model = MeasurementModel(
+        stored, group=bool(int(idata.attrs.get("group", 1))), parameterization=str(idata.attrs.get("parameterization", "auto"))
+    )
+    return idata, model
+
+
+def fit_standardization(idata) -> dict[str, np.ndarray] | None:
+    s = idata.attrs.get("standardization")
+    if not s:
+        return None
+    return {k: np.asarray(v) for k, v in json.loads(s).items()}
+
+
+# ---------------------------------------------------------------------------
+# summaries
+# ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FitSummary:
+    """Parameter tables of a fit (each a DataFrame) and its diagnostics."""
+
+    loadings: pd.DataFrame
+    cutpoints: pd.DataFrame
+    correlation: pd.DataFrame
+    group_means: pd.DataFrame
+    latent_scores: pd.DataFrame
+    reliability: pd.DataFrame
+    diagnostics: Diagnostics
+
+    def text(self) -> str:
+        fmt = lambda df: df.to_string(float_format=lambda x: f"{x:.3f}")  # noqa: E731
+        parts = [self.diagnostics.text(), "", "Loadings (raw and standardized):", fmt(self.loadings)]
+        if len(self.correlation):
+            parts += ["", "Latent correlation:", fmt(self.correlation)]
+        if len(self.group_means):
+            parts += ["", "Group latent means:", fmt(self.group_means)]
+        if len(self.reliability):
+            parts += ["", "Reliability:", fmt(self.reliability)]
+        parts += ["", f"Latent scores: {len(self.latent_scores)} rows (firm x construct); first rows:",
+                  fmt(self.latent_scores.head(6))]
+        return "\n".join(parts)
+
+
+def _interval(a: np.ndarray, prob: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
+    lo = (1 - prob) / 2
+    return np.quantile(a, lo, axis=0), np.quantile(a, 1 - lo, axis=0)
+
+
+def summarize_fit(idata, spec: Spec | None = None, prob: float = 0.9) -> FitSummary:
+    """Loadings (raw and standardized), cutpoints, correlation, group means,
+    latent scores with ``prob`` intervals and reliability (omega where defined).
+
+    Standardized loadings use the latent-response formulation with within-group
+    latent variance 1: lambda / sqrt(lambda^2 + v) with residual variance v = pi^2/3
+    for logit-type items (ordinal, percent, binary), sigma^2 for continuous items and
+    the lognormal approximation log(1 + 1/mu + 1/alpha) for counts (mu at eta = 0).
+    """
+    spec = spec or parse_spec(idata.attrs["spec_text"])
+    lay = ItemLayout.from_spec(spec)
+    P = posterior_params(idata, spec)
+    lam = P["loading"]
+    resid = np.full(lam.shape, np.pi**2 / 3)
+    for fam, key in (("count", "count"), ("continuous", "cont")):
+        idx = lay.family(fam)
+        if not idx.size:
+            continue
+        if fam == "continuous":
+            resid[:, idx] = P["cont_sigma"] ** 2
+        else:
+            mu = np.exp(P["count_intercept"])
+            resid[:, idx] = np.log1p(1.0 / mu + P["count_inv_dispersion"])
+    std = lam / np.sqrt(lam**2 + resid)
+    lo, hi = _interval(lam, prob)
+    slo, shi = _interval(std, prob)
+    loadings = pd.DataFrame(
+        {
+            "construct": [lay.constructs[c] for c in lay.construct],
+            "scale": lay.scales,
+            "reverse": lay.sign < 0,
+            "mean": lam.mean(0),
+            "lo": lo,
+            "hi": hi,
+            "std_mean": std.mean(0),
+            "std_lo": slo,
+            "std_hi": shi,
+        },
+        index=pd.Index(lay.names, name="item"),
+    )
+    rows = []
+    for K, idx in lay.ordinal_groups().items():
+        cut = P[f"cutpoints_{K}"]
+        for j, k in enumerate(idx):
+            for c in range(K - 1):
+                v = cut[:, j, c]
+                rows.append((lay.names[k], c + 1, v.mean(), *np.quantile(v, [(1 - prob) / 2, (1 + prob) / 2])))
+    cutpoints = pd.DataFrame(rows, columns=["item", "cutpoint", "mean", "lo", "hi"])
+    C = len(lay.constructs)
+    crow = []
+    if "corr" in P:
+        for a in range(C):
+            for b in range(a + 1, C):
+                v = P["corr"][:, a, b]
+                crow.append((lay.constructs[a], lay.constructs[b], v.mean(), *np.quantile(v, [(1 - prob) / 2, (1 + prob) / 2]), float((v > 0).mean())))
+    correlation = pd.DataFrame(crow, columns=["construct_a", "construct_b", "mean", "lo", "hi", "p_positive"])
+    grows = []
+    if "group_mean" in P:
+        names = list(idata.posterior["group_mean"].coords["group"].values)
+        for g, gname in enumerate(names):
+            for c, cname in enumerate(lay.constructs):
+                v = P["group_mean"][:, g, c]
+                grows.append((gname, cname, v.mean(), *np.quantile(v, [(1 - prob) / 2, (1 + prob) / 2])))
+    group_means = pd.DataFrame(grows, columns=["group", "construct", "mean", "lo", "hi"])
+    eta = P["eta"]
+    firms = list(idata.posterior["eta"].coords["firm"].values)
+    elo, ehi = _interval(eta, prob)
+    latent = pd.DataFrame(
+        {
+            "firm_id": np.repeat(firms, C),
+            "construct": np.tile(lay.constructs, len(firms)),
+            "mean": eta.mean(0).ravel(),
+            "sd": eta.std(0).ravel(),
+            "lo": elo.ravel(),
+            "hi": ehi.ravel(),
+        }
+    )
+    rel = []
+    for c, cname in enumerate(lay.constructs):
+        idx = np.nonzero(lay.construct == c)[0]
+        if all(lay.scales[k] == "continuous" for k in idx):
+            cidx = {k: j for j, k in enumerate(lay.family("continuous"))}
+            ls = lam[:, idx].sum(1) ** 2
+            ps = P["cont_sigma"][:, [cidx[k] for k in idx]] ** 2
+            om = ls / (ls + ps.sum(1))
+            rel.append((cname, "omega", om.mean(), *np.quantile(om, [(1 - prob) / 2, (1 + prob) / 2])))
+        else:
+            # latent-response omega on the standardized loadings
+            sl = std[:, idx]
+            om = sl.sum(1) ** 2 / (sl.sum(1) ** 2 + (1 - sl**2).sum(1))
+            rel.append((cname, "omega_latent_response", om.mean(), *np.quantile(om, [(1 - prob) / 2, (1 + prob) / 2])))
+    reliability = pd.DataFrame(rel, columns=["construct", "measure", "mean", "lo", "hi"])
+    return FitSummary(loadings, cutpoints, correlation, group_means, latent, reliability, fit_diagnostics(idata))
