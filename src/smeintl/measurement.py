@@ -286,6 +286,59 @@ def expected_scaled(
 # ---------------------------------------------------------------------------
 # the PyMC model
 # ---------------------------------------------------------------------------
+def lkj_cpc_alpha(C: int, eta: float) -> np.ndarray:
+    """Beta parameters of the canonical partial correlations under LKJ(eta).
+
+    With the vine construction of Lewandowski, Kurowicka & Joe (2009), the partial
+    correlations of column i (0-based) are independent, (cpc + 1) / 2 ~
+    Beta(a_i, a_i) with a_i = eta + (C - 2 - i) / 2; for C = 2 this is the familiar
+    (r + 1) / 2 ~ Beta(eta, eta).  Returned in the order of the strictly lower
+    triangle, column by column.
+    """
+    out = []
+    for i in range(C - 1):
+        out += [eta + (C - 2 - i) / 2.0] * (C - 1 - i)
+    return np.array(out)
+
+
+def _lkj_cholesky(pm, pt, C: int, eta: float):
+    """Cholesky factor of a C x C correlation matrix with an LKJ(eta) prior.
+
+    Built from canonical partial correlations (a closed-form map, no matrix
+    decomposition in the gradient): L[0, 0] = 1, L[j, i] = z[j, i] * sqrt(1 -
+    sum_{k<i} L[j, k]^2), L[j, j] = sqrt(1 - sum_{k<j} L[j, k]^2).
+    """
+    alpha = lkj_cpc_alpha(C, eta)
+    u = pm.Beta("corr_cpc", alpha=alpha, beta=alpha, shape=len(alpha))
+    z = 2.0 * u - 1.0
+    L = pt.zeros((C, C))
+    L = pt.set_subtensor(L[0, 0], 1.0)
+    k = 0
+    rows: dict[int, list] = {j: [] for j in range(C)}
+    for i in range(C - 1):
+        for j in range(i + 1, C):
+            prev = rows[j]
+            rem = 1.0 - sum(x**2 for x in prev) if prev else 1.0
+            val = z[k] * pt.sqrt(rem)
+            rows[j].append(val)
+            L = pt.set_subtensor(L[j, i], val)
+            k += 1
+    for j in range(1, C):
+        L = pt.set_subtensor(L[j, j], pt.sqrt(1.0 - sum(x**2 for x in rows[j])))
+    return L
+
+
+def _pattern_groups(Z: np.ndarray, groups: np.ndarray):
+    """Yield (observed columns, group, rows) for each missingness pattern x group."""
+    obs = ~np.isnan(Z)
+    keys: dict[tuple[bytes, int], list[int]] = {}
+    for f in range(Z.shape[0]):
+        if obs[f].any():
+            keys.setdefault((obs[f].tobytes(), int(groups[f])), []).append(f)
+    for (key, g), rows in keys.items():
+        yield np.nonzero(np.frombuffer(key, dtype=bool))[0], g, np.asarray(rows)
+
+
 def _prior(pm, name: str, entry: Mapping[str, Any], **kwargs):
     params = {k: v for k, v in entry.items() if k != "dist"}
     dist = getattr(pm, str(entry.get("dist", "Normal")))
@@ -381,15 +434,15 @@ class MeasurementModel:
         C = len(lay.constructs)
         coords = self.coords(survey)
         std = self._standardization(survey)
+        self._group_codes = np.asarray(survey.groups, dtype=int) if self.group else np.zeros(F, dtype=int)
 
         with pm.Model(coords=coords) as model:
             lp_pri = self._loading_prior_arrays()
             loading = _prior(pm, "loading", lp_pri, dims="item")
-            # latent correlation
+            # latent correlation (LKJ prior through canonical partial correlations)
             if C > 1:
-                corr = pm.LKJCorr("corr_raw", n=C, eta=float(pri["lkj_eta"]["eta"]), return_matrix=True)
-                pm.Deterministic("corr", corr, dims=("construct", "construct_"))
-                chol = pt.linalg.cholesky(corr)
+                chol = _lkj_cholesky(pm, pt, C, float(pri["lkj_eta"]["eta"]))
+                pm.Deterministic("corr", chol @ chol.T, dims=("construct", "construct_"))
             else:
                 chol = pt.ones((1, 1))
             # group means
@@ -397,8 +450,9 @@ class MeasurementModel:
                 G = len(survey.group_names)
                 gidx = np.asarray(survey.groups, dtype=int)
                 tau = _prior(pm, "group_sd", pri["group_sd"], dims="construct")
-                gz = pm.ZeroSumNormal("group_z", sigma=1.0, dims=("group", "construct"), n_zerosum_axes=1)
-                gmean = pm.Deterministic("group_mean", gz * tau, dims=("group", "construct"))
+                # ZeroSumNormal constrains its *last* axes: groups go last, then transpose
+                gz = pm.ZeroSumNormal("group_z", sigma=1.0, dims=("construct", "group"), n_zerosum_axes=1)
+                gmean = pm.Deterministic("group_mean", gz.T * tau, dims=("group", "construct"))
                 mu_f = gmean[gidx]
             else:
                 G = 0
@@ -492,6 +546,13 @@ class MeasurementModel:
             pm.Normal("y_continuous", mu=lin(idx, f, j) + a[j], sigma=sd[j], observed=ys)
 
     def _marginal_likelihood(self, pm, pt, X, mu_f, chol, loading, std):
+        """Latent scores integrated out, through sufficient statistics.
+
+        For the firms of one missingness pattern p (observed items o) and group g,
+        y_f ~ MvNormal(m_g, S_p) with m_g = a_o + Lambda_o mu_g and S_p = Lambda_o R
+        Lambda_o' + Psi_o, so the log-likelihood needs only n, sum y and sum y y' per
+        (pattern, group): the cost per gradient does not grow with the number of firms.
+        """
         lay = self.layout
         pri = self.spec.priors
         I = X.shape[1]
@@ -504,24 +565,21 @@ class MeasurementModel:
         Lam = onehot * (loading * lay.sign)[:, None]  # (I, C)
         R = chol @ chol.T
         cov = Lam @ R @ Lam.T + pt.diag(sd**2)
-        mean = a + mu_f @ Lam.T  # (F, I)
-        obs = ~np.isnan(Z)
-        patterns: dict[bytes, list[int]] = {}
-        for f in range(Z.shape[0]):
-            if obs[f].any():
-                patterns.setdefault(obs[f].tobytes(), []).append(f)
-        self._patterns = []
-        for k, (key, firms) in enumerate(patterns.items()):
-            m = np.frombuffer(key, dtype=bool)
-            cols = np.nonzero(m)[0]
-            rows = np.array(firms)
-            self._patterns.append((rows, cols))
-            pm.MvNormal(
-                f"y_mvn{k}",
-                mu=mean[rows][:, cols],
-                cov=cov[cols][:, cols],
-                observed=Z[np.ix_(rows, cols)],
-            )
+        if self.group:
+            gmean = mu_f  # (F, C) group mean of each firm
+        total = 0.0
+        for cols, gkey, rows in _pattern_groups(Z, self._group_codes):
+            Zs = Z[np.ix_(rows, cols)]
+            n = float(rows.size)
+            s1 = Zs.sum(0)
+            s2 = Zs.T @ Zs
+            S = cov[cols][:, cols]
+            Sinv = pt.linalg.inv(S)
+            _sign, logdet = pt.linalg.slogdet(S)
+            m = a[cols] + (gmean[rows[0]] @ Lam[cols].T if self.group else 0.0)
+            quad = pt.sum(Sinv * s2) - 2.0 * pt.dot(m, pt.dot(Sinv, s1)) + n * pt.dot(m, pt.dot(Sinv, m))
+            total = total - 0.5 * (n * (cols.size * np.log(2 * np.pi) + logdet) + quad)
+        pm.Potential("marginal_loglik", total)
 
     # ---------------------------------------------------------------- fit
     def fit(
@@ -542,7 +600,7 @@ class MeasurementModel:
         """Sample the posterior and return an :class:`arviz.InferenceData`.
 
         The result holds the posterior (with latent scores ``eta``), a posterior
-        predictive survey for every item, the per-firm log-likelihood (``firm``),
+        predictive survey for every item, the per-firm log-likelihood (``responses``: the sum over each firm's observed answers),
         the observed data, and attrs recording the spec text, data hash, seed,
         sampler, package versions and the diagnostics verdict.
         """
@@ -575,7 +633,9 @@ class MeasurementModel:
                 random_seed=int(random_seed),
                 progressbar=progressbar,
                 compute_convergence_checks=False,
-                cores=cores if cores is not None else min(chains, 2),
+                # chains run one after another by default: on small machines PyMC's
+                # multiprocess sampling was measured 5-50x slower than sequential chains
+                cores=cores if cores is not None else 1,
             )
             kw["target_accept"] = target_accept
             if sampler == "nutpie":
@@ -583,10 +643,12 @@ class MeasurementModel:
             t1 = time.perf_counter()
             idata = pm.sample(**kw)
             t_sample = time.perf_counter() - t1
-            if log_likelihood:
+            if log_likelihood and self.parameterization == "latent":
                 self._add_firm_loglik(model, idata, survey)
         std = getattr(model, "_smeintl_std", None)
         if self.parameterization == "marginal":
+            if log_likelihood:
+                self._add_marginal_loglik(idata, survey, std)
             self._add_marginal_eta(idata, survey, std, random_seed)
         if posterior_predictive:
             self._add_posterior_predictive(idata, survey, std, random_seed)
@@ -641,21 +703,21 @@ class MeasurementModel:
                 continue
             vals = ll[var].values.reshape(nc, nd, -1)
             np.add.at(total, (slice(None), slice(None), firm_of_cell), vals)
+        cidx = self.layout.family("continuous")
+        if cidx.size:  # Jacobian of the standardization: densities of the raw answers
+            std = standardization_of(self.layout)
+            total -= (np.log(std["sd"])[None, :] * ~np.isnan(X[:, cidx])).sum(1)[None, None, :]
         da = xr.DataArray(
             total,
             dims=("chain", "draw", "firm"),
             coords={"chain": idata.posterior.chain, "draw": idata.posterior.draw, "firm": list(survey.items.index)},
         )
-        idata.add_groups({"log_likelihood": xr.Dataset({"firm": da})})
+        idata.add_groups({"log_likelihood": xr.Dataset({"responses": da})})
 
     def _cell_firms(self, X: np.ndarray) -> dict[str, np.ndarray]:
         """For each observed variable, the firm of each of its cells (in model order)."""
         lay = self.layout
         out: dict[str, np.ndarray] = {}
-        if self.parameterization == "marginal":
-            for k, (rows, _cols) in enumerate(self._patterns):
-                out[f"y_mvn{k}"] = rows
-            return out
 
         def firms(idx):
             f, _j = np.nonzero(~np.isnan(X[:, idx]))
@@ -675,6 +737,43 @@ class MeasurementModel:
             if idx.size:
                 out[var] = firms(idx)
         return out
+
+    def _add_marginal_loglik(self, idata, survey, std) -> None:
+        """Per-firm marginal log-likelihood (MvNormal on the firm's observed items)."""
+        import xarray as xr
+        from scipy import stats
+
+        lay = self.layout
+        post = idata.posterior
+        nc, nd = post.sizes["chain"], post.sizes["draw"]
+        P = posterior_params(idata, self.spec)
+        S = P["loading"].shape[0]
+        C = len(lay.constructs)
+        X = survey.items[list(lay.names)].to_numpy(dtype=float)
+        Z = (X - std["mean"]) / std["sd"]
+        F, I = Z.shape
+        groups = np.asarray(survey.groups, dtype=int) if self.group else np.zeros(F, dtype=int)
+        onehot = np.zeros((I, C))
+        onehot[np.arange(I), lay.construct] = 1.0
+        R = P["corr"] if C > 1 else np.ones((S, 1, 1))
+        out = np.zeros((S, F))
+        parts = list(_pattern_groups(Z, groups))
+        for s in range(S):
+            Lam = onehot * (P["loading"][s] * lay.sign)[:, None]
+            cov = Lam @ R[s] @ Lam.T + np.diag(P["cont_sigma"][s] ** 2)
+            for cols, g, rows in parts:
+                m = P["cont_intercept"][s][cols]
+                if self.group:
+                    m = m + Lam[cols] @ P["group_mean"][s, g]
+                out[s, rows] = stats.multivariate_normal(m, cov[np.ix_(cols, cols)]).logpdf(Z[np.ix_(rows, cols)])
+        # the Jacobian of the standardization, so the values are densities of the raw answers
+        out -= (np.log(std["sd"])[None, :] * (~np.isnan(Z))).sum(1)[None, :]
+        da = xr.DataArray(
+            out.reshape(nc, nd, F),
+            dims=("chain", "draw", "firm"),
+            coords={"chain": post.chain, "draw": post.draw, "firm": list(survey.items.index)},
+        )
+        idata.add_groups({"log_likelihood": xr.Dataset({"responses": da})})
 
     def _add_marginal_eta(self, idata, survey, std, seed) -> None:
         """Draw latent scores from their exact conditional normal given y and parameters."""
@@ -696,16 +795,24 @@ class MeasurementModel:
         R = P["corr"] if C > 1 else np.ones((S, 1, 1))
         mu_f = P["group_mean"][:, np.asarray(survey.groups)] if self.group else np.zeros((S, F, C))
         eta = np.empty((S, F, C))
+        patterns: dict[bytes, np.ndarray] = {}
+        for f in range(F):
+            patterns.setdefault(obs[f].tobytes(), []).append(f)  # type: ignore[attr-defined]
+        Zf = np.nan_to_num(Z)
         for s in range(S):
             Lam = onehot * (P["loading"][s] * lay.sign)[:, None]
             Rinv = np.linalg.inv(R[s])
             psi = P["cont_sigma"][s] ** 2
-            for f in range(F):
-                o = obs[f]
+            resid = (Zf - P["cont_intercept"][s]) / psi  # (F, I)
+            prior_part = mu_f[s] @ Rinv.T  # (F, C)
+            for key, firms in patterns.items():
+                o = np.frombuffer(key, dtype=bool)
+                rows = np.asarray(firms)
                 prec = Rinv + Lam[o].T @ (Lam[o] / psi[o][:, None])
                 cov = np.linalg.inv(prec)
-                m = cov @ (Rinv @ mu_f[s, f] + Lam[o].T @ ((Z[f, o] - P["cont_intercept"][s][o]) / psi[o]))
-                eta[s, f] = rng.multivariate_normal(m, cov)
+                m = (prior_part[rows] + resid[np.ix_(rows, np.nonzero(o)[0])] @ Lam[o]) @ cov.T
+                chol = np.linalg.cholesky((cov + cov.T) / 2)
+                eta[s, rows] = m + rng.standard_normal((rows.size, C)) @ chol.T
         da = xr.DataArray(
             eta.reshape(nc, nd, F, C),
             dims=("chain", "draw", "firm", "construct"),
@@ -869,7 +976,7 @@ class Diagnostics:
         )
 
 
-_DIAG_SKIP = ("corr_raw", "group_z", "z")
+_DIAG_SKIP = ("corr_cpc", "group_z", "z")
 
 
 def diagnose(idata, var_names: list[str] | None = None) -> Diagnostics:

@@ -1,0 +1,47 @@
+"""Shared fixtures: the bundled spec and data, and one real (short) fit shared by the session."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "data" / "hitachi_synthetic.csv"
+SPEC = ROOT / "models" / "hitachi.toml"
+SPECS = ROOT / "tests" / "data" / "specs"
+
+#: short but real sampling settings for the default suite
+QUICK = dict(draws=250, tune=400, chains=2)
+
+
+@pytest.fixture(scope="session")
+def hitachi_spec():
+    from smeintl import load_spec
+
+    return load_spec(SPEC)
+
+
+@pytest.fixture(scope="session")
+def hitachi_survey(hitachi_spec):
+    from smeintl.data import load_survey
+
+    return load_survey(DATA, hitachi_spec)
+
+
+@pytest.fixture(scope="session")
+def hitachi_fit(hitachi_spec, hitachi_survey):
+    """A real short fit of the default instrument on the bundled data (PyMC NUTS)."""
+    from smeintl.measurement import MeasurementModel
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return MeasurementModel(hitachi_spec).fit(hitachi_survey, random_seed=11, progressbar=False, **QUICK)
+
+
+@pytest.fixture(scope="session")
+def hitachi_fit_path(hitachi_fit, tmp_path_factory):
+    from smeintl.measurement import save_fit
+
+    return save_fit(hitachi_fit, tmp_path_factory.mktemp("fit") / "hitachi-fit.nc")

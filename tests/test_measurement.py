@@ -1,0 +1,262 @@
+"""Measurement model: real short fits, identification, save/load, errors, simulation."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+
+from smeintl import load_spec, parse_spec
+from smeintl.measurement import (
+    FitError,
+    MeasurementModel,
+    diagnose,
+    load_fit,
+    lkj_cpc_alpha,
+    save_fit,
+    summarize_fit,
+)
+from smeintl.simulate import simulate_survey, typical_params
+
+from pathlib import Path
+
+SPECS = Path(__file__).resolve().parent / "data" / "specs"
+
+
+# ---------------------------------------------------------------- the shared real fit
+def test_fit_structure(hitachi_fit, hitachi_spec, hitachi_survey):
+    idata = hitachi_fit
+    for group in ("posterior", "posterior_predictive", "log_likelihood", "observed_data", "sample_stats"):
+        assert group in idata.groups()
+    post = idata.posterior
+    assert post["eta"].shape[2:] == (41, 2)
+    assert post["loading"].shape[2:] == (15,)
+    assert post["corr"].shape[2:] == (2, 2)
+    assert set(idata.posterior_predictive.data_vars) == set(hitachi_spec.item_names)
+    assert idata.log_likelihood["responses"].shape[2:] == (41,)
+    assert np.isfinite(idata.log_likelihood["responses"].values).all()
+    a = idata.attrs
+    assert a["spec_text"] == hitachi_spec.text
+    assert a["data_hash"] == hitachi_survey.data_hash
+    assert a["random_seed"] == 11
+    assert json.loads(a["versions"])["pymc"]
+    assert "failed" in a and "diagnostics" in a
+
+
+def test_fit_samples_cleanly(hitachi_fit):
+    d = diagnose(hitachi_fit)
+    assert d.divergences == 0
+    assert d.max_rhat < 1.05  # short chains; the full default passes 1.01 (see README)
+
+
+def test_posterior_predictive_respects_scales(hitachi_fit, hitachi_spec):
+    pp = hitachi_fit.posterior_predictive
+    for it in hitachi_spec.items:
+        v = pp[it.name].values
+        if it.scale in ("likert", "stage"):
+            assert np.all((v >= it.min) & (v <= it.max)) and np.all(v == np.round(v))
+        elif it.scale == "percent":
+            assert np.all((v >= 0) & (v <= 100))
+        elif it.scale == "count":
+            assert np.all(v >= 0) and np.all(v == np.round(v))
+    # exact zeros of export share are reproduced (ordered beta), not smeared into (0, 100)
+    obs_zero = np.nanmean(hitachi_fit.observed_data["export_share"].values == 0)
+    rep_zero = (pp["export_share"].values == 0).mean()
+    assert obs_zero > 0.3 and abs(rep_zero - obs_zero) < 0.15
+
+
+def test_latent_scores_sane(hitachi_fit, hitachi_survey):
+    from smeintl.profiles import run_deterministic
+
+    det = run_deterministic(hitachi_survey).firms.set_index("firm_id")
+    eta = hitachi_fit.posterior["eta"].mean(("chain", "draw")).values
+    # the latent scores order firms like the deterministic indices (positive loadings)
+    assert np.corrcoef(eta[:, 0], det["doi"])[0, 1] > 0.8
+    assert np.corrcoef(eta[:, 1], det["independence"])[0, 1] > 0.8
+    corr = hitachi_fit.posterior["corr"].values[..., 0, 1]
+    assert np.all(np.abs(corr) < 1)
+
+
+def test_firm_with_missing_answers_gets_a_score(hitachi_fit, hitachi_survey):
+    miss = hitachi_survey.items.isna().sum(axis=1)
+    f = int(np.argmax(miss.values))
+    assert miss.iloc[f] >= 3
+    sd = hitachi_fit.posterior["eta"].std(("chain", "draw")).values
+    assert np.isfinite(sd[f]).all()
+    assert sd[f, 1] > np.median(sd[:, 1])  # fewer answers, wider posterior
+
+
+def test_summary_tables(hitachi_fit, hitachi_spec):
+    s = summarize_fit(hitachi_fit, hitachi_spec)
+    assert len(s.loadings) == 15 and (s.loadings["mean"] > 0).all()
+    assert ((s.loadings["std_mean"] > 0) & (s.loadings["std_mean"] < 1)).all()
+    assert len(s.cutpoints) == 9 * 4  # 9 ordinal items with 5 categories
+    assert len(s.group_means) == 5 * 2
+    assert set(s.latent_scores.columns) >= {"firm_id", "construct", "mean", "lo", "hi"}
+    assert "Loadings" in s.text()
+
+
+def test_save_load_round_trip(hitachi_fit_path, hitachi_spec, hitachi_survey, hitachi_fit):
+    idata, model = load_fit(hitachi_fit_path, spec=hitachi_spec, survey=hitachi_survey)
+    np.testing.assert_allclose(idata.posterior["loading"].values, hitachi_fit.posterior["loading"].values)
+    assert model.spec.hash == hitachi_spec.hash
+    assert model.parameterization == "latent"
+
+
+def test_load_refuses_other_spec_or_data(hitachi_fit_path, hitachi_spec, hitachi_survey):
+    other = parse_spec(hitachi_spec.text.replace("draws = 1000\ntune", "draws = 999\ntune"), source="other.toml")
+    with pytest.raises(FitError, match="different spec"):
+        load_fit(hitachi_fit_path, spec=other)
+    items = hitachi_survey.items.copy()
+    items.iloc[0, 0] = 4.0 if items.iloc[0, 0] != 4.0 else 3.0
+    changed = hitachi_survey.with_items(items)
+    with pytest.raises(FitError, match="different data"):
+        load_fit(hitachi_fit_path, survey=changed)
+
+
+def test_save_refuses_overwrite(hitachi_fit, hitachi_fit_path):
+    with pytest.raises(FileExistsError):
+        save_fit(hitachi_fit, hitachi_fit_path)
+
+
+def test_load_bad_file(tmp_path):
+    p = tmp_path / "x.nc"
+    p.write_text("not netcdf")
+    with pytest.raises(FitError, match="not a readable fit"):
+        load_fit(p)
+    with pytest.raises(FitError, match="not found"):
+        load_fit(tmp_path / "missing.nc")
+
+
+# ---------------------------------------------------------------- model errors
+def test_bad_parameterization_and_priors(hitachi_spec):
+    with pytest.raises(ValueError, match="all-continuous"):
+        MeasurementModel(hitachi_spec, parameterization="marginal")
+    with pytest.raises(ValueError, match="parameterization"):
+        MeasurementModel(hitachi_spec, parameterization="fancy")
+    text = hitachi_spec.text.replace(
+        'loading = { dist = "LogNormal", mu = 0.0, sigma = 0.5 }', 'loading = { dist = "HalfNormal", sigma = 1.0 }'
+    )
+    with pytest.raises(ValueError, match="one distribution"):
+        MeasurementModel(parse_spec(text, source="p.toml"))
+
+
+def test_fit_requires_seed(hitachi_spec, hitachi_survey):
+    with pytest.raises(ValueError, match="seed"):
+        MeasurementModel(hitachi_spec).fit(hitachi_survey, random_seed=None)
+
+
+def test_unknown_prior_key_is_a_spec_error(hitachi_spec):
+    from smeintl import SpecError
+
+    with pytest.raises(SpecError, match="priors.loadings"):
+        parse_spec(hitachi_spec.text + '\n[priors.loadings]\nsigma = 1\n', source="p.toml")
+
+
+# ---------------------------------------------------------------- LKJ prior
+def test_lkj_prior_marginals_three_constructs():
+    """Under LKJ(eta) in d dimensions each correlation has (r+1)/2 ~ Beta(eta-1+d/2)."""
+    from scipy import stats
+
+    d, eta = 3, 2.0
+    rng = np.random.default_rng(0)
+    alpha = lkj_cpc_alpha(d, eta)
+    z = 2 * rng.beta(alpha, alpha, size=(20000, alpha.size)) - 1
+    # the same closed-form map the model uses
+    L = np.zeros((20000, d, d))
+    L[:, 0, 0] = 1
+    L[:, 1, 0] = z[:, 0]
+    L[:, 2, 0] = z[:, 1]
+    L[:, 1, 1] = np.sqrt(1 - L[:, 1, 0] ** 2)
+    L[:, 2, 1] = z[:, 2] * np.sqrt(1 - L[:, 2, 0] ** 2)
+    L[:, 2, 2] = np.sqrt(1 - L[:, 2, 0] ** 2 - L[:, 2, 1] ** 2)
+    R = L @ np.swapaxes(L, 1, 2)
+    a = eta - 1 + d / 2
+    for i, j in [(0, 1), (0, 2), (1, 2)]:
+        r = (R[:, i, j] + 1) / 2
+        assert stats.kstest(r, stats.beta(a, a).cdf).pvalue > 0.01
+
+
+def test_prior_predictive_uses_model_priors(hitachi_spec, hitachi_survey):
+    pp = MeasurementModel(hitachi_spec).prior_predictive(hitachi_survey, draws=200, random_seed=3)
+    assert pp["items"].shape == (200, 41, 15)
+    assert pp["params"]["corr"].shape == (200, 2, 2)
+    lam = pp["params"]["loading"]
+    assert (lam > 0).all()
+    # LogNormal(0, 0.5): median about 1
+    assert 0.8 < np.median(lam[:, 3]) < 1.25
+
+
+# ---------------------------------------------------------------- simulation
+def test_simulate_is_reproducible_and_readable(hitachi_spec, tmp_path):
+    from smeintl.data import load_survey, survey_to_csv
+
+    a = simulate_survey(hitachi_spec, 60, random_seed=5, missing=0.05)
+    b = simulate_survey(hitachi_spec, 60, random_seed=5, missing=0.05)
+    assert a.survey.data_hash == b.survey.data_hash
+    assert simulate_survey(hitachi_spec, 60, random_seed=6).survey.data_hash != a.survey.data_hash
+    path = survey_to_csv(a.survey, tmp_path / "sim.csv")
+    back = load_survey(path, hitachi_spec)
+    assert back.data_hash == a.survey.data_hash
+    assert a.eta.shape == (60, 2)
+    assert 0 < a.survey.items.isna().to_numpy().mean() < 0.1
+
+
+# ---------------------------------------------------------------- other instruments
+def _fit(spec, survey, seed, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return MeasurementModel(spec, **kw.pop("model_kw", {})).fit(
+            survey, random_seed=seed, progressbar=False, **{**dict(draws=200, tune=300, chains=2), **kw}
+        )
+
+
+def test_one_construct_binary_no_sign_flips_across_seeds():
+    """Positive loadings identify the sign: every chain of every seed agrees with the truth."""
+    spec = load_spec(SPECS / "binary_one.toml")
+    sim = simulate_survey(spec, 150, typical_params(spec, loading=2.0), random_seed=2)
+    for seed in (1, 2, 3):
+        idata = _fit(spec, sim.survey, seed, draws=150, tune=250)
+        eta = idata.posterior["eta"].values[..., 0]  # (chain, draw, firm)
+        for c in range(eta.shape[0]):
+            r = np.corrcoef(eta[c].mean(0), sim.eta[:, 0])[0, 1]
+            assert r > 0.7, (seed, c, r)
+
+
+def test_nutpie_sampler_works():
+    spec = load_spec(SPECS / "binary_one.toml")
+    sim = simulate_survey(spec, 80, random_seed=4)
+    idata = _fit(spec, sim.survey, 4, draws=150, tune=200, sampler="nutpie")
+    assert idata.attrs["sampler"] == "nutpie"
+    assert idata.posterior["eta"].shape[-2:] == (80, 1)
+    assert "log_likelihood" in idata.groups()
+    d = diagnose(idata)
+    assert np.isfinite(d.max_rhat)
+
+
+def test_marginal_continuous_matches_maximum_likelihood():
+    """All-continuous instrument: latent scores integrated out; on a large sample the
+    posterior means of the standardized loadings match an ML factor analysis."""
+    from statsmodels.multivariate.factor import Factor
+
+    spec = load_spec(SPECS / "continuous_two.toml")
+    sim = simulate_survey(spec, 2000, typical_params(spec, n_groups=1, correlation=0.3), n_groups=1,
+                          random_seed=8)
+    idata = _fit(spec, sim.survey, 8, draws=300, tune=300, model_kw={"group": False})
+    assert idata.attrs["parameterization"] == "marginal"
+    assert "z" not in idata.posterior and idata.posterior["eta"].shape[-2:] == (2000, 2)
+    assert idata.log_likelihood["responses"].shape[-1] == 2000
+    s = summarize_fit(idata, spec)
+    X = sim.survey.items.to_numpy()
+    for c, cols in enumerate([[0, 1, 2], [3, 4, 5]]):
+        fa = Factor(X[:, cols], n_factor=1, method="ml").fit()
+        ml = np.abs(fa.loadings[:, 0])
+        bayes = s.loadings["std_mean"].to_numpy()[cols]
+        np.testing.assert_allclose(bayes, ml, atol=0.03)
+    corr = float(idata.posterior["corr"].values[..., 0, 1].mean())
+    assert abs(corr - 0.3) < 0.1
+    assert s.reliability["measure"].tolist() == ["omega", "omega"]
+    eta = idata.posterior["eta"].mean(("chain", "draw")).values
+    assert np.corrcoef(eta[:, 0], sim.eta[:, 0])[0, 1] > 0.85
