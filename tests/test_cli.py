@@ -92,14 +92,3 @@ def test_bad_spec_exit_2(tmp_path, capsys):
 def test_missing_file_exit_2(tmp_path, capsys):
     assert main(["indices", str(tmp_path / "nope.csv")]) == 2
     assert "not found" in capsys.readouterr().err
-
-
-def test_run_is_atomic_and_refuses_overwrite(tmp_path, capsys):
-    out = tmp_path / "report"
-    assert main(["run", "--out", str(out)]) == 0
-    manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["data_hash"] and manifest["spec_hash"] and manifest["versions"]["numpy"]
-    assert main(["run", "--out", str(out)]) == 2
-    assert "--force" in capsys.readouterr().err
-    leftovers = [p for p in tmp_path.iterdir() if p.name.startswith(".")]
-    assert leftovers == []

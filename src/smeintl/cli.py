@@ -199,6 +199,33 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def cmd_robustness(args) -> int:
+    from .measurement import load_fit
+    from .robustness import CHECKS, run_robustness, write_robustness
+
+    unknown = [c for c in (args.checks or []) if c not in CHECKS]
+    if unknown:
+        raise UserError(f"unknown check(s) {', '.join(unknown)}; allowed: {', '.join(CHECKS)}")
+    idata, model = load_fit(args.fit)
+    data = args.data or idata.attrs.get("data_source")
+    survey = _survey(data, model.spec)
+    idata, model = load_fit(args.fit, survey=survey)
+    out = Path(args.out or f"reports/{Path(args.fit).stem}-robustness")
+    _prepare_out(out, args.force, "robustness checks")
+    res = run_robustness(idata, survey, model.spec, checks=args.checks, seed=args.seed,
+                         bootstrap_draws=args.bootstrap, progress=not args.no_progress)
+    write_robustness(res, out)
+    print(res.text())
+    print(f"\nwrote {out / 'robustness.csv'} and one CSV per check")
+    return 0
+
+
+def cmd_study(args) -> int:
+    from .study import cmd_study as _cmd_study
+
+    return _cmd_study(args)
+
+
 def cmd_run(args) -> int:
     from .pipeline import run_pipeline
 
@@ -276,11 +303,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite an existing output folder")
     p.set_defaults(func=cmd_compare)
 
+    p = sub.add_parser("robustness", help="which findings survive reasonable changes to the method")
+    p.add_argument("fit", help="fit file (.nc)")
+    p.add_argument("--data", default=None, help="survey file (default: the one the fit was made on)")
+    p.add_argument("--out", default=None, help="output folder (default reports/<fit>-robustness)")
+    p.add_argument("--checks", nargs="+", default=None, help="run only these checks (default: all)")
+    p.add_argument("--seed", type=int, default=20190601, help="seed of the bootstrap and the refits")
+    p.add_argument("--bootstrap", type=int, default=2000, help="firm bootstrap replicates (default 2000)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar of the refits")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output folder")
+    p.set_defaults(func=cmd_robustness)
+
+    from .study import add_study_arguments
+
+    p = add_study_arguments(sub.add_parser("study", help="simulation study: recovery, SBC, method comparison"))
+    p.set_defaults(func=cmd_study)
+
     p = sub.add_parser("run", help="the main job: survey file to a complete report")
     _add_common(p, data_optional=True)
     p.add_argument("--out", default=None, help="report folder (default reports/<data>)")
     p.add_argument("--force", action="store_true", help="overwrite an existing report folder")
     p.add_argument("--quick", action="store_true", help="short chains for a first look (said in the report)")
+    p.add_argument("--no-robustness", action="store_true", help="skip the robustness checks")
     _add_sampling(p)
     p.set_defaults(func=cmd_run)
     return ap

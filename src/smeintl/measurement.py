@@ -362,7 +362,8 @@ class MeasurementModel:
     Nothing is built or sampled in the constructor; :meth:`fit` returns the fit.
     """
 
-    def __init__(self, spec: Spec, *, group: bool = True, parameterization: str = "auto"):
+    def __init__(self, spec: Spec, *, group: bool = True, parameterization: str = "auto",
+                 group_parameterization: str = "auto"):
         if parameterization not in ("auto", "latent", "marginal"):
             raise ValueError(f"parameterization must be 'auto', 'latent' or 'marginal', got {parameterization!r}")
         self.spec = spec
@@ -376,7 +377,20 @@ class MeasurementModel:
         if parameterization == "auto":
             parameterization = "marginal" if self.layout.all_continuous else "latent"
         self.parameterization = parameterization
+        if group_parameterization not in ("auto", "centered", "noncentered"):
+            raise ValueError("group_parameterization must be 'auto', 'centered' or 'noncentered', "
+                             f"got {group_parameterization!r}")
+        self.group_parameterization = group_parameterization
         self._check_priors()
+
+    #: groups at least this large get centred group means under ``group_parameterization="auto"``
+    CENTER_GROUPS_AT = 25
+
+    def _group_centered(self, gidx: np.ndarray, G: int) -> bool:
+        if self.group_parameterization != "auto":
+            return self.group_parameterization == "centered"
+        sizes = np.bincount(gidx, minlength=G)
+        return bool(sizes.min() >= self.CENTER_GROUPS_AT)
 
     # ---------------------------------------------------------------- helpers
     def _check_priors(self) -> None:
@@ -450,9 +464,15 @@ class MeasurementModel:
                 G = len(survey.group_names)
                 gidx = np.asarray(survey.groups, dtype=int)
                 tau = _prior(pm, "group_sd", pri["group_sd"], dims="construct")
-                # ZeroSumNormal constrains its *last* axes: groups go last, then transpose
-                gz = pm.ZeroSumNormal("group_z", sigma=1.0, dims=("construct", "group"), n_zerosum_axes=1)
-                gmean = pm.Deterministic("group_mean", gz.T * tau, dims=("group", "construct"))
+                # ZeroSumNormal constrains its *last* axes: groups go last, then transpose.
+                if self._group_centered(gidx, G):
+                    # many firms per group: the data pin each mean down, centred mixes better
+                    gc = pm.ZeroSumNormal("group_c", sigma=tau[:, None], dims=("construct", "group"),
+                                          n_zerosum_axes=1)
+                    gmean = pm.Deterministic("group_mean", gc.T, dims=("group", "construct"))
+                else:
+                    gz = pm.ZeroSumNormal("group_z", sigma=1.0, dims=("construct", "group"), n_zerosum_axes=1)
+                    gmean = pm.Deterministic("group_mean", gz.T * tau, dims=("group", "construct"))
                 mu_f = gmean[gidx]
             else:
                 G = 0
@@ -677,6 +697,7 @@ class MeasurementModel:
             "sampler": sampler,
             "parameterization": self.parameterization,
             "group": int(self.group),
+            "group_parameterization": self.group_parameterization,
             "draws": draws,
             "tune": tune,
             "chains": chains,
@@ -976,7 +997,7 @@ class Diagnostics:
         )
 
 
-_DIAG_SKIP = ("corr_cpc", "group_z", "z")
+_DIAG_SKIP = ("corr_cpc", "group_z", "group_c", "z")
 
 
 def diagnose(idata, var_names: list[str] | None = None) -> Diagnostics:
@@ -1108,7 +1129,10 @@ def load_fit(path: str | Path, spec: Spec | None = None, survey=None):
             f"given {survey.source} hash {survey.data_hash[:12]}); refit on this data"
         )
     model = MeasurementModel(
-        stored, group=bool(int(idata.attrs.get("group", 1))), parameterization=str(idata.attrs.get("parameterization", "auto"))
+        stored,
+        group=bool(int(idata.attrs.get("group", 1))),
+        parameterization=str(idata.attrs.get("parameterization", "auto")),
+        group_parameterization=str(idata.attrs.get("group_parameterization", "auto")),
     )
     return idata, model
 

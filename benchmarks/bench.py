@@ -1,0 +1,143 @@
+"""Benchmark: wall time, effective sample size per second and peak memory of smeintl fits.
+
+Prints one table and writes it as CSV.  Run on an otherwise idle machine:
+
+    .venv/bin/python benchmarks/bench.py                 # the default set of rows
+    .venv/bin/python benchmarks/bench.py --rows run fit41 # selected rows
+    .venv/bin/python benchmarks/bench.py --sizes 41 1000 10000 --samplers pymc nutpie
+
+Every row runs in a fresh subprocess so that peak memory (``ru_maxrss`` of the child,
+from the standard library's ``resource`` module) belongs to that row alone.  ``run``
+rows time ``smeintl run`` on the bundled data with an empty PyTensor compile cache
+(a fresh ``PYTENSOR_FLAGS=base_compiledir=...``) and with a warm one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+
+FIT_CHILD = r"""
+import json, sys, time, warnings, resource
+warnings.simplefilter("ignore")
+from smeintl import load_spec
+from smeintl.simulate import simulate_survey, typical_params
+from smeintl.data import load_survey
+from smeintl.measurement import MeasurementModel, diagnose
+cfg = json.loads(sys.argv[1])
+spec = load_spec(cfg["spec"])
+if cfg["n"] == 0:
+    survey = load_survey(cfg["data"], spec)
+else:
+    truth = typical_params(spec, n_groups=5, random_seed=1)
+    survey = simulate_survey(spec, cfg["n"], truth, n_groups=5, missing=0.03, random_seed=1).survey
+t0 = time.perf_counter()
+idata = MeasurementModel(spec, parameterization=cfg["param"]).fit(
+    survey, draws=cfg["draws"], tune=cfg["tune"], chains=cfg["chains"], random_seed=1,
+    sampler=cfg["sampler"], progressbar=False, log_likelihood=cfg["n"] <= 2000,
+    posterior_predictive=cfg["n"] <= 2000)
+wall = time.perf_counter() - t0
+d = diagnose(idata)
+sample_s = json.loads(idata.attrs["timing"])["sample_s"]
+print(json.dumps({"wall_s": wall, "sample_s": sample_s, "min_ess_bulk": d.min_ess_bulk,
+                  "max_rhat": d.max_rhat, "divergences": d.divergences,
+                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def _child(code: str, arg: str, env=None) -> dict:
+    r = subprocess.run([PY, "-c", code, arg], capture_output=True, text=True, env=env, cwd=ROOT)
+    if r.returncode != 0:
+        return {"error": r.stderr.strip().splitlines()[-1] if r.stderr.strip() else f"exit {r.returncode}"}
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def bench_fit(n: int, sampler: str, spec: str, param: str, draws: int, tune: int, chains: int) -> dict:
+    cfg = dict(n=n, sampler=sampler, spec=str(ROOT / spec), data=str(ROOT / "data/hitachi_synthetic.csv"),
+               param=param, draws=draws, tune=tune, chains=chains)
+    res = _child(FIT_CHILD, json.dumps(cfg))
+    if "error" not in res:
+        res["ess_per_s"] = res["min_ess_bulk"] / res["sample_s"]
+    return res
+
+
+def bench_run(cold: bool, extra: list[str]) -> dict:
+    env = dict(os.environ)
+    if cold:
+        env["PYTENSOR_FLAGS"] = f"base_compiledir={tempfile.mkdtemp(prefix='pytensor-cold-')}"
+    out = Path(tempfile.mkdtemp(prefix="bench-run-")) / "report"
+    t0 = time.perf_counter()
+    r = subprocess.run([PY, "-m", "smeintl.cli", "run", "--out", str(out), "--no-progress", *extra],
+                       capture_output=True, text=True, env=env, cwd=ROOT)
+    wall = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    if r.returncode != 0:
+        return {"error": r.stderr.strip().splitlines()[-1]}
+    man = json.loads((out / "manifest.json").read_text())
+    d = man["diagnostics"]
+    return {"wall_s": wall, "sample_s": man["timings_s"].get("fit the measurement model"),
+            "min_ess_bulk": d["min_ess_bulk"], "max_rhat": d["max_rhat"], "divergences": d["divergences"],
+            "peak_mb": peak, "ess_per_s": None}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", nargs="+", default=["run", "fit", "continuous"],
+                    choices=["run", "fit", "continuous"], help="which groups of rows")
+    ap.add_argument("--sizes", nargs="+", type=int, default=[41, 1000, 10000])
+    ap.add_argument("--samplers", nargs="+", default=["pymc", "nutpie"])
+    ap.add_argument("--draws", type=int, default=1000)
+    ap.add_argument("--tune", type=int, default=1000)
+    ap.add_argument("--chains", type=int, default=4)
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results.csv"))
+    a = ap.parse_args(argv)
+    rows = []
+
+    def add(name, res):
+        rows.append({"row": name, **res})
+        print(f"  {name}: {res}", flush=True)
+
+    if "run" in a.rows:
+        add("smeintl run (cold cache)", bench_run(True, []))
+        add("smeintl run (warm cache)", bench_run(False, []))
+    if "fit" in a.rows:
+        for n in a.sizes:
+            for s in a.samplers:
+                add(f"fit hitachi n={n} {s}",
+                    bench_fit(0 if n == 41 else n, s, "models/hitachi.toml", "auto", a.draws, a.tune, a.chains))
+    if "continuous" in a.rows:
+        for param in ("marginal", "latent"):
+            for s in a.samplers:
+                add(f"fit continuous n=1000 {param} {s}",
+                    bench_fit(1000, s, "tests/data/specs/continuous_two.toml", param, a.draws, a.tune, a.chains))
+    cols = ["row", "wall_s", "sample_s", "min_ess_bulk", "ess_per_s", "max_rhat", "divergences", "peak_mb", "error"]
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    with open(a.out, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=cols, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+
+    def fmt(v):
+        return "" if v is None else (f"{v:.1f}" if isinstance(v, float) else str(v))
+
+    print("\n" + " | ".join(cols))
+    print(" | ".join("---" for _ in cols))
+    for r in rows:
+        print(" | ".join(fmt(r.get(c)) for c in cols))
+    print(f"\nwrote {a.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
