@@ -100,3 +100,15 @@ def test_failed_run_leaves_no_folder_and_keeps_data(tmp_path, capsys):
     assert not out.exists()
     assert bad.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv"]
+
+
+def test_committed_example_matches_current_spec_and_data(hitachi_spec, hitachi_survey):
+    """reports/hitachi-synthetic/ was made by `smeintl run` on the bundled data: its
+    manifest must match the current spec and data (regenerate it when either changes)."""
+    example = ROOT / "reports" / "hitachi-synthetic"
+    m = json.loads((example / "manifest.json").read_text())
+    assert m["spec_hash"] == hitachi_spec.hash, "spec changed: regenerate reports/hitachi-synthetic"
+    assert m["data_hash"] == hitachi_survey.data_hash, "data changed: regenerate reports/hitachi-synthetic"
+    assert m["quick"] is False
+    for name in ("index.html", "report.md", "findings.csv", "firm_types.csv", "firms.csv"):
+        assert (example / name).exists(), name

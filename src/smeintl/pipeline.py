@@ -36,6 +36,7 @@ def atomic_folder(target: Path, *, force: bool = False):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    tmp.chmod(0o755)  # mkdtemp makes it private; a report folder is meant to be shared
     if target.exists():
         old = target.with_name(f".{target.name}.old-{time.time_ns()}")
         target.rename(old)

@@ -765,8 +765,11 @@ class RobustnessContext:
             sampler = "pymc"
         if sampler == "auto":
             sampler = "nutpie"
-        model = MeasurementModel(spec, group=group, parameterization=self.fit_parameterization
-                                 if self.fit_parameterization in ("latent", "marginal") else "auto")
+        # the fit's parameterization where the variant allows it (marginal needs all-continuous items)
+        par = self.fit_parameterization
+        if par == "marginal" and not all(it.scale == "continuous" for it in spec.items):
+            par = "auto"
+        model = MeasurementModel(spec, group=group, parameterization=par if par in ("latent", "marginal") else "auto")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
@@ -903,8 +906,9 @@ def check_factor_analysis(ctx: RobustnessContext) -> CheckResult:
     if C < 2:
         cells = _na_cells("one construct")
     text = [
-        f"ML factor analysis of {len(cols)} scaled items ({method}, n = {nobs}); {C} factors, oblimin rotation, "
-        f"matched to the constructs: {n_match} of {len(cols)} items load most on their declared construct.",
+        f"ML factor analysis of {len(cols)} scaled items ({method}, n = {nobs}); "
+        + (f"{C} factors, oblimin rotation, matched to the constructs: " if C > 1 else "one factor: ")
+        + f"{n_match} of {len(cols)} items load most on their declared construct.",
         f"One factor per construct: {'all loadings positive' if one_pos else 'NOT all loadings positive'} "
         f"(the model's loadings are positive after reverse coding).",
         bayes_txt,
@@ -1145,6 +1149,10 @@ def _finish_method(ctx, name, variants, rows, intro) -> CheckResult:
     passed = (not flips) if evaluated else None
     table = pd.DataFrame(rows)
     lines = [intro]
+    if not evaluated:
+        reasons = sorted({t.removeprefix("n/a: ") for v in variants.values() for _h, t in v.values()})
+        lines.append("No variant could evaluate a finding: " + "; ".join(reasons[:5]) + ".")
+        return CheckResult(name, None, pd.DataFrame(rows), "\n".join(lines), _aggregate(variants), variants)
     for f in FINDINGS:
         ev = [c[f.key][0] for c in variants.values() if c.get(f.key, (None,))[0] is not None]
         if ev:
@@ -1491,9 +1499,14 @@ def check_prior_sensitivity(ctx: RobustnessContext) -> CheckResult:
                 sv, _r = spec_variant(fit_spec, "priors", f)
                 surv = _survey_for(sv, ctx.survey)
                 t0 = time.perf_counter()
-                fit = ctx.refit(sv, surv, group=ctx.fit_group, offset=101 + j)
-                c = compare(fit, surv, ctx.spec, prob=ctx.prob, random_seed=ctx.seed)
                 col = f"{name}: priors sd x{f:g} (refit)" if f >= 1 else f"{name}: priors sd /{1 / f:g} (refit)"
+                try:
+                    fit = ctx.refit(sv, surv, group=ctx.fit_group, offset=101 + j)
+                except Exception as exc:  # noqa: BLE001 - report, keep the other refit
+                    variants[col] = _na_cells(f"the refit failed: {type(exc).__name__}: {exc}")
+                    bar.update(1)
+                    continue
+                c = compare(fit, surv, ctx.spec, prob=ctx.prob, random_seed=ctx.seed)
                 variants[col] = _posterior_cells(c.findings)
                 diag = json.loads(fit.attrs.get("diagnostics", "{}"))
                 refit_rows.append({"kind": "refit", "quantity": col.split(": ", 1)[1], "prior": f, "likelihood": np.nan,
@@ -1687,7 +1700,7 @@ def _integrated_idata(fit, spec: Spec, survey, group: bool, parameterization: st
     if nc * nd > INTEGRATED_MAX_DRAWS:
         keep = np.unique(np.round(np.linspace(0, nd - 1, max(1, INTEGRATED_MAX_DRAWS // nc))).astype(int))
     sub = post.isel(draw=keep)
-    err = float("nan")
+    err = (float("nan"), float("nan"))
     if parameterization == "marginal":  # responses are already marginal over the latent scores
         ll = fit.log_likelihood["responses"].isel(draw=keep)
     else:
@@ -1696,7 +1709,7 @@ def _integrated_idata(fit, spec: Spec, survey, group: bool, parameterization: st
         if check:
             few = np.unique(np.round(np.linspace(0, sel.size - 1, min(10, sel.size))).astype(int))
             fine = integrated_loglik(fit, spec, survey, group=group, nodes=INTEGRATION_CHECK_NODES, draws=sel[few])
-            err = float(np.abs(fine - vals[few]).max())
+            err = (float(np.abs(fine - vals[few]).max()), float(np.abs(fine - vals[few]).mean()))
         ll = xr.DataArray(vals.reshape(nc, keep.size, -1), dims=("chain", "draw", "firm"),
                           coords={"chain": sub.chain, "draw": sub.draw,
                                   "firm": fit.log_likelihood["responses"].coords["firm"].values})
@@ -1785,11 +1798,15 @@ def check_model_comparison(ctx: RobustnessContext) -> CheckResult:
     try:
         for j, (m, (surv, sv, group)) in enumerate(plan):
             t0 = time.perf_counter()
-            fits[m] = ctx.refit(sv, surv, group=group, offset=201 + j)
-            meta[m] = {"refit": True, "seconds": time.perf_counter() - t0, "survey": surv, "spec": sv}
+            try:
+                fits[m] = ctx.refit(sv, surv, group=group, offset=201 + j)
+                meta[m] = {"refit": True, "seconds": time.perf_counter() - t0, "survey": surv, "spec": sv}
+            except Exception as exc:  # noqa: BLE001 - one failed refit must not sink the comparison
+                skipped[m] = f"the refit failed: {type(exc).__name__}: {exc}"
             bar.update(1)
     finally:
         bar.close()
+    plan = [p for p in plan if p[0] not in skipped]
 
     # which fits share the observations and scale of the reference
     ref_hash = idata.attrs.get("data_hash")
@@ -1806,7 +1823,7 @@ def check_model_comparison(ctx: RobustnessContext) -> CheckResult:
     iloos: dict[str, Any] = {}
     integ: dict[str, Any] = {}
     cmp = icmp = None
-    quad_err = float("nan")
+    quad_err = (float("nan"), float("nan"))
     integ_notes: list[str] = []
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
@@ -1815,7 +1832,7 @@ def check_model_comparison(ctx: RobustnessContext) -> CheckResult:
             try:
                 integ[m], qerr = _integrated_idata(f, *fit_info[m], check=(m == "reference"))
                 iloos[m] = az.loo(integ[m], var_name="responses", pointwise=True)
-                if np.isfinite(qerr):
+                if np.isfinite(qerr[0]):
                     quad_err = qerr
             except Exception as exc:  # noqa: BLE001 - report, keep the conditional LOO
                 integ_notes.append(f"{m}: integrated log-likelihood not computed ({exc})")
@@ -1849,7 +1866,8 @@ def check_model_comparison(ctx: RobustnessContext) -> CheckResult:
         row["note"] = "; ".join(diag.get("problems", []))
         rows.append(row)
     table = pd.DataFrame(rows)
-    table["quadrature_check"] = np.where(table["model"] == "reference", quad_err, np.nan)
+    table["quadrature_check_max"] = np.where(table["model"] == "reference", quad_err[0], np.nan)
+    table["quadrature_check_mean"] = np.where(table["model"] == "reference", quad_err[1], np.nan)
 
     variants: dict[str, dict[str, Cell]] = {}
     for m in ctx.models:
@@ -1893,8 +1911,9 @@ def check_model_comparison(ctx: RobustnessContext) -> CheckResult:
         f"integrated out (adaptive Gauss-Hermite, {INTEGRATION_NODES} nodes per construct; at most "
         f"{INTEGRATED_MAX_DRAWS} evenly spaced draws), which predicts a new firm of the same industry. The verdict "
         "uses the integrated LOO when it is available."
-        + (f" Quadrature check on the reference fit: largest change of a firm's log-likelihood with "
-           f"{INTEGRATION_CHECK_NODES} nodes {quad_err:.3f}." if np.isfinite(quad_err) else ""),
+        + (f" Quadrature check on the reference fit (10 draws): a firm's integrated log-likelihood changes by "
+           f"at most {quad_err[0]:.3f} (mean {quad_err[1]:.4f}) with {INTEGRATION_CHECK_NODES} nodes."
+           if np.isfinite(quad_err[0]) else ""),
         "Reference: the given fit (" + f"{int(idata.posterior.sizes['chain'])} x {int(idata.posterior.sizes['draw'])} draws"
         + "); alternatives refit with " + ", ".join(f"{k}={v}" for k, v in ctx.refit_settings().items()) + ".",
         txt_int,

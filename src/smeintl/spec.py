@@ -69,8 +69,8 @@ DEFAULT_SAMPLER: dict[str, Any] = {
     "draws": 1000,
     "tune": 1000,
     "chains": 4,
-    "target_accept": 0.9,
-    "sampler": "pymc",
+    "target_accept": 0.95,
+    "sampler": "auto",  # nutpie where installed (faster here), else PyMC NUTS
     "quick_draws": 300,
     "quick_tune": 300,
     "quick_chains": 2,
