@@ -48,7 +48,9 @@ def test_fit_structure(hitachi_fit, hitachi_spec, hitachi_survey):
 def test_fit_samples_cleanly(hitachi_fit):
     d = diagnose(hitachi_fit)
     assert d.divergences == 0
-    assert d.max_rhat < 1.05  # short chains; the full default passes 1.01 (see README)
+    # short chains (2 x 250): a gross check; label switching or sign flips give R-hat >> 1.1.
+    # The full default (4 x 1000) passes 1.01: see reports/hitachi-synthetic/manifest.json
+    assert d.max_rhat < 1.1
 
 
 def test_posterior_predictive_respects_scales(hitachi_fit, hitachi_spec):

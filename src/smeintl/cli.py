@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -182,14 +181,20 @@ def cmd_prior_check(args) -> int:
     return 0
 
 
-def cmd_compare(args) -> int:
+def _fit_and_survey(args):
+    """Load a fit and its survey (``--data`` or the file it was made on); refuse a mismatch."""
     from .measurement import load_fit
-    from .predictive import compare, write_comparison
 
     idata, model = load_fit(args.fit)
-    data = args.data or idata.attrs.get("data_source")
-    survey = _survey(data, model.spec)
+    survey = _survey(args.data or idata.attrs.get("data_source"), model.spec)
     idata, model = load_fit(args.fit, survey=survey)
+    return idata, model, survey
+
+
+def cmd_compare(args) -> int:
+    from .predictive import compare, write_comparison
+
+    idata, model, survey = _fit_and_survey(args)
     out = Path(args.out or f"reports/{Path(args.fit).stem}-compare")
     _prepare_out(out, args.force, "comparison")
     comp = compare(idata, survey, model.spec, prob=args.prob)
@@ -200,16 +205,12 @@ def cmd_compare(args) -> int:
 
 
 def cmd_robustness(args) -> int:
-    from .measurement import load_fit
     from .robustness import CHECKS, run_robustness, write_robustness
 
     unknown = [c for c in (args.checks or []) if c not in CHECKS]
     if unknown:
         raise UserError(f"unknown check(s) {', '.join(unknown)}; allowed: {', '.join(CHECKS)}")
-    idata, model = load_fit(args.fit)
-    data = args.data or idata.attrs.get("data_source")
-    survey = _survey(data, model.spec)
-    idata, model = load_fit(args.fit, survey=survey)
+    idata, model, survey = _fit_and_survey(args)
     out = Path(args.out or f"reports/{Path(args.fit).stem}-robustness")
     _prepare_out(out, args.force, "robustness checks")
     res = run_robustness(idata, survey, model.spec, checks=args.checks, seed=args.seed,

@@ -42,7 +42,6 @@ true-score comparison (:mod:`smeintl.predictive`).
 from __future__ import annotations
 
 import json
-import math
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -624,7 +623,6 @@ class MeasurementModel:
         the observed data, and attrs recording the spec text, data hash, seed,
         sampler, package versions and the diagnostics verdict.
         """
-        import arviz as az
         import pymc as pm
 
         if random_seed is None:
@@ -759,24 +757,28 @@ class MeasurementModel:
                 out[var] = firms(idx)
         return out
 
+    def _marginal_setup(self, idata, survey, std):
+        """Posterior, parameters, standardized answers, item-construct map and latent correlations."""
+        lay = self.layout
+        P = posterior_params(idata, self.spec)
+        S, C = P["loading"].shape[0], len(lay.constructs)
+        X = survey.items[list(lay.names)].to_numpy(dtype=float)
+        Z = (X - std["mean"]) / std["sd"]
+        onehot = np.zeros((X.shape[1], C))
+        onehot[np.arange(X.shape[1]), lay.construct] = 1.0
+        R = P["corr"] if C > 1 else np.ones((S, 1, 1))
+        return idata.posterior, P, Z, onehot, R
+
     def _add_marginal_loglik(self, idata, survey, std) -> None:
         """Per-firm marginal log-likelihood (MvNormal on the firm's observed items)."""
         import xarray as xr
         from scipy import stats
 
         lay = self.layout
-        post = idata.posterior
+        post, P, Z, onehot, R = self._marginal_setup(idata, survey, std)
         nc, nd = post.sizes["chain"], post.sizes["draw"]
-        P = posterior_params(idata, self.spec)
-        S = P["loading"].shape[0]
-        C = len(lay.constructs)
-        X = survey.items[list(lay.names)].to_numpy(dtype=float)
-        Z = (X - std["mean"]) / std["sd"]
-        F, I = Z.shape
+        S, (F, I) = P["loading"].shape[0], Z.shape
         groups = np.asarray(survey.groups, dtype=int) if self.group else np.zeros(F, dtype=int)
-        onehot = np.zeros((I, C))
-        onehot[np.arange(I), lay.construct] = 1.0
-        R = P["corr"] if C > 1 else np.ones((S, 1, 1))
         out = np.zeros((S, F))
         parts = list(_pattern_groups(Z, groups))
         for s in range(S):
@@ -801,19 +803,11 @@ class MeasurementModel:
         import xarray as xr
 
         lay = self.layout
-        post = idata.posterior
+        post, P, Z, onehot, R = self._marginal_setup(idata, survey, std)
         nc, nd = post.sizes["chain"], post.sizes["draw"]
-        P = posterior_params(idata, self.spec)
-        S = P["loading"].shape[0]
-        C = len(lay.constructs)
-        X = survey.items[list(lay.names)].to_numpy(dtype=float)
-        Z = (X - std["mean"]) / std["sd"]
+        S, (F, I), C = P["loading"].shape[0], Z.shape, len(lay.constructs)
         obs = ~np.isnan(Z)
-        F, I = Z.shape
-        onehot = np.zeros((I, C))
-        onehot[np.arange(I), lay.construct] = 1.0
         rng = np.random.default_rng([int(seed), 2])
-        R = P["corr"] if C > 1 else np.ones((S, 1, 1))
         mu_f = P["group_mean"][:, np.asarray(survey.groups)] if self.group else np.zeros((S, F, C))
         eta = np.empty((S, F, C))
         patterns: dict[bytes, np.ndarray] = {}
