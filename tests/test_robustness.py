@@ -17,7 +17,7 @@ import pytest
 from smeintl.predictive import FINDINGS
 
 #: tiny refits for the default suite (real sampling, but short)
-TINY = dict(draws=60, tune=100, chains=2)
+TINY = dict(draws=60, tune=100, chains=2, sampler="pymc")
 KEYS = [f.key for f in FINDINGS]
 CELL_WORDS = ("holds", "does not hold", "probably holds", "probably does not hold", "uncertain", "n/a")
 
@@ -403,6 +403,24 @@ def test_model_comparison(result):
     assert noind["complementary"][0] is not None
 
 
+def test_failed_refit_is_reported_not_raised(hitachi_fit, hitachi_survey, monkeypatch):
+    from smeintl.robustness import RobustnessContext, check_model_comparison
+
+    small = hitachi_fit.isel(draw=slice(0, 40))
+    small.attrs.update(hitachi_fit.attrs)
+
+    def boom(self, *a, **k):
+        raise RuntimeError("sampler exploded")
+
+    monkeypatch.setattr(RobustnessContext, "refit", boom)
+    ctx = RobustnessContext(small, hitachi_survey, hitachi_survey.spec, models=("no_industry",), progress=False)
+    c = check_model_comparison(ctx)
+    cells = c.variants["model_comparison: no industry"]
+    assert all(t.startswith("n/a: the refit failed: RuntimeError: sampler exploded") for _h, t in cells.values())
+    assert "not computed (fewer than two comparable fits)" in c.text
+    assert c.passed is None
+
+
 def test_cell_loglik_matches_the_model(hitachi_fit, hitachi_spec, hitachi_survey):
     """The numpy likelihood used for the integrated LOO equals PyMC's per-firm
     log-likelihood at the posterior latent scores."""
@@ -431,7 +449,6 @@ def test_integrated_loglik_converges(hitachi_fit, hitachi_spec, hitachi_survey):
     assert np.isfinite(a).all()
     # single (draw, firm) terms may move by ~0.1; on average the quadrature has converged
     assert np.abs(a - b).max() < 0.3
-    assert np.abs(a - b).mean() < 0.01
     assert np.abs(a - b).mean() < 0.01
 
 
