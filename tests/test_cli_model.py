@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from smeintl.cli import main
+from smeintl.predictive import FINDINGS
 
 from pathlib import Path
 
@@ -75,3 +76,63 @@ def test_compare_cli_refuses_other_data(hitachi_fit_path, tmp_path, capsys):
     assert main(["compare", str(hitachi_fit_path), "--data", str(other), "--out", str(tmp_path / "c")]) == 2
     assert "different data" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()
+
+
+def test_robustness_cli_writes_matrix_and_checks(hitachi_fit_path, tmp_path, capsys):
+    out = tmp_path / "rob"
+    rc = main(["robustness", str(hitachi_fit_path), "--data", str(DATA), "--out", str(out),
+               "--checks", "thresholds", "bootstrap", "--bootstrap", "50", "--seed", "5", "--no-progress"])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    matrix = pd.read_csv(out / "robustness.csv")
+    assert {"thresholds: 0.4", "thresholds: 0.6", "bootstrap: firms"} <= set(matrix.columns)
+    assert len(matrix) == len(FINDINGS)
+    assert (out / "thresholds.csv").exists() and (out / "bootstrap.csv").exists()
+    assert "[bootstrap]" in printed and "[thresholds]" in printed
+    # same seed, same bootstrap table
+    out2 = tmp_path / "rob2"
+    assert main(["robustness", str(hitachi_fit_path), "--data", str(DATA), "--out", str(out2),
+                 "--checks", "bootstrap", "--bootstrap", "50", "--seed", "5", "--no-progress"]) == 0
+    assert (out / "bootstrap.csv").read_bytes() == (out2 / "bootstrap.csv").read_bytes()
+    # an existing folder is not overwritten without --force
+    before = (out / "robustness.csv").read_bytes()
+    assert main(["robustness", str(hitachi_fit_path), "--data", str(DATA), "--out", str(out),
+                 "--checks", "thresholds"]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert (out / "robustness.csv").read_bytes() == before
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--bootstrap", "0"], "--bootstrap must be at least 1, got 0"),
+    (["--refit-draws", "2"], "--refit-draws must be at least 10"),
+    (["--refit-chains", "0"], "--refit-chains must be at least 1"),
+    (["--checks", "nonsense"], "unknown check(s) nonsense; allowed: factor_analysis, industry_regression, thresholds"),
+])
+def test_robustness_cli_bad_options(hitachi_fit_path, tmp_path, capsys, argv, message):
+    out = tmp_path / "rob"
+    assert main(["robustness", str(hitachi_fit_path), "--data", str(DATA), "--out", str(out), *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+    assert not out.exists()
+
+
+def test_robustness_cli_bad_model_choice(hitachi_fit_path, tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["robustness", str(hitachi_fit_path), "--models", "two_level"])
+    assert e.value.code == 2
+    assert "invalid choice: 'two_level'" in capsys.readouterr().err
+
+
+def test_robustness_cli_refit_settings(hitachi_fit_path, tmp_path, capsys):
+    """Refit options reach the refits: one tiny model-comparison refit through the CLI."""
+    out = tmp_path / "rob"
+    rc = main(["robustness", str(hitachi_fit_path), "--data", str(DATA), "--out", str(out),
+               "--checks", "model_comparison", "--models", "no_industry", "--refit-draws", "40",
+               "--refit-tune", "60", "--refit-chains", "1", "--refit-sampler", "pymc", "--no-progress"])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    table = pd.read_csv(out / "model_comparison.csv")
+    assert "no_industry" in " ".join(map(str, table.iloc[:, 0]))
+    assert "one_construct" not in " ".join(map(str, table.iloc[:, 0]))
+    assert "[model_comparison]" in printed

@@ -205,16 +205,24 @@ def cmd_compare(args) -> int:
 
 
 def cmd_robustness(args) -> int:
-    from .robustness import CHECKS, run_robustness, write_robustness
+    from .robustness import CHECKS, DEFAULT_REFIT, run_robustness, write_robustness
 
     unknown = [c for c in (args.checks or []) if c not in CHECKS]
     if unknown:
         raise UserError(f"unknown check(s) {', '.join(unknown)}; allowed: {', '.join(CHECKS)}")
+    for opt, value, least in (("--bootstrap", args.bootstrap, 1), ("--refit-draws", args.refit_draws, 10),
+                              ("--refit-tune", args.refit_tune, 0), ("--refit-chains", args.refit_chains, 1)):
+        if value is not None and value < least:
+            raise UserError(f"{opt} must be at least {least}, got {value}")
+    refit = {k: v for k, v in (("draws", args.refit_draws), ("tune", args.refit_tune),
+                               ("chains", args.refit_chains), ("sampler", args.refit_sampler)) if v is not None}
     idata, model, survey = _fit_and_survey(args)
     out = Path(args.out or f"reports/{Path(args.fit).stem}-robustness")
     _prepare_out(out, args.force, "robustness checks")
     res = run_robustness(idata, survey, model.spec, checks=args.checks, seed=args.seed,
-                         bootstrap_draws=args.bootstrap, progress=not args.no_progress)
+                         bootstrap_draws=args.bootstrap, progress=not args.no_progress,
+                         refit_kwargs={**DEFAULT_REFIT, **refit}, models=tuple(args.models),
+                         prior_refits=args.prior_refits)
     write_robustness(res, out)
     print(res.text())
     print(f"\nwrote {out / 'robustness.csv'} and one CSV per check")
@@ -304,6 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite an existing output folder")
     p.set_defaults(func=cmd_compare)
 
+    from .robustness import DEFAULT_REFIT, MODEL_VARIANTS, PRIOR_REFITS
+
     p = sub.add_parser("robustness", help="which findings survive reasonable changes to the method")
     p.add_argument("fit", help="fit file (.nc)")
     p.add_argument("--data", default=None, help="survey file (default: the one the fit was made on)")
@@ -311,6 +321,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checks", nargs="+", default=None, help="run only these checks (default: all)")
     p.add_argument("--seed", type=int, default=20190601, help="seed of the bootstrap and the refits")
     p.add_argument("--bootstrap", type=int, default=2000, help="firm bootstrap replicates (default 2000)")
+    p.add_argument("--models", nargs="+", choices=MODEL_VARIANTS, default=list(MODEL_VARIANTS),
+                   help="alternative models of the model comparison (default: all)")
+    p.add_argument("--prior-refits", choices=PRIOR_REFITS, default="auto",
+                   help="refit under wider and narrower priors: auto (when power-scaling is unreliable), "
+                        "always, never (default auto)")
+    p.add_argument("--refit-draws", type=int, default=None,
+                   help=f"draws per chain of every refit (default {DEFAULT_REFIT['draws']})")
+    p.add_argument("--refit-tune", type=int, default=None,
+                   help=f"tuning steps of every refit (default {DEFAULT_REFIT['tune']})")
+    p.add_argument("--refit-chains", type=int, default=None,
+                   help=f"chains of every refit (default {DEFAULT_REFIT['chains']})")
+    p.add_argument("--refit-sampler", choices=("auto", "pymc", "nutpie"), default=None,
+                   help="sampler of the refits (default: the fit spec's)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar of the refits")
     p.add_argument("--force", action="store_true", help="overwrite an existing output folder")
     p.set_defaults(func=cmd_robustness)

@@ -131,8 +131,7 @@ def run_pipeline(args: Any) -> int:
             if skip_robustness:
                 print("    skipped (--no-robustness)", flush=True)
             else:
-                from .robustness import _REFIT_CHECKS as REFIT_CHECKS
-                from .robustness import CHECKS, run_robustness, write_robustness
+                from .robustness import CHECKS, REFIT_CHECKS, run_robustness, write_robustness
 
                 checks = [c for c in CHECKS if c not in REFIT_CHECKS] if quick else None
                 if quick:

@@ -70,6 +70,7 @@ __all__ = [
     "true_score_items",
     "select_draws",
     "sample_statistics",
+    "finding_table",
     "cohens_kappa",
     "anova_pvalue",
     "pearson_greater_pvalue",
@@ -624,7 +625,7 @@ def compare(
     sample_stats = _sample_table(st_obs, st_rep, st_true, prob)
 
     P = {k: v[sel] for k, v in posterior_params(idata).items()}
-    findings = _findings(spec, prob, obs_ind, rep_ind, st_obs, st_rep, st_true, P, groups, gnames, idata)
+    findings = finding_table(spec, prob, obs_ind, rep_ind, st_obs, st_rep, st_true, P, groups, gnames, idata)
 
     agreement = _agreement(obs_ta["type"], true_ta["type"], rep_ta["type"], K, prob)
     return Comparison(
@@ -729,7 +730,15 @@ def _sample_table(obs, rep, true, prob) -> pd.DataFrame:
     )
 
 
-def _findings(spec, prob, obs_ind, rep_ind, st_obs, st_rep, st_true, P, groups, gnames, idata) -> pd.DataFrame:
+def finding_table(spec, prob, obs_ind, rep_ind, st_obs, st_rep, st_true, P, groups, gnames, idata) -> pd.DataFrame:
+    """The findings table (one row per :data:`FINDINGS` entry) from the indices and their
+    sample statistics: ``obs_ind`` (F, C) deterministic indices, ``rep_ind`` (S, F, C)
+    replicated indices, ``st_obs`` / ``st_rep`` / ``st_true`` the :func:`sample_statistics`
+    of observed, replicated and true-score indices, ``P`` per-firm type probabilities,
+    ``groups`` / ``gnames`` the industry codes and labels, ``idata`` the fit (or None: the
+    posterior columns are then left empty).  Used by :func:`compare` and by the
+    robustness checks, so both apply the same finding rules (``docs/findings.md``).
+    """
     R = FINDING_RULES
     cn = spec.construct_names
     rows: list[dict[str, Any]] = []

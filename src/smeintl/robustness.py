@@ -73,6 +73,9 @@ __all__ = [
     "RobustnessContext",
     "CHECKS",
     "CHECK_NAMES",
+    "REFIT_CHECKS",
+    "MODEL_VARIANTS",
+    "PRIOR_REFITS",
     "DEFAULT_REFIT",
     "MIN_FIRMS",
     "run_robustness",
@@ -86,6 +89,11 @@ __all__ = [
 #: default settings of every refit (prior-sensitivity and model-comparison refits); the
 #: sampler and target_accept are the fit spec's ``[sampler]`` unless given
 DEFAULT_REFIT: dict[str, Any] = {"draws": 300, "tune": 400, "chains": 2}
+
+#: alternative models of ``model_comparison``
+MODEL_VARIANTS: tuple[str, ...] = ("no_industry", "one_construct", "all_ordinal")
+#: when ``prior_sensitivity`` refits under wider and narrower priors
+PRIOR_REFITS: tuple[str, ...] = ("auto", "always", "never")
 
 #: least number of firms for the checks that need many (otherwise the check says why)
 MIN_FIRMS: dict[str, int] = {"bootstrap": 10, "model": 20, "factor_analysis": 10}
@@ -541,12 +549,10 @@ def _finding_rows(spec: Spec, survey, ind: np.ndarray, ta: Mapping[str, Any] | N
     ``ind`` (F, C) (column ``deterministic``) and, optionally, replicates ``rep_ind`` (R, F, C)
     (column ``replicated_probability``: share of the replicates in which it holds).
 
-    Calls ``predictive._findings`` with no posterior, so the finding rules are exactly
+    Calls :func:`smeintl.predictive.finding_table` with no posterior, so the finding rules are exactly
     those of :func:`~smeintl.predictive.compare`.
     """
-    fn = getattr(_pred, "_findings", None)
-    if fn is None:  # pragma: no cover - guards against a refactor of predictive.py
-        raise RuntimeError("smeintl.predictive no longer provides _findings; robustness needs the finding rules")
+    fn = _pred.finding_table
     es = eval_spec or spec
     groups, gnames = _industry(survey, spec)
     ta = ta if ta is not None else type_arrays(ind, spec)
@@ -904,7 +910,7 @@ def check_factor_analysis(ctx: RobustnessContext) -> CheckResult:
     one_pos = bool(np.all(one[np.isfinite(one)] > 0))
     passed = bool(n_match == len(cols) and one_pos)
 
-    # complementarity from the factor scores, by the finding's rule (predictive._findings)
+    # complementarity from the factor scores, by the finding's rule (predictive.finding_table)
     rows = _finding_rows(spec, ctx.survey, scores)
     cells = _det_cells(rows, scores, spec, only=["complementary"])
     if C < 2:
@@ -1393,6 +1399,21 @@ def _log_prior(ctx: RobustnessContext, model) -> np.ndarray:
     return tot
 
 
+def _refit_preconditions(ctx: RobustnessContext, name: str, what: str) -> CheckResult | None:
+    """The skipped result of a refit check that cannot run (too few firms, an unusable
+    fit, no per-firm log-likelihood), or None when it can."""
+    if ctx.n_firms < MIN_FIRMS["model"]:
+        return _skip(name, f"too few firms ({ctx.n_firms}) for {what}: need at least {MIN_FIRMS['model']}",
+                     "posterior")
+    prob = ctx.fit_problem()
+    if prob:
+        return _skip(name, prob, "posterior")
+    idata = ctx.idata
+    if "log_likelihood" not in idata.groups() or "responses" not in idata.log_likelihood:
+        return _skip(name, "the fit has no per-firm log-likelihood ('responses')", "posterior")
+    return None
+
+
 def check_prior_sensitivity(ctx: RobustnessContext) -> CheckResult:
     """Power-scaling prior and likelihood sensitivity (psens, PSIS k-hat) and refits."""
     import arviz as az
@@ -1401,15 +1422,10 @@ def check_prior_sensitivity(ctx: RobustnessContext) -> CheckResult:
     from .measurement import MeasurementModel
 
     name = "prior_sensitivity"
-    if ctx.n_firms < MIN_FIRMS["model"]:
-        return _skip(name, f"too few firms ({ctx.n_firms}) for prior-sensitivity refits: need at least "
-                           f"{MIN_FIRMS['model']}", "posterior")
-    prob = ctx.fit_problem()
-    if prob:
-        return _skip(name, prob, "posterior")
+    skip = _refit_preconditions(ctx, name, "prior-sensitivity refits")
+    if skip is not None:
+        return skip
     idata = ctx.idata
-    if "log_likelihood" not in idata.groups() or "responses" not in idata.log_likelihood:
-        return _skip(name, "the fit has no per-firm log-likelihood ('responses')", "posterior")
     fit_spec = ctx.fit_spec
     model = MeasurementModel(fit_spec, group=ctx.fit_group, parameterization=ctx.fit_parameterization
                              if ctx.fit_parameterization in ("latent", "marginal") else "auto").build(ctx.survey)
@@ -1492,7 +1508,7 @@ def check_prior_sensitivity(ctx: RobustnessContext) -> CheckResult:
         c = compare(rs, ctx.survey, ctx.spec, prob=ctx.prob, random_seed=ctx.seed)
         variants[col] = _posterior_cells(c.findings)
     max_k = max([*is_k.values(), *(max(v) for v in kh.values())])
-    if ctx.prior_refits not in ("auto", "always", "never"):
+    if ctx.prior_refits not in PRIOR_REFITS:
         raise ValueError(f"prior_refits must be 'auto', 'always' or 'never', got {ctx.prior_refits!r}")
     do_refit = ctx.prior_refits == "always" or (ctx.prior_refits == "auto" and max_k > KHAT_MAX)
     refit_rows = []
@@ -1743,7 +1759,7 @@ def _one_construct_findings(ctx: RobustnessContext, fit, spec1: Spec, survey1) -
         st_r = sample_statistics(rep, ta_r, spec, groups, gnames)
         st_t = sample_statistics(tru, ta_t, spec, groups, gnames)
         P = {k: v for k, v in posterior_params(fit).items() if k not in ("corr", "group_mean")}
-        rows = _pred._findings(spec, ctx.prob, obs, rep, st_o, st_r, st_t, P, groups, gnames, fit)
+        rows = _pred.finding_table(spec, ctx.prob, obs, rep, st_o, st_r, st_t, P, groups, gnames, fit)
     why = "a one-construct model has no latent correlation and no per-construct industry means"
     return _posterior_cells(rows, {k: why for k in ("industries_differ_doi", "industries_differ_independence",
                                                      "complementary")})
@@ -1754,19 +1770,13 @@ def check_model_comparison(ctx: RobustnessContext) -> CheckResult:
     import arviz as az
 
     name = "model_comparison"
-    if ctx.n_firms < MIN_FIRMS["model"]:
-        return _skip(name, f"too few firms ({ctx.n_firms}) for model refits and LOO: need at least "
-                           f"{MIN_FIRMS['model']}", "posterior")
-    prob = ctx.fit_problem()
-    if prob:
-        return _skip(name, prob, "posterior")
+    skip = _refit_preconditions(ctx, name, "model refits and LOO")
+    if skip is not None:
+        return skip
     idata = ctx.idata
-    if "log_likelihood" not in idata.groups() or "responses" not in idata.log_likelihood:
-        return _skip(name, "the fit has no per-firm log-likelihood ('responses')", "posterior")
-    known = ("no_industry", "one_construct", "all_ordinal")
     for m in ctx.models:
-        if m not in known:
-            raise ValueError(f"unknown model variant {m!r}; known: {', '.join(known)}")
+        if m not in MODEL_VARIANTS:
+            raise ValueError(f"unknown model variant {m!r}; known: {', '.join(MODEL_VARIANTS)}")
     fit_spec = ctx.fit_spec
     desc = {
         "reference": ("the given fit: " + (f"{len(fit_spec.constructs)} correlated constructs" if len(fit_spec.constructs) > 1
@@ -1954,7 +1964,8 @@ CHECKS: dict[str, Callable[[RobustnessContext], CheckResult]] = {
     "model_comparison": check_model_comparison,
 }
 CHECK_NAMES: tuple[str, ...] = tuple(CHECKS)
-_REFIT_CHECKS = ("prior_sensitivity", "model_comparison")
+#: the checks that refit the measurement model (minutes each; skipped by ``smeintl run --quick``)
+REFIT_CHECKS: tuple[str, ...] = ("prior_sensitivity", "model_comparison")
 
 
 def output_names(checks: Sequence[str] | None = None) -> list[str]:
@@ -1974,7 +1985,7 @@ def run_robustness(
     refit_kwargs: Mapping[str, Any] | None = None,
     progress: bool = True,
     prob: float = 0.9,
-    models: Sequence[str] = ("no_industry", "one_construct", "all_ordinal"),
+    models: Sequence[str] = MODEL_VARIANTS,
     prior_refits: str = "auto",
 ) -> RobustnessResult:
     """Run robustness checks and build the findings matrix.
@@ -1997,11 +2008,10 @@ def run_robustness(
     if int(bootstrap_draws) < 1:
         raise ValueError(f"bootstrap_draws must be at least 1, got {bootstrap_draws}")
     names = [n for n in CHECK_NAMES if n in names]
-    known_models = ("no_industry", "one_construct", "all_ordinal")
-    bad = [m for m in models if m not in known_models]
+    bad = [m for m in models if m not in MODEL_VARIANTS]
     if bad:
-        raise ValueError(f"unknown model variant(s) {bad}; known: {', '.join(known_models)}")
-    if prior_refits not in ("auto", "always", "never"):
+        raise ValueError(f"unknown model variant(s) {', '.join(bad)}; known: {', '.join(MODEL_VARIANTS)}")
+    if prior_refits not in PRIOR_REFITS:
         raise ValueError(f"prior_refits must be 'auto', 'always' or 'never', got {prior_refits!r}")
     ctx = RobustnessContext(idata=idata, survey=survey, spec=spec, seed=int(seed), bootstrap_draws=int(bootstrap_draws),
                             refit_kwargs=dict(refit_kwargs or {}), progress=progress, prob=float(prob),
@@ -2013,7 +2023,7 @@ def run_robustness(
         try:
             res = CHECKS[n](ctx)
         except Exception as exc:  # noqa: BLE001 - one failing check must not sink the others
-            ref = "posterior" if n in _REFIT_CHECKS else "deterministic"
+            ref = "posterior" if n in REFIT_CHECKS else "deterministic"
             res = _skip(n, f"the check failed: {type(exc).__name__}: {exc}", ref)
             notes.append(f"{n} failed with {type(exc).__name__}: {exc}")
         results.append(_dc_replace(res, seconds=time.perf_counter() - t0))
