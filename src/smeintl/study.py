@@ -301,6 +301,16 @@ def _is_num(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
+
+def _optional_table(raw: dict, table: str, known: Sequence[str], problems: list[str]) -> dict:
+    """``raw[table]`` (empty when absent); a non-table or an unknown key is added to ``problems``."""
+    value = raw.get(table, {})
+    if not isinstance(value, dict):
+        problems.append(f"[{table}]: must be a table")
+        return {}
+    problems.extend(f"{table}.{k}: unknown key; known: {', '.join(known)}" for k in value if k not in known)
+    return value
+
 def parse_study(text: str, source: str = "<string>", base_dir: str | Path | None = None) -> Study:
     """Parse and validate study TOML text.  Every problem is collected and reported
     at once in a :class:`StudyError` naming ``source`` and the offending key."""
@@ -426,13 +436,7 @@ def parse_study(text: str, source: str = "<string>", base_dir: str | Path | None
                 break
 
     # ---- fit ----------------------------------------------------------------
-    fit_raw = raw.get("fit", {})
-    if not isinstance(fit_raw, dict):
-        problems.append("[fit]: must be a table")
-        fit_raw = {}
-    for k in fit_raw:
-        if k not in _FIT_KEYS:
-            problems.append(f"fit.{k}: unknown key; known: {', '.join(_FIT_KEYS)}")
+    fit_raw = _optional_table(raw, "fit", _FIT_KEYS, problems)
     s = spec.sampler
     fit: dict[str, Any] = {
         "draws": fit_raw.get("draws", int(s["quick_draws"])),
@@ -464,13 +468,7 @@ def parse_study(text: str, source: str = "<string>", base_dir: str | Path | None
         problems.append(f"grid.group_sd: the instrument {spec.name!r} has no group column, no group level")
 
     # ---- sbc ----------------------------------------------------------------
-    sbc_raw = raw.get("sbc", {})
-    if not isinstance(sbc_raw, dict):
-        problems.append("[sbc]: must be a table")
-        sbc_raw = {}
-    for k in sbc_raw:
-        if k not in _SBC_KEYS:
-            problems.append(f"sbc.{k}: unknown key; known: {', '.join(_SBC_KEYS)}")
+    sbc_raw = _optional_table(raw, "sbc", _SBC_KEYS, problems)
     total = (fit["draws"] * fit["chains"]) if _is_int(fit["draws"]) and _is_int(fit["chains"]) else 100
     thin = sbc_raw.get("thin", max(1, math.ceil(total / 100)))
     if not _is_int(thin) or thin < 1:
