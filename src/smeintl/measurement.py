@@ -338,6 +338,39 @@ def _pattern_groups(Z: np.ndarray, groups: np.ndarray):
         yield np.nonzero(np.frombuffer(key, dtype=bool))[0], g, np.asarray(rows)
 
 
+def _pattern_statistics(Z: np.ndarray, groups: np.ndarray) -> dict[str, np.ndarray]:
+    """Zero-padded sufficient statistics per missingness pattern x group (``B`` blocks,
+    ``P`` patterns): ``observed`` (P, I) pattern masks, per block ``pattern`` (B,),
+    ``first_row`` (B,) (a firm of the block, for its group mean), ``n`` (B,), ``s1``
+    (B, I) sums of the answers; per pattern ``n_pattern`` (P,) and ``s2_pattern``
+    (P, I, I) sums of cross products (unobserved cells count as 0)."""
+    I = Z.shape[1]
+    patterns: dict[bytes, int] = {}
+    masks, pat, first, n, s1 = [], [], [], [], []
+    s2: list[np.ndarray] = []
+    n_pat: list[float] = []
+    for cols, _g, rows in _pattern_groups(Z, groups):
+        mask = np.zeros(I, dtype=bool)
+        mask[cols] = True
+        key = mask.tobytes()
+        if key not in patterns:
+            patterns[key] = len(masks)
+            masks.append(mask)
+            s2.append(np.zeros((I, I)))
+            n_pat.append(0.0)
+        p = patterns[key]
+        Zs = np.where(mask, Z[rows], 0.0)
+        pat.append(p)
+        first.append(int(rows[0]))
+        n.append(float(rows.size))
+        s1.append(Zs.sum(0))
+        s2[p] += Zs.T @ Zs
+        n_pat[p] += float(rows.size)
+    return {"observed": np.array(masks, dtype=bool).reshape(-1, I), "pattern": np.array(pat, dtype=int),
+            "first_row": np.array(first, dtype=int), "n": np.array(n), "s1": np.array(s1).reshape(-1, I),
+            "s2_pattern": np.array(s2).reshape(-1, I, I), "n_pattern": np.array(n_pat)}
+
+
 def _prior(pm, name: str, entry: Mapping[str, Any], **kwargs):
     params = {k: v for k, v in entry.items() if k != "dist"}
     dist = getattr(pm, str(entry.get("dist", "Normal")))
@@ -571,6 +604,15 @@ class MeasurementModel:
         y_f ~ MvNormal(m_g, S_p) with m_g = a_o + Lambda_o mu_g and S_p = Lambda_o R
         Lambda_o' + Psi_o, so the log-likelihood needs only n, sum y and sum y y' per
         (pattern, group): the cost per gradient does not grow with the number of firms.
+
+        The patterns are batched rather than looped over: each pattern's covariance is
+        the full item covariance with the unobserved rows and columns replaced by those
+        of the identity (same determinant and, on the observed block, same inverse as the
+        observed submatrix), and the sufficient statistics are zero-padded.  The graph
+        therefore has the same few nodes whatever the number of patterns, which keeps
+        compile times short (a Python loop over about 100 pattern x group blocks made
+        nutpie's numba compile of a 500-firm, 6-item instrument take 7 to over 15 minutes
+        on new data; batched, it compiles and samples in about 75 s).
         """
         lay = self.layout
         pri = self.spec.priors
@@ -584,20 +626,24 @@ class MeasurementModel:
         Lam = onehot * (loading * lay.sign)[:, None]  # (I, C)
         R = chol @ chol.T
         cov = Lam @ R @ Lam.T + pt.diag(sd**2)
-        if self.group:
-            gmean = mu_f  # (F, C) group mean of each firm
-        total = 0.0
-        for cols, gkey, rows in _pattern_groups(Z, self._group_codes):
-            Zs = Z[np.ix_(rows, cols)]
-            n = float(rows.size)
-            s1 = Zs.sum(0)
-            s2 = Zs.T @ Zs
-            S = cov[cols][:, cols]
-            Sinv = pt.linalg.inv(S)
-            _sign, logdet = pt.linalg.slogdet(S)
-            m = a[cols] + (gmean[rows[0]] @ Lam[cols].T if self.group else 0.0)
-            quad = pt.sum(Sinv * s2) - 2.0 * pt.dot(m, pt.dot(Sinv, s1)) + n * pt.dot(m, pt.dot(Sinv, m))
-            total = total - 0.5 * (n * (cols.size * np.log(2 * np.pi) + logdet) + quad)
+
+        st = _pattern_statistics(Z, self._group_codes)
+        O = st["observed"].astype(float)  # (P, I)
+        M = O[:, :, None] * O[:, None, :]
+        S = M * cov[None] + (1.0 - M) * np.eye(I)[None]  # (P, I, I)
+        Sinv = pt.linalg.inv(S)
+        # log-determinant through the Cholesky factor (PyTensor's batched slogdet rewrite fails)
+        logdet = 2.0 * pt.sum(pt.log(pt.diagonal(pt.linalg.cholesky(S), axis1=-2, axis2=-1)), axis=-1)  # (P,)
+        Ob = O[st["pattern"]]  # (B, I)
+        m = a[None, :] + (mu_f[st["first_row"]] @ Lam.T if self.group else 0.0)
+        m = m * Ob  # (B, I): zero where unobserved
+        Sb = Sinv[st["pattern"]]  # (B, I, I)
+        n = st["n"]
+        quad = (pt.sum(Sinv * st["s2_pattern"])
+                - 2.0 * pt.sum(Sb * m[:, :, None] * st["s1"][:, None, :])
+                + pt.sum(Sb * (n[:, None, None] * m[:, :, None] * m[:, None, :])))
+        n_p = st["n_pattern"]
+        total = -0.5 * (pt.sum(n_p * logdet) + float(np.sum(n_p * O.sum(1))) * np.log(2 * np.pi) + quad)
         pm.Potential("marginal_loglik", total)
 
     # ---------------------------------------------------------------- fit
