@@ -925,7 +925,7 @@ def check_factor_analysis(ctx: RobustnessContext) -> CheckResult:
         "Complementarity: Pearson correlation of the one-factor (regression) scores, firms with every item of "
         f"both constructs: {cells.get('complementary', (None, ''))[1]}.",
         *notes,
-        f"Passed: every item's exploratory factor is its construct and every one-factor loading is positive.",
+        f"Pass criterion: every item's exploratory factor is its construct and every one-factor loading is positive.",
     ]
     variants = {"factor_analysis: factor scores": cells}
     return CheckResult(name, passed, table, "\n".join(t for t in text if t), _aggregate(variants), variants)
@@ -1081,7 +1081,7 @@ def check_industry_regression(ctx: RobustnessContext) -> CheckResult:
     elif bayes is None:
         text.append("Hierarchical industry means not shown: "
                     + (ctx.fit_problem() or "the fit has no industry level") + ".")
-    text.append("Passed: both tests reach the deterministic ANOVA's verdict for every industry finding"
+    text.append("Pass criterion: both tests reach the deterministic ANOVA's verdict for every industry finding"
                 + (f"; differs: {', '.join(flips)}" if flips else "") + ".")
     return CheckResult(name, passed, table, "\n".join(text), _aggregate(variants), variants)
 
@@ -1168,7 +1168,7 @@ def _finish_method(ctx, name, variants, rows, intro) -> CheckResult:
         if ev:
             lines.append(f"{f.key}: holds in {sum(ev)} of {len(ev)} variants "
                          f"(baseline: {ref.get(f.key, (None, 'n/a'))[1]})")
-    lines.append("Passed: every finding keeps its deterministic verdict under every variant"
+    lines.append("Pass criterion: every finding keeps its deterministic verdict under every variant"
                  + (f"; changes: {', '.join(flips)}" if flips else "") + ".")
     return CheckResult(name, passed, table, "\n".join(lines), _aggregate(variants), variants)
 
@@ -1346,7 +1346,7 @@ def check_bootstrap(ctx: RobustnessContext) -> CheckResult:
     for r in rows:
         if r["statistic"].startswith("share_"):
             lines.append(f"{r['statistic']}: {r['observed']:.3f} ({pct} interval {r['lo']:.3f} to {r['hi']:.3f})")
-    lines.append("Passed: the bootstrap majority agrees with the deterministic verdict of every finding"
+    lines.append("Pass criterion: the bootstrap majority agrees with the deterministic verdict of every finding"
                  + (f"; differs: {', '.join(flips)}" if flips else "") + ".")
     return CheckResult(name, passed, table, "\n".join(lines), _aggregate(variants), variants)
 
@@ -1562,7 +1562,7 @@ def check_prior_sensitivity(ctx: RobustnessContext) -> CheckResult:
         ("Refits with every prior sd x2 and /2 (" + ", ".join(f"{k}={v}" for k, v in ctx.refit_settings().items())
          + "): the findings under each are in the matrix." if do_refit
          else "No refits: " + ("prior_refits='never'." if ctx.prior_refits == "never" else "power-scaling is reliable.")),
-        "Passed: every finding keeps its posterior verdict (probability >= 0.5 or not) under every prior variant"
+        "Pass criterion: every finding keeps its posterior verdict (probability >= 0.5 or not) under every prior variant"
         + (f"; changes: {', '.join(flips)}" if flips else "") + ".",
     ]
     return CheckResult(name, passed, table, "\n".join(lines), _aggregate(variants), variants, reference="posterior")
@@ -1942,7 +1942,7 @@ def check_model_comparison(ctx: RobustnessContext) -> CheckResult:
         *integ_notes,
         *([f"Convergence diagnostics failed for: {', '.join(failed)} (short refits: use longer refit settings "
            "before trusting small differences)."] if failed else []),
-        "Passed: the reference model is best by LOO or within 2 standard errors of the difference of the best.",
+        "Pass criterion: the reference model is best by LOO or within 2 standard errors of the difference of the best.",
     ]
     return CheckResult(name, passed, table, "\n".join(lines), _aggregate(variants), variants, reference="posterior")
 
