@@ -56,8 +56,28 @@ print(json.dumps({"wall_s": wall, "sample_s": sample_s, "min_ess_bulk": d.min_es
 """
 
 
+#: seconds one row may run before it is stopped and reported as timed out (--timeout)
+TIMEOUT = [3600.0]
+
+
+def _run(cmd: list[str], env=None) -> subprocess.CompletedProcess | dict:
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=TIMEOUT[0])
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {TIMEOUT[0]:.0f} s", "wall_s": TIMEOUT[0]}
+
+
+def _cold_env(cold: bool) -> dict:
+    env = dict(os.environ)
+    if cold:
+        env["PYTENSOR_FLAGS"] = f"base_compiledir={tempfile.mkdtemp(prefix='pytensor-cold-')}"
+    return env
+
+
 def _child(code: str, arg: str, env=None) -> dict:
-    r = subprocess.run([PY, "-c", code, arg], capture_output=True, text=True, env=env, cwd=ROOT)
+    r = _run([PY, "-c", code, arg], env=env)
+    if isinstance(r, dict):
+        return r
     if r.returncode != 0:
         return {"error": r.stderr.strip().splitlines()[-1] if r.stderr.strip() else f"exit {r.returncode}"}
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -72,16 +92,83 @@ def bench_fit(n: int, sampler: str, spec: str, param: str, draws: int, tune: int
     return res
 
 
-def bench_run(cold: bool, extra: list[str]) -> dict:
-    env = dict(os.environ)
-    if cold:
-        env["PYTENSOR_FLAGS"] = f"base_compiledir={tempfile.mkdtemp(prefix='pytensor-cold-')}"
-    out = Path(tempfile.mkdtemp(prefix="bench-run-")) / "report"
+def _peak_mb_of_last_child(before: float) -> float | None:
+    """ru_maxrss of the children is a maximum over all of them: report it only when the
+    last child raised it (otherwise the row's peak is at most the earlier maximum)."""
+    now = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return now if now > before else None
+
+
+def bench_fit_cli(cold: bool, sampler: str) -> dict:
+    """``smeintl fit`` on the bundled data with the spec's default draws (cold or warm cache)."""
+    out = Path(tempfile.mkdtemp(prefix="bench-fit-")) / "fit.nc"
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     t0 = time.perf_counter()
-    r = subprocess.run([PY, "-m", "smeintl.cli", "run", "--out", str(out), "--no-progress", *extra],
-                       capture_output=True, text=True, env=env, cwd=ROOT)
+    r = _run([PY, "-m", "smeintl.cli", "fit", str(ROOT / "data/hitachi_synthetic.csv"), "--out", str(out),
+              "--sampler", sampler, "--seed", "1", "--no-progress"], env=_cold_env(cold))
     wall = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    if isinstance(r, dict):
+        return r
+    if r.returncode != 0:
+        return {"error": r.stderr.strip().splitlines()[-1]}
+    from smeintl.measurement import diagnose, load_fit
+
+    idata, _model = load_fit(out)
+    d = diagnose(idata)
+    sample_s = json.loads(idata.attrs["timing"])["sample_s"]
+    return {"wall_s": wall, "sample_s": sample_s, "min_ess_bulk": d.min_ess_bulk, "ess_per_s": d.min_ess_bulk / sample_s,
+            "max_rhat": d.max_rhat, "divergences": d.divergences, "peak_mb": _peak_mb_of_last_child(before)}
+
+
+STUDY = """[study]
+name = "bench"
+instrument = "{instrument}"
+seed = 7
+replications = {reps}
+kind = ["recovery"]
+
+[grid]
+n_firms = [100, 200]
+loading = [1.5]
+missing = [0.05]
+n_groups = [3]
+correlation = [0.4]
+
+[fit]
+draws = 300
+tune = 300
+chains = 2
+sampler = "{sampler}"
+"""
+
+
+def bench_study(workers: int, reps: int, sampler: str) -> dict:
+    """Throughput of ``smeintl study`` (2 conditions x ``reps`` replications of the tiny
+    six-item instrument) on a local Dask cluster of ``workers`` single-threaded workers."""
+    d = Path(tempfile.mkdtemp(prefix="bench-study-"))
+    (d / "study.toml").write_text(STUDY.format(instrument=ROOT / "models" / "tiny_instrument.toml", reps=reps,
+                                               sampler=sampler))
+    t0 = time.perf_counter()
+    r = _run([PY, "-m", "smeintl.cli", "study", str(d / "study.toml"), "--out", str(d / "out"),
+              "--workers", str(workers), "--no-progress", "--no-figures"])
+    wall = time.perf_counter() - t0
+    if isinstance(r, dict):
+        return r
+    if r.returncode != 0:
+        return {"error": r.stderr.strip().splitlines()[-1]}
+    fits = 2 * reps
+    return {"wall_s": wall, "fits": fits, "fits_per_hour": fits / wall * 3600}
+
+
+def bench_run(cold: bool, extra: list[str]) -> dict:
+    out = Path(tempfile.mkdtemp(prefix="bench-run-")) / "report"
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    t0 = time.perf_counter()
+    r = _run([PY, "-m", "smeintl.cli", "run", "--out", str(out), "--no-progress", *extra], env=_cold_env(cold))
+    wall = time.perf_counter() - t0
+    if isinstance(r, dict):
+        return r
+    peak = _peak_mb_of_last_child(before)
     if r.returncode != 0:
         return {"error": r.stderr.strip().splitlines()[-1]}
     man = json.loads((out / "manifest.json").read_text())
@@ -93,8 +180,10 @@ def bench_run(cold: bool, extra: list[str]) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rows", nargs="+", default=["run", "fit", "continuous"],
-                    choices=["run", "fit", "continuous"], help="which groups of rows")
+    ap.add_argument("--rows", nargs="+", default=["run", "fitcli", "fit", "continuous", "study"],
+                    choices=["run", "fitcli", "fit", "continuous", "study"], help="which groups of rows")
+    ap.add_argument("--timeout", type=float, default=3600, help="seconds one row may run (default 3600)")
+    ap.add_argument("--study-reps", type=int, default=4, help="replications per condition of the study rows")
     ap.add_argument("--sizes", nargs="+", type=int, default=[41, 1000, 10000])
     ap.add_argument("--samplers", nargs="+", default=["pymc", "nutpie"])
     ap.add_argument("--draws", type=int, default=1000)
@@ -102,6 +191,7 @@ def main(argv=None) -> int:
     ap.add_argument("--chains", type=int, default=4)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results.csv"))
     a = ap.parse_args(argv)
+    TIMEOUT[0] = a.timeout
     rows = []
 
     def add(name, res):
@@ -111,6 +201,10 @@ def main(argv=None) -> int:
     if "run" in a.rows:
         add("smeintl run (cold cache)", bench_run(True, []))
         add("smeintl run (warm cache)", bench_run(False, []))
+    if "fitcli" in a.rows:
+        for smp in a.samplers:
+            add(f"smeintl fit {smp} (cold cache)", bench_fit_cli(True, smp))
+            add(f"smeintl fit {smp} (warm cache)", bench_fit_cli(False, smp))
     if "fit" in a.rows:
         for n in a.sizes:
             for s in a.samplers:
@@ -121,20 +215,28 @@ def main(argv=None) -> int:
             for s in a.samplers:
                 add(f"fit continuous n=1000 {param} {s}",
                     bench_fit(1000, s, "tests/data/specs/continuous_two.toml", param, a.draws, a.tune, a.chains))
-    cols = ["row", "wall_s", "sample_s", "min_ess_bulk", "ess_per_s", "max_rhat", "divergences", "peak_mb", "error"]
+    if "study" in a.rows:
+        for w in (1, 2):
+            add(f"study throughput, {w} Dask worker(s)", bench_study(w, a.study_reps, "pymc"))
+    cols = ["row", "wall_s", "sample_s", "min_ess_bulk", "ess_per_s", "max_rhat", "divergences", "peak_mb",
+            "fits_per_hour", "error"]
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     with open(a.out, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=cols, extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)
 
-    def fmt(v):
-        return "" if v is None else (f"{v:.1f}" if isinstance(v, float) else str(v))
+    def fmt(v, col=""):
+        if v is None:
+            return ""
+        if isinstance(v, float):
+            return f"{v:.3f}" if col == "max_rhat" else f"{v:.1f}"
+        return str(v)
 
     print("\n" + " | ".join(cols))
     print(" | ".join("---" for _ in cols))
     for r in rows:
-        print(" | ".join(fmt(r.get(c)) for c in cols))
+        print(" | ".join(fmt(r.get(c), c) for c in cols))
     print(f"\nwrote {a.out}")
     return 0
 
