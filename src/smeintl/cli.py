@@ -205,7 +205,7 @@ def cmd_compare(args) -> int:
 
 
 def cmd_robustness(args) -> int:
-    from .robustness import CHECKS, DEFAULT_REFIT, run_robustness, write_robustness
+    from .robustness import CHECKS, run_robustness, write_robustness
 
     unknown = [c for c in (args.checks or []) if c not in CHECKS]
     if unknown:
@@ -221,7 +221,7 @@ def cmd_robustness(args) -> int:
     _prepare_out(out, args.force, "robustness checks")
     res = run_robustness(idata, survey, model.spec, checks=args.checks, seed=args.seed,
                          bootstrap_draws=args.bootstrap, progress=not args.no_progress,
-                         refit_kwargs={**DEFAULT_REFIT, **refit}, models=tuple(args.models),
+                         refit_kwargs=refit, models=tuple(args.models),
                          prior_refits=args.prior_refits)
     write_robustness(res, out)
     print(res.text())
