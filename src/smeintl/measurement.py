@@ -46,7 +46,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -371,6 +371,56 @@ def _pattern_statistics(Z: np.ndarray, groups: np.ndarray) -> dict[str, np.ndarr
             "s2_pattern": np.array(s2).reshape(-1, I, I), "n_pattern": np.array(n_pat)}
 
 
+#: stands in for the infinite outer cutpoints of an ordinal item (exact in double precision
+#: for any linear predictor and cutpoint within +-1e3)
+_OUTER_CUT = 1e4
+
+
+def _ordinal_observed(pm, pt, name: str, lin, cut, j, y, n_cat: int):
+    """Observed ordinal answers ``y`` (0..K-1) with P(y = k) = sigmoid(lin - c_k) - sigmoid(lin - c_{k+1}),
+    c_0 = -inf, c_K = +inf: the same density as PyMC's ``OrderedLogistic``.
+
+    Only the observed category's probability is computed: with a = lin - c_y and
+    b = lin - c_{y+1} (a > b), log(sigmoid(a) - sigmoid(b)) = a - softplus(a) - softplus(b)
+    + log1mexp(b - a).  PyMC's version builds all K probabilities of every cell and checks
+    that they sum to one; this one is about 3x cheaper per gradient at 10,000 firms.
+    The bounds are gathered from the data once (``y`` is fixed), so the distribution's
+    log-density ignores its value argument and holds for this ``y`` only.
+    """
+    outer = np.full((int(j.max()) + 1 if len(j) else 0, 1), _OUTER_CUT)  # static shape: no dim lengths in the graph
+    pad = pt.concatenate([-outer, cut[: outer.shape[0]], outer], axis=1)
+    width = n_cat + 1  # -inf, the n_cat - 1 cutpoints, +inf
+    flat = pad.reshape((-1,))
+    pos = np.asarray(j) * width + np.asarray(y)  # flat gathers (see ``lin``)
+    a = lin - flat[pos]
+    b = lin - flat[pos + 1]
+
+    def logp(value, a, b):
+        return a - pt.softplus(a) - pt.softplus(b) + pt.log1mexp(b - a)
+
+    return pm.CustomDist(name, a, b, logp=logp, observed=y)
+
+
+def _centered_scores(pm, pt, mu_f, chol, constructs: Sequence[str]):
+    """Latent scores eta_f ~ MvNormal(mu_f, L L') for every firm, sampled centred.
+
+    Written as a chain of univariate normals, eta_c | eta_<c ~ Normal(mu_c + sum_k<c L_ck z_k,
+    L_cc) with z_k = (eta_k - mean_k) / L_kk, one free variable ``eta_<construct>`` per
+    construct (its density is exactly the multivariate normal's).  PyMC's ``MvNormal`` with
+    a (firm, construct) mean solves one triangular system per firm: about 10 ms of extra
+    gradient time at 10,000 firms against next to nothing here.  ``eta`` stacks the columns.
+    """
+    zs, cols = [], []
+    for c, name in enumerate(constructs):
+        mean = mu_f[:, c]
+        for k in range(c):
+            mean = mean + chol[c, k] * zs[k]
+        e = pm.Normal(f"eta_{name}", mean, chol[c, c], dims="firm")
+        zs.append((e - mean) / chol[c, c])
+        cols.append(e)
+    return pm.Deterministic("eta", pt.stack(cols, axis=1), dims=("firm", "construct"))
+
+
 def _prior(pm, name: str, entry: Mapping[str, Any], **kwargs):
     params = {k: v for k, v in entry.items() if k != "dist"}
     dist = getattr(pm, str(entry.get("dist", "Normal")))
@@ -395,7 +445,7 @@ class MeasurementModel:
     """
 
     def __init__(self, spec: Spec, *, group: bool = True, parameterization: str = "auto",
-                 group_parameterization: str = "auto"):
+                 group_parameterization: str = "auto", latent_parameterization: str = "auto"):
         if parameterization not in ("auto", "latent", "marginal"):
             raise ValueError(f"parameterization must be 'auto', 'latent' or 'marginal', got {parameterization!r}")
         self.spec = spec
@@ -413,6 +463,10 @@ class MeasurementModel:
             raise ValueError("group_parameterization must be 'auto', 'centered' or 'noncentered', "
                              f"got {group_parameterization!r}")
         self.group_parameterization = group_parameterization
+        if latent_parameterization not in ("auto", "centered", "noncentered"):
+            raise ValueError("latent_parameterization must be 'auto', 'centered' or 'noncentered', "
+                             f"got {latent_parameterization!r}")
+        self.latent_parameterization = latent_parameterization
         self._check_priors()
 
     #: groups at least this large get centred group means under ``group_parameterization="auto"``
@@ -423,6 +477,29 @@ class MeasurementModel:
             return self.group_parameterization == "centered"
         sizes = np.bincount(gidx, minlength=G)
         return bool(sizes.min() >= self.CENTER_GROUPS_AT)
+
+    #: ``latent_parameterization="auto"`` samples the latent scores centred when every group
+    #: (or the whole sample, without groups) has this many firms ...
+    CENTER_LATENT_AT = 200
+    #: ... and every construct has this many items (enough answers to pin each firm's score)
+    CENTER_LATENT_ITEMS = 6
+
+    def _latent_centered(self, gidx: np.ndarray, G: int) -> bool:
+        """Centred latent scores (eta ~ MvNormal(group mean, R)) or non-centred (eta = mean + L z).
+
+        Non-centred scores move jointly with their group mean: with thousands of firms per
+        group that coupling makes the sampler take long trajectories.  Centred, the group
+        mean given the scores is pinned down by the many firms and each score is informed
+        by the firm's own answers.  With few items per construct each score is vague and
+        centred scores form a funnel with the loadings, so the automatic choice also asks
+        for ``CENTER_LATENT_ITEMS`` items per construct.  Measured on the default instrument
+        (1,000 firms in 5 groups, nutpie, 2 x 500 draws): min bulk ESS 191 centred vs 127
+        non-centred at the same number of leapfrog steps."""
+        if self.latent_parameterization != "auto":
+            return self.latent_parameterization == "centered"
+        sizes = np.bincount(gidx, minlength=max(G, 1))
+        items = np.bincount(self.layout.construct, minlength=len(self.layout.constructs))
+        return bool(sizes.min() >= self.CENTER_LATENT_AT and items.min() >= self.CENTER_LATENT_ITEMS)
 
     # ---------------------------------------------------------------- helpers
     def _check_priors(self) -> None:
@@ -511,8 +588,12 @@ class MeasurementModel:
                 mu_f = pt.zeros((F, C))
 
             if self.parameterization == "latent":
-                z = pm.Normal("z", 0.0, 1.0, dims=("firm", "construct"))
-                eta = pm.Deterministic("eta", mu_f + z @ chol.T, dims=("firm", "construct"))
+                self._latent_used = "centered" if self._latent_centered(self._group_codes, G) else "noncentered"
+                if self._latent_used == "centered":
+                    eta = _centered_scores(pm, pt, mu_f, chol, lay.constructs)
+                else:
+                    z = pm.Normal("z", 0.0, 1.0, dims=("firm", "construct"))
+                    eta = pm.Deterministic("eta", mu_f + z @ chol.T, dims=("firm", "construct"))
                 self._likelihoods(pm, pt, X, eta, loading, std)
             else:
                 self._marginal_likelihood(pm, pt, X, mu_f, chol, loading, std)
@@ -529,9 +610,14 @@ class MeasurementModel:
             f, j = np.nonzero(~np.isnan(sub))
             return f, j, sub[f, j]
 
+        C = len(lay.constructs)
+        eta_flat = eta.reshape((-1,))
+
         def lin(idx, f, j):
+            # one flat gather: PyTensor's numba backend handles a single integer index (and
+            # its gradient, a scatter-add) much faster than a pair of index arrays
             items = idx[j]
-            return eta[f, lay.construct[items]] * (loading[items] * sign[items])
+            return eta_flat[f * C + lay.construct[items]] * (loading[items] * sign[items])
 
         for K, idx in lay.ordinal_groups().items():
             mu0 = np.tile(_default_cutpoint_means(K), (idx.size, 1))
@@ -545,9 +631,7 @@ class MeasurementModel:
             f, j, y = cells(idx)
             if f.size:
                 y = (y - lay.lo[idx][j]).astype(int)
-                pm.OrderedLogistic(
-                    f"y_ordinal{K}", eta=lin(idx, f, j), cutpoints=cut[j], observed=y, compute_p=False
-                )
+                _ordinal_observed(pm, pt, f"y_ordinal{K}", lin(idx, f, j), cut, j, y, K)
         idx = lay.family("percent")
         if idx.size:
             a = _prior(pm, "pct_intercept", pri["intercept"], dims="pct_item")
@@ -565,7 +649,7 @@ class MeasurementModel:
             v = (y - lay.lo[idx][j]) / (lay.hi[idx][j] - lay.lo[idx][j])
             cat = np.where(v <= 0, 0, np.where(v >= 1, 2, 1))
             linp = lin(idx, f, j) + a[j]
-            pm.OrderedLogistic("y_percent_cat", eta=linp, cutpoints=cut[j], observed=cat, compute_p=False)
+            _ordinal_observed(pm, pt, "y_percent_cat", linp, cut, j, cat, 3)
             inner = cat == 1
             if inner.any():
                 mu = pm.math.sigmoid(linp[np.nonzero(inner)[0]])
@@ -704,6 +788,9 @@ class MeasurementModel:
             kw["target_accept"] = target_accept
             if sampler == "nutpie":
                 kw["nuts_sampler"] = "nutpie"
+                from ._numba import register
+
+                register()  # disk-cacheable digamma: the compiled model is reused across processes
             t1 = time.perf_counter()
             idata = pm.sample(**kw)
             t_sample = time.perf_counter() - t1
@@ -742,6 +829,8 @@ class MeasurementModel:
             "parameterization": self.parameterization,
             "group": int(self.group),
             "group_parameterization": self.group_parameterization,
+            # resolved: what the sampler actually saw
+            "latent_parameterization": getattr(self, "_latent_used", self.latent_parameterization),
             "draws": draws,
             "tune": tune,
             "chains": chains,
@@ -1051,7 +1140,9 @@ def diagnose(idata, var_names: list[str] | None = None) -> Diagnostics:
 
     post = idata.posterior
     if var_names is None:
-        var_names = [v for v in post.data_vars if v not in _DIAG_SKIP and not str(v).endswith("__")]
+        # the centred scores' per-construct columns eta_<construct> duplicate eta
+        var_names = [v for v in post.data_vars if v not in _DIAG_SKIP and not str(v).endswith("__")
+                     and not str(v).startswith("eta_")]
     sub = post[var_names]
     # the diagonal of a correlation matrix is constant 1: leave it out
     with warnings.catch_warnings():
@@ -1173,6 +1264,7 @@ def load_fit(path: str | Path, spec: Spec | None = None, survey=None):
         group=bool(int(idata.attrs.get("group", 1))),
         parameterization=str(idata.attrs.get("parameterization", "auto")),
         group_parameterization=str(idata.attrs.get("group_parameterization", "auto")),
+        latent_parameterization=str(idata.attrs.get("latent_parameterization", "noncentered")),
     )
     return idata, model
 

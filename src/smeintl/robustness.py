@@ -1382,11 +1382,11 @@ def _resample_idata(idata, log_weights: np.ndarray, seed: Sequence[int]):
 
 def _log_prior(ctx: RobustnessContext, model) -> np.ndarray:
     """Log prior density per draw (chain-major) of the analyst's priors: every free
-    variable but the latent firm scores ``z`` and the group deviations ``group_z`` (the
+    variable but the latent firm scores (``z``, or ``eta_<construct>`` when centred) and the group deviations ``group_z`` (the
     population model, not a prior choice)."""
     import pymc as pm
 
-    names = [v.name for v in model.free_RVs if v.name not in ("z", "group_z")]
+    names = [v.name for v in model.free_RVs if v.name not in ("z", "group_z") and not v.name.startswith("eta_")]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         lp = pm.compute_log_prior(ctx.idata, model=model, var_names=names, extend_inferencedata=False,
