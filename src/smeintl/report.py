@@ -706,9 +706,13 @@ def _section_methods(b: _Builder, spec: Spec, idata) -> None:
         "loading lambda_i; reverse-coded items enter with sign -1.",
         "Identification: latent variance 1 within industry; loadings positive (sign-identified after reverse "
         "coding); latent correlation matrix with an LKJ prior.",
-        "Industry enters as a partially pooled latent mean per construct, non-centred and sum-to-zero: "
-        "mu_g = tau * z_g, z ~ ZeroSumNormal(1), tau ~ group_sd prior; eta_f = mu_g(f) + L z_f with L the Cholesky "
-        "factor of the correlation and z_f ~ N(0, I).",
+        "Industry enters as a partially pooled latent mean per construct, sum-to-zero: "
+        "mu_g = tau * z_g, z ~ ZeroSumNormal(1), tau ~ group_sd prior (sampled centred, mu ~ ZeroSumNormal(tau), "
+        "when every industry has at least 25 firms); eta_f = mu_g(f) + L z_f with L the Cholesky "
+        "factor of the correlation and z_f ~ N(0, I) (sampled centred, eta_f ~ N(mu_g(f), L L'), when every "
+        "industry has at least 200 firms and every construct at least 6 items: see latent_parameterization "
+        "in the settings table). The parameterizations give the same model; they differ in how well the "
+        "sampler moves.",
         "Item non-response: the likelihood runs over the answered cells only; nothing is imputed.",
         "Convergence thresholds: R-hat <= {rhat}, bulk and tail ESS >= {ess_bulk}, {divergences} divergent "
         "transitions, E-BFMI >= {ebfmi}.".format(**THRESHOLDS),
