@@ -383,7 +383,8 @@ def _ordinal_observed(pm, pt, name: str, lin, cut, j, y, n_cat: int):
     Only the observed category's probability is computed: with a = lin - c_y and
     b = lin - c_{y+1} (a > b), log(sigmoid(a) - sigmoid(b)) = a - softplus(a) - softplus(b)
     + log1mexp(b - a).  PyMC's version builds all K probabilities of every cell and checks
-    that they sum to one; this one is about 3x cheaper per gradient at 10,000 firms.
+    that they sum to one (and underflows to -inf in the far tail, where this stays exact);
+    with this one the whole gradient at 10,000 firms went from 16.6 to 14.2 ms.
     The bounds are gathered from the data once (``y`` is fixed), so the distribution's
     log-density ignores its value argument and holds for this ``y`` only.
     """
@@ -614,8 +615,8 @@ class MeasurementModel:
         eta_flat = eta.reshape((-1,))
 
         def lin(idx, f, j):
-            # one flat gather: PyTensor's numba backend handles a single integer index (and
-            # its gradient, a scatter-add) much faster than a pair of index arrays
+            # one flat gather instead of a pair of index arrays (and a 1-D scatter-add in the
+            # gradient): 14.2 -> 13.8 ms per gradient at 10,000 firms in the numba backend
             items = idx[j]
             return eta_flat[f * C + lay.construct[items]] * (loading[items] * sign[items])
 
