@@ -23,7 +23,7 @@ def test_ordinal_observed_matches_pymc_ordered_logistic():
     y[:5] = [0, K - 1, 2, 0, K - 1]
     with pm.Model() as m:
         ref = pm.OrderedLogistic("ref", eta=lin, cutpoints=cut[j], observed=y, compute_p=False)
-        new = _ordinal_observed(pm, pt, "new", pt.as_tensor(lin), pt.as_tensor(cut), j, y, K)
+        new = _ordinal_observed(pm, pt, "new", pt.as_tensor(lin), pt.as_tensor(cut), j, y, n_items, K)
     got = pm.logp(new, y).eval()
     want = pm.logp(ref, y).eval()
     assert np.isfinite(got).all()
@@ -36,7 +36,7 @@ def test_ordinal_observed_matches_pymc_ordered_logistic():
     c = pt.matrix("c")
     j, y, lin = j[5:], y[5:], lin[5:]
     with pm.Model():
-        a = _ordinal_observed(pm, pt, "a", pt.as_tensor(lin), c, j, y, K)
+        a = _ordinal_observed(pm, pt, "a", pt.as_tensor(lin), c, j, y, n_items, K)
         b = pm.OrderedLogistic("b", eta=lin, cutpoints=c[j], observed=y, compute_p=False)
     ga = pt.grad(pm.logp(a, y).sum(), c).eval({c: cut})
     gb = pt.grad(pm.logp(b, y).sum(), c).eval({c: cut})

@@ -1382,11 +1382,13 @@ def _resample_idata(idata, log_weights: np.ndarray, seed: Sequence[int]):
 
 def _log_prior(ctx: RobustnessContext, model) -> np.ndarray:
     """Log prior density per draw (chain-major) of the analyst's priors: every free
-    variable but the latent firm scores (``z``, or ``eta_<construct>`` when centred) and the group deviations ``group_z`` (the
-    population model, not a prior choice)."""
+    variable but the latent firm scores (``z``, or ``eta_<construct>`` when centred) and the
+    group deviations ``group_z`` (the population model, not a prior choice)."""
     import pymc as pm
 
-    names = [v.name for v in model.free_RVs if v.name not in ("z", "group_z") and not v.name.startswith("eta_")]
+    from .measurement import is_score_variable
+
+    names = [v.name for v in model.free_RVs if v.name != "group_z" and not is_score_variable(v.name)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         lp = pm.compute_log_prior(ctx.idata, model=model, var_names=names, extend_inferencedata=False,
