@@ -216,8 +216,9 @@ def main(argv=None) -> int:
                 add(f"fit continuous n=1000 {param} {s}",
                     bench_fit(1000, s, "tests/data/specs/continuous_two.toml", param, a.draws, a.tune, a.chains))
     if "study" in a.rows:
-        for w in (1, 2):
-            add(f"study throughput, {w} Dask worker(s)", bench_study(w, a.study_reps, "pymc"))
+        for s in a.samplers:
+            for w in (1, 2):
+                add(f"study throughput, {s}, {w} Dask worker(s)", bench_study(w, a.study_reps, s))
     cols = ["row", "wall_s", "sample_s", "min_ess_bulk", "ess_per_s", "max_rhat", "divergences", "peak_mb",
             "fits_per_hour", "error"]
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ every robustness refit and every study replication on a new worker.
 
 :func:`register` gives ``Psi`` a pure-numba implementation with a cache key.  The
 value agrees with :func:`scipy.special.digamma` to about 1e-15 relative error
-(``tests/test_numba_cache.py``).  Registering is idempotent and a no-op without numba.
+(``tests/test_likelihood_speed.py``).  Registering is idempotent and a no-op without numba.
 """
 
 from __future__ import annotations

@@ -300,15 +300,16 @@ def lkj_cpc_alpha(C: int, eta: float) -> np.ndarray:
     return np.array(out)
 
 
-def _lkj_cholesky(pm, pt, C: int, eta: float):
+def _lkj_cholesky(pm, pt, C: int, eta):
     """Cholesky factor of a C x C correlation matrix with an LKJ(eta) prior.
 
     Built from canonical partial correlations (a closed-form map, no matrix
     decomposition in the gradient): L[0, 0] = 1, L[j, i] = z[j, i] * sqrt(1 -
     sum_{k<i} L[j, k]^2), L[j, j] = sqrt(1 - sum_{k<j} L[j, k]^2).
     """
-    alpha = lkj_cpc_alpha(C, eta)
-    u = pm.Beta("corr_cpc", alpha=alpha, beta=alpha, shape=len(alpha))
+    offsets = lkj_cpc_alpha(C, 0.0)
+    alpha = eta + offsets  # lkj_cpc_alpha is eta plus offsets; eta may be a shared variable
+    u = pm.Beta("corr_cpc", alpha=alpha, beta=alpha, shape=len(offsets))
     z = 2.0 * u - 1.0
     L = pt.zeros((C, C))
     L = pt.set_subtensor(L[0, 0], 1.0)
@@ -376,7 +377,7 @@ def _pattern_statistics(Z: np.ndarray, groups: np.ndarray) -> dict[str, np.ndarr
 _OUTER_CUT = 1e4
 
 
-def _ordinal_observed(pm, pt, name: str, lin, cut, j, y, n_items: int, n_cat: int):
+def _ordinal_observed(pm, pt, name: str, lin, cut, j, y, n_items: int, n_cat: int, inputs: _Inputs | None = None):
     """Observed ordinal answers ``y`` (0..K-1) with P(y = k) = sigmoid(lin - c_k) - sigmoid(lin - c_{k+1}),
     c_0 = -inf, c_K = +inf: the same density as PyMC's ``OrderedLogistic``.
 
@@ -395,13 +396,16 @@ def _ordinal_observed(pm, pt, name: str, lin, cut, j, y, n_items: int, n_cat: in
     width = n_cat + 1  # -inf, the n_cat - 1 cutpoints, +inf
     flat = pad.reshape((-1,))
     pos = np.asarray(j) * width + np.asarray(y)  # flat gathers (see ``lin``)
+    obs = np.asarray(y)
+    if inputs is not None:  # data as model inputs (see _Inputs)
+        pos, obs = inputs.add(f"data_{name}_pos", pos), inputs.add(f"data_{name}", obs)
     a = lin - flat[pos]
     b = lin - flat[pos + 1]
 
     def logp(value, a, b):
         return a - pt.softplus(a) - pt.softplus(b) + pt.log1mexp(b - a)
 
-    return pm.CustomDist(name, a, b, logp=logp, observed=y)
+    return pm.CustomDist(name, a, b, logp=logp, observed=obs)
 
 
 def _centered_scores(pm, pt, mu_f, chol, constructs: Sequence[str]):
@@ -424,8 +428,64 @@ def _centered_scores(pm, pt, mu_f, chol, constructs: Sequence[str]):
     return pm.Deterministic("eta", pt.stack(cols, axis=1), dims=("firm", "construct"))
 
 
-def _prior(pm, name: str, entry: Mapping[str, Any], **kwargs):
-    params = {k: v for k, v in entry.items() if k != "dist"}
+class _Inputs:
+    """The data arrays and prior settings of one model, packed into three shared vectors.
+
+    Every value enters the graph as a slice of ``inputs_int`` or ``inputs_float`` between
+    offsets held in ``inputs_offsets``, never as a constant.  A model's graph then depends
+    on its structure only: new data or new priors of the same structure give the same
+    graph (PyTensor's disk cache serves them, and :mod:`smeintl._compiled` reuses one
+    compiled nutpie model for all of them).  Packed, because nutpie's compiled wrapper
+    unpacks each shared variable separately: 30 separate ones made every compile of the
+    default instrument about 15 s longer than these three.
+
+    ``shared=False`` makes every input a constant instead: PyTensor's C backend (PyMC's
+    own sampler) runs one thunk per operation, and the slices cost it more than the
+    compile they save (study throughput 226 -> 204 fits per hour on one worker).
+    """
+
+    def __init__(self, shared: bool = True):
+        import pytensor
+
+        self.shared = bool(shared)
+        self.pack = {"int": pytensor.shared(np.zeros(0, dtype=np.int64), name="inputs_int"),
+                     "float": pytensor.shared(np.zeros(0, dtype=np.float64), name="inputs_float")}
+        self.offsets = pytensor.shared(np.zeros(0, dtype=np.int64), name="inputs_offsets")
+        self._parts: dict[str, list[np.ndarray]] = {"int": [], "float": []}
+        self._bounds: list[int] = []
+        self.names: list[str] = []
+
+    def add(self, name: str, value, dtype=None):
+        """``value`` as a symbolic input (its shape is kept when it has two or more axes)."""
+        if name in self.names:
+            raise ValueError(f"duplicate model input {name!r}")
+        v = np.asarray(value, dtype=dtype)
+        if not self.shared:
+            import pytensor.tensor as pt
+
+            self.names.append(name)
+            return pt.as_tensor(v)
+        kind = "int" if v.dtype.kind in "iub" else "float"
+        flat = v.astype(np.int64 if kind == "int" else np.float64).ravel()
+        k = len(self.names)
+        start = sum(p.size for p in self._parts[kind])
+        self._parts[kind].append(flat)
+        self._bounds += [start, start + flat.size]
+        self.names.append(name)
+        # values are set as they come, so the graph can be evaluated at any point of the build
+        self.pack[kind].set_value(np.concatenate(self._parts[kind]))
+        self.offsets.set_value(np.asarray(self._bounds, dtype=np.int64))
+        x = self.pack[kind][self.offsets[2 * k]:self.offsets[2 * k + 1]]
+        if v.ndim == 0:
+            return x[0]
+        return x if v.ndim == 1 else x.reshape(v.shape)
+
+    def prior(self, name: str, key: str, value):
+        return self.add(f"prior_{name}_{key}", value, dtype=float)
+
+
+def _prior(pm, name: str, entry: Mapping[str, Any], inputs: _Inputs, **kwargs):
+    params = {k: inputs.prior(name, k, v) for k, v in entry.items() if k != "dist"}
     dist = getattr(pm, str(entry.get("dist", "Normal")))
     return dist(name, **params, **kwargs)
 
@@ -548,8 +608,15 @@ class MeasurementModel:
         return standardization_of(self.layout)
 
     # ---------------------------------------------------------------- build
-    def build(self, survey):
-        """Build the PyMC model for a survey (no sampling)."""
+    def build(self, survey, *, inputs: str = "shared"):
+        """Build the PyMC model for a survey (no sampling).
+
+        ``inputs="shared"`` (default): data and prior settings are inputs of the graph (see
+        ``_Inputs``), so every survey and prior of this structure gives the same graph;
+        ``"constant"``: they are constants, which PyMC's own sampler runs faster.
+        """
+        if inputs not in ("shared", "constant"):
+            raise ValueError(f"inputs must be 'shared' or 'constant', got {inputs!r}")
         import pymc as pm
         import pytensor.tensor as pt
 
@@ -562,12 +629,13 @@ class MeasurementModel:
         std = self._standardization(survey)
         self._group_codes = np.asarray(survey.groups, dtype=int) if self.group else np.zeros(F, dtype=int)
 
+        inp = self._inputs = _Inputs(shared=inputs == "shared")
         with pm.Model(coords=coords) as model:
             lp_pri = self._loading_prior_arrays()
-            loading = _prior(pm, "loading", lp_pri, dims="item")
+            loading = _prior(pm, "loading", lp_pri, inp, dims="item")
             # latent correlation (LKJ prior through canonical partial correlations)
             if C > 1:
-                chol = _lkj_cholesky(pm, pt, C, float(pri["lkj_eta"]["eta"]))
+                chol = _lkj_cholesky(pm, pt, C, inp.prior("lkj", "eta", float(pri["lkj_eta"]["eta"])))
                 pm.Deterministic("corr", chol @ chol.T, dims=("construct", "construct_"))
             else:
                 chol = pt.ones((1, 1))
@@ -575,7 +643,8 @@ class MeasurementModel:
             if self.group:
                 G = len(survey.group_names)
                 gidx = np.asarray(survey.groups, dtype=int)
-                tau = _prior(pm, "group_sd", pri["group_sd"], dims="construct")
+                gidx_data = inp.add("data_group", gidx)
+                tau = _prior(pm, "group_sd", pri["group_sd"], inp, dims="construct")
                 # ZeroSumNormal constrains its *last* axes: groups go last, then transpose.
                 if self._group_centered(gidx, G):
                     # many firms per group: the data pin each mean down, centred mixes better
@@ -585,7 +654,7 @@ class MeasurementModel:
                 else:
                     gz = pm.ZeroSumNormal("group_z", sigma=1.0, dims=("construct", "group"), n_zerosum_axes=1)
                     gmean = pm.Deterministic("group_mean", gz.T * tau, dims=("group", "construct"))
-                mu_f = gmean[gidx]
+                mu_f = gmean[gidx_data]
             else:
                 G = 0
                 mu_f = pt.zeros((F, C))
@@ -606,7 +675,7 @@ class MeasurementModel:
     def _likelihoods(self, pm, pt, X, eta, loading, std):
         lay = self.layout
         pri = self.spec.priors
-        sign = lay.sign
+        inp = self._inputs
 
         def cells(idx):
             sub = X[:, idx]
@@ -615,74 +684,81 @@ class MeasurementModel:
 
         C = len(lay.constructs)
         eta_flat = eta.reshape((-1,))
+        signed = loading * lay.sign
 
-        def lin(idx, f, j):
+        def lin(name, idx, f, j):
             # one flat gather instead of a pair of index arrays (and a 1-D scatter-add in the
-            # gradient): 14.2 -> 13.8 ms per gradient at 10,000 firms in the numba backend
+            # gradient): 14.2 -> 13.8 ms per gradient at 10,000 firms in the numba backend.
+            # The indices are data (shared variables), not constants of the graph.
             items = idx[j]
-            return eta_flat[f * C + lay.construct[items]] * (loading[items] * sign[items])
+            return (eta_flat[inp.add(f"data_{name}_eta", f * C + lay.construct[items])]
+                    * signed[inp.add(f"data_{name}_item", items)])
 
         for K, idx in lay.ordinal_groups().items():
             mu0 = np.tile(_default_cutpoint_means(K), (idx.size, 1))
             cut = pm.Normal(
                 f"cutpoints_{K}",
                 mu=mu0,
-                sigma=float(pri["cutpoint_sd"]["sigma"]),
+                sigma=inp.prior(f"cutpoints_{K}", "sigma", float(pri["cutpoint_sd"]["sigma"])),
                 dims=(f"ordinal{K}_item", f"cut{K}"),
                 transform=pm.distributions.transforms.ordered,
             )
             f, j, y = cells(idx)
             if f.size:
                 y = (y - lay.lo[idx][j]).astype(int)
-                _ordinal_observed(pm, pt, f"y_ordinal{K}", lin(idx, f, j), cut, j, y, idx.size, K)
+                _ordinal_observed(pm, pt, f"y_ordinal{K}", lin(f"ordinal{K}", idx, f, j), cut, j, y, idx.size, K, inp)
         idx = lay.family("percent")
         if idx.size:
-            a = _prior(pm, "pct_intercept", pri["intercept"], dims="pct_item")
+            a = _prior(pm, "pct_intercept", pri["intercept"], inp, dims="pct_item")
             pc = pri["percent_cutpoints"]
             mu0 = np.tile(np.asarray(pc["mu"], dtype=float), (idx.size, 1))
             cut = pm.Normal(
                 "pct_cutpoints",
-                mu=mu0,
-                sigma=float(pc["sigma"]),
+                mu=inp.prior("pct_cutpoints", "mu", mu0),
+                sigma=inp.prior("pct_cutpoints", "sigma", float(pc["sigma"])),
                 dims=("pct_item", "pct_cut"),
                 transform=pm.distributions.transforms.ordered,
             )
-            phi = _prior(pm, "pct_precision", pri["precision"], dims="pct_item")
+            phi = _prior(pm, "pct_precision", pri["precision"], inp, dims="pct_item")
             f, j, y = cells(idx)
             v = (y - lay.lo[idx][j]) / (lay.hi[idx][j] - lay.lo[idx][j])
             cat = np.where(v <= 0, 0, np.where(v >= 1, 2, 1))
-            linp = lin(idx, f, j) + a[j]
-            _ordinal_observed(pm, pt, "y_percent_cat", linp, cut, j, cat, idx.size, 3)
+            linp = lin("pct", idx, f, j) + a[inp.add("data_pct_item_local", j)]
+            _ordinal_observed(pm, pt, "y_percent_cat", linp, cut, j, cat, idx.size, 3, inp)
             inner = cat == 1
             if inner.any():
-                mu = pm.math.sigmoid(linp[np.nonzero(inner)[0]])
-                ji = j[inner]
-                pm.Beta("y_percent_value", mu=mu, nu=phi[ji], observed=v[inner])
+                mu = pm.math.sigmoid(linp[inp.add("data_pct_inner", np.nonzero(inner)[0])])
+                phi_i = phi[inp.add("data_pct_inner_item", j[inner])]
+                pm.Beta("y_percent_value", mu=mu, nu=phi_i, observed=inp.add("data_y_percent_value", v[inner]))
         idx = lay.family("count")
         if idx.size:
             caps = lay.hi[idx]
             a = pm.Normal(
                 "count_intercept",
                 mu=np.log(np.maximum(caps / 2.0, 1.0)),
-                sigma=float(pri["count_intercept_sd"]["sigma"]),
+                sigma=inp.prior("count_intercept", "sigma", float(pri["count_intercept_sd"]["sigma"])),
                 dims="count_item",
             )
-            inv = _prior(pm, "count_inv_dispersion", pri["inv_dispersion"], dims="count_item")
+            inv = _prior(pm, "count_inv_dispersion", pri["inv_dispersion"], inp, dims="count_item")
             f, j, y = cells(idx)
-            mu = pt.exp(lin(idx, f, j) + a[j])
-            pm.NegativeBinomial("y_count", mu=mu, alpha=1.0 / inv[j], observed=y.astype(int))
+            jd = inp.add("data_count_item_local", j)
+            mu = pt.exp(lin("count", idx, f, j) + a[jd])
+            pm.NegativeBinomial("y_count", mu=mu, alpha=1.0 / inv[jd], observed=inp.add("data_y_count", y.astype(int)))
         idx = lay.family("binary")
         if idx.size:
-            a = _prior(pm, "binary_intercept", pri["intercept"], dims="binary_item")
+            a = _prior(pm, "binary_intercept", pri["intercept"], inp, dims="binary_item")
             f, j, y = cells(idx)
-            pm.Bernoulli("y_binary", logit_p=lin(idx, f, j) + a[j], observed=y.astype(int))
+            pm.Bernoulli("y_binary", logit_p=lin("binary", idx, f, j) + a[inp.add("data_binary_item_local", j)],
+                         observed=inp.add("data_y_binary", y.astype(int)))
         idx = lay.family("continuous")
         if idx.size:
             a = pm.Normal("cont_intercept", 0.0, 1.0, dims="cont_item")
-            sd = _prior(pm, "cont_sigma", pri["residual_sd"], dims="cont_item")
+            sd = _prior(pm, "cont_sigma", pri["residual_sd"], inp, dims="cont_item")
             f, j, y = cells(idx)
             ys = (y - std["mean"][j]) / std["sd"][j]
-            pm.Normal("y_continuous", mu=lin(idx, f, j) + a[j], sigma=sd[j], observed=ys)
+            jd = inp.add("data_cont_item_local", j)
+            pm.Normal("y_continuous", mu=lin("cont", idx, f, j) + a[jd], sigma=sd[jd],
+                      observed=inp.add("data_y_continuous", ys))
 
     def _marginal_likelihood(self, pm, pt, X, mu_f, chol, loading, std):
         """Latent scores integrated out, through sufficient statistics.
@@ -701,12 +777,13 @@ class MeasurementModel:
         nutpie's numba compile of a 500-firm, 6-item instrument take 7 to over 15 minutes
         on new data; batched, it compiles and samples in about 75 s).
         """
+        inp = self._inputs
         lay = self.layout
         pri = self.spec.priors
         I = X.shape[1]
         C = len(lay.constructs)
         a = pm.Normal("cont_intercept", 0.0, 1.0, dims="cont_item")
-        sd = _prior(pm, "cont_sigma", pri["residual_sd"], dims="cont_item")
+        sd = _prior(pm, "cont_sigma", pri["residual_sd"], inp, dims="cont_item")
         Z = (X - std["mean"]) / std["sd"]
         onehot = np.zeros((I, C))
         onehot[np.arange(I), lay.construct] = 1.0
@@ -771,7 +848,8 @@ class MeasurementModel:
         if sampler not in ("pymc", "nutpie"):
             raise ValueError(f"sampler must be 'pymc', 'nutpie' or 'auto', got {sampler!r}")
         t0 = time.perf_counter()
-        model = self.build(survey)
+        # nutpie: one compiled model per structure (_compiled); PyMC NUTS: constants run faster
+        model = self.build(survey, inputs="shared" if sampler == "nutpie" else "constant")
         t_build = time.perf_counter() - t0
         with model, warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=UserWarning, module="pymc")
@@ -789,13 +867,19 @@ class MeasurementModel:
                 cores=cores if cores is not None else 1,
             )
             kw["target_accept"] = target_accept
+            t1 = time.perf_counter()
+            timing: dict[str, Any] = {}
             if sampler == "nutpie":
-                kw["nuts_sampler"] = "nutpie"
+                from . import _compiled
                 from ._numba import register
 
                 register()  # disk-cacheable digamma: the compiled model is reused across processes
-            t1 = time.perf_counter()
-            idata = pm.sample(**kw)
+                # one compiled model per structure in this process (data and priors are inputs)
+                idata, timing = _compiled.sample(model, draws=draws, tune=tune, chains=chains,
+                                                 target_accept=target_accept, random_seed=int(random_seed),
+                                                 progressbar=progressbar)
+            else:
+                idata = pm.sample(**kw)
             t_sample = time.perf_counter() - t1
             if log_likelihood and self.parameterization == "latent":
                 self._add_firm_loglik(model, idata, survey)
@@ -813,7 +897,7 @@ class MeasurementModel:
             | {
                 "diagnostics": json.dumps(diag.to_dict()),
                 "failed": int(diag.failed),
-                "timing": json.dumps({"build_s": t_build, "sample_s": t_sample}),
+                "timing": json.dumps({"build_s": t_build, "sample_s": t_sample, **timing}),
             }
         )
         return idata

@@ -179,6 +179,12 @@ class StudyError(SpecError):
         return (_rebuild_study_error, (self.source, self.problems, str(self)))
 
 
+def _auto_sampler() -> str:
+    from .measurement import _has_nutpie
+
+    return "nutpie" if _has_nutpie() else "pymc"
+
+
 def _rebuild_study_error(source, problems, msg):
     e = StudyError(source, problems, what="")
     ValueError.__init__(e, msg)
@@ -442,7 +448,9 @@ def parse_study(text: str, source: str = "<string>", base_dir: str | Path | None
         "draws": fit_raw.get("draws", int(s["quick_draws"])),
         "tune": fit_raw.get("tune", int(s["quick_tune"])),
         "chains": fit_raw.get("chains", int(s["quick_chains"])),
-        "sampler": fit_raw.get("sampler", "pymc" if s["sampler"] == "auto" else s["sampler"]),
+        # auto: nutpie where installed; each worker compiles a model structure once and
+        # reuses it for every replication (smeintl._compiled)
+        "sampler": fit_raw.get("sampler", _auto_sampler() if s["sampler"] == "auto" else s["sampler"]),
         "target_accept": fit_raw.get("target_accept", float(s["target_accept"])),
         "group": fit_raw.get("group", True),
         "compare_draws": fit_raw.get("compare_draws", 0),
