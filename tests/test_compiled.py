@@ -82,3 +82,22 @@ def test_reused_compiled_model_samples_exactly_like_a_fresh_compile(tiny):
     assert list(reused.posterior["eta"].coords["firm"].values) == list(b.items.index)
     # and the data really were swapped: the first fit's posterior differs
     assert not np.array_equal(first.posterior["loading"].values, reused.posterior["loading"].values)
+
+
+def test_build_refuses_unknown_inputs_mode(tiny):
+    from smeintl.measurement import MeasurementModel
+
+    spec, a, _b = tiny
+    with pytest.raises(ValueError, match="inputs must be 'shared' or 'constant', got 'numpy'"):
+        MeasurementModel(spec).build(a, inputs="numpy")
+
+
+def test_constant_inputs_give_the_same_log_density(tiny):
+    """The PyMC-sampler build (constants) and the nutpie build (packed inputs) are one model."""
+    from smeintl.measurement import MeasurementModel
+
+    spec, a, _b = tiny
+    shared = MeasurementModel(spec).build(a, inputs="shared")
+    const = MeasurementModel(spec).build(a, inputs="constant")
+    point = shared.initial_point(random_seed=1)
+    assert shared.compile_logp()(point) == pytest.approx(const.compile_logp()(point), rel=1e-12)

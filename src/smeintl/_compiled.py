@@ -47,7 +47,7 @@ def _graph_outputs(model) -> list:
     return [model.logp(), *model.replace_rvs_by_values(model.deterministics)]
 
 
-def structure_key(model) -> str:
+def structure_key(model, outs: list | None = None) -> str:
     """A hash of everything that the compiled model depends on except shared values.
 
     The printed graph of the log-density and of the deterministics, every constant's
@@ -61,7 +61,7 @@ def structure_key(model) -> str:
     from pytensor.graph.basic import Constant
     from pytensor.graph.traversal import graph_inputs
 
-    outs = _graph_outputs(model)
+    outs = _graph_outputs(model) if outs is None else outs
     h = hashlib.sha256()
     # node ids are letters in traversal order: the same for every build of one structure
     h.update(pytensor.printing.debugprint(outs, file="str", print_type=True).encode())
@@ -80,31 +80,21 @@ def structure_key(model) -> str:
     return h.hexdigest()
 
 
-def _shared_values(model) -> dict[str, np.ndarray]:
+def _shared_values(outs: list) -> dict[str, np.ndarray]:
     from pytensor.compile.sharedvalue import SharedVariable
     from pytensor.graph.traversal import graph_inputs
 
-    return {v.name: v.get_value() for v in graph_inputs(_graph_outputs(model))
-            if isinstance(v, SharedVariable) and v.name is not None}
+    return {v.name: v.get_value() for v in graph_inputs(outs) if isinstance(v, SharedVariable) and v.name is not None}
 
 
-def _locked(fn):
-    lock = threading.Lock()
-
-    def wrapper(*args, **kwargs):
-        with lock:
-            return fn(*args, **kwargs)
-
-    return wrapper
-
-
-def _rebind(compiled, model):
-    """The compiled model of another model of the same structure, bound to ``model``."""
+def _rebind(compiled, model, outs: list):
+    """The compiled model of another model of the same structure, bound to ``model``
+    (``outs``: its graph outputs, as :func:`structure_key` read them)."""
     import pandas as pd
-    from nutpie.compile_pymc import _rv_dict_to_flat_array_wrapper
+    from nutpie.compile_pymc import _rv_dict_to_flat_array_wrapper, _wrap_with_lock
     from pymc.initial_point import make_initial_point_fn
 
-    values = _shared_values(model)
+    values = _shared_values(outs)
     missing = [n for n in compiled.shared_data if n not in values]
     if missing:  # cannot happen for equal keys; refuse rather than sample the wrong model
         raise RuntimeError(f"compiled model does not match: no shared variable(s) {missing}")
@@ -113,7 +103,7 @@ def _rebind(compiled, model):
     init = make_initial_point_fn(model=model, jitter_rvs=set(model.free_RVs), default_strategy="support_point",
                                  return_transformed=True)
     names = [model.rvs_to_values[rv].name for rv in model.free_RVs]
-    init = _rv_dict_to_flat_array_wrapper(_locked(init), names=names, shapes=[compiled.shapes[n] for n in names])
+    init = _rv_dict_to_flat_array_wrapper(_wrap_with_lock(init), names=names, shapes=[compiled.shapes[n] for n in names])
     coords = dict(compiled.coords or {})
     for name, vals in model.coords.items():
         if vals is not None:
@@ -126,13 +116,14 @@ def compiled_model(model) -> tuple[Any, bool, float]:
     import nutpie
 
     t0 = time.perf_counter()
-    key = structure_key(model)
+    outs = _graph_outputs(model)
+    key = structure_key(model, outs)
     with _LOCK:
         cached = _CACHE.get(key)
         if cached is not None:
             _CACHE.move_to_end(key)
     if cached is not None:
-        return _rebind(cached, model), True, time.perf_counter() - t0
+        return _rebind(cached, model, outs), True, time.perf_counter() - t0
     compiled = nutpie.compile_pymc_model(model)
     with _LOCK:
         _CACHE[key] = compiled

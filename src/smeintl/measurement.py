@@ -844,7 +844,7 @@ class MeasurementModel:
         target_accept = float(target_accept or s["target_accept"])
         sampler = sampler or s["sampler"]
         if sampler == "auto":
-            sampler = "nutpie" if _has_nutpie() else "pymc"
+            sampler = auto_sampler()
         if sampler not in ("pymc", "nutpie"):
             raise ValueError(f"sampler must be 'pymc', 'nutpie' or 'auto', got {sampler!r}")
         t0 = time.perf_counter()
@@ -855,18 +855,6 @@ class MeasurementModel:
             warnings.filterwarnings("ignore", category=UserWarning, module="pymc")
             warnings.filterwarnings("ignore", category=FutureWarning)
             warnings.filterwarnings("ignore", category=RuntimeWarning)
-            kw: dict[str, Any] = dict(
-                draws=draws,
-                tune=tune,
-                chains=chains,
-                random_seed=int(random_seed),
-                progressbar=progressbar,
-                compute_convergence_checks=False,
-                # chains run one after another by default: on small machines PyMC's
-                # multiprocess sampling was measured 5-50x slower than sequential chains
-                cores=cores if cores is not None else 1,
-            )
-            kw["target_accept"] = target_accept
             t1 = time.perf_counter()
             timing: dict[str, Any] = {}
             if sampler == "nutpie":
@@ -879,7 +867,18 @@ class MeasurementModel:
                                                  target_accept=target_accept, random_seed=int(random_seed),
                                                  progressbar=progressbar)
             else:
-                idata = pm.sample(**kw)
+                idata = pm.sample(
+                    draws=draws,
+                    tune=tune,
+                    chains=chains,
+                    random_seed=int(random_seed),
+                    progressbar=progressbar,
+                    compute_convergence_checks=False,
+                    # chains run one after another by default: on small machines PyMC's
+                    # multiprocess sampling was measured 5-50x slower than sequential chains
+                    cores=cores if cores is not None else 1,
+                    target_accept=target_accept,
+                )
             t_sample = time.perf_counter() - t1
             if log_likelihood and self.parameterization == "latent":
                 self._add_firm_loglik(model, idata, survey)
@@ -1302,6 +1301,11 @@ def versions() -> dict[str, str]:
         except md.PackageNotFoundError:
             out[pkg] = "not installed"
     return out
+
+
+def auto_sampler() -> str:
+    """What ``sampler = "auto"`` means: nutpie where installed, else PyMC's NUTS."""
+    return "nutpie" if _has_nutpie() else "pymc"
 
 
 def _has_nutpie() -> bool:

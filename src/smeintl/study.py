@@ -179,12 +179,6 @@ class StudyError(SpecError):
         return (_rebuild_study_error, (self.source, self.problems, str(self)))
 
 
-def _auto_sampler() -> str:
-    from .measurement import _has_nutpie
-
-    return "nutpie" if _has_nutpie() else "pymc"
-
-
 def _rebuild_study_error(source, problems, msg):
     e = StudyError(source, problems, what="")
     ValueError.__init__(e, msg)
@@ -442,6 +436,8 @@ def parse_study(text: str, source: str = "<string>", base_dir: str | Path | None
                 break
 
     # ---- fit ----------------------------------------------------------------
+    from .measurement import auto_sampler
+
     fit_raw = _optional_table(raw, "fit", _FIT_KEYS, problems)
     s = spec.sampler
     fit: dict[str, Any] = {
@@ -450,7 +446,7 @@ def parse_study(text: str, source: str = "<string>", base_dir: str | Path | None
         "chains": fit_raw.get("chains", int(s["quick_chains"])),
         # auto: nutpie where installed; each worker compiles a model structure once and
         # reuses it for every replication (smeintl._compiled)
-        "sampler": fit_raw.get("sampler", _auto_sampler() if s["sampler"] == "auto" else s["sampler"]),
+        "sampler": fit_raw.get("sampler", auto_sampler() if s["sampler"] == "auto" else s["sampler"]),
         "target_accept": fit_raw.get("target_accept", float(s["target_accept"])),
         "group": fit_raw.get("group", True),
         "compare_draws": fit_raw.get("compare_draws", 0),
