@@ -101,3 +101,40 @@ def test_constant_inputs_give_the_same_log_density(tiny):
     const = MeasurementModel(spec).build(a, inputs="constant")
     point = shared.initial_point(random_seed=1)
     assert shared.compile_logp()(point) == pytest.approx(const.compile_logp()(point), rel=1e-12)
+
+
+def _logp_and_grad(compiled, x):
+    import ctypes
+
+    ptr = ctypes.POINTER(ctypes.c_double)
+    grad, logp = np.zeros(compiled.n_dim), np.zeros(())
+    rc = compiled.compiled_logp_func.ctypes(compiled.n_dim, x.ctypes.data_as(ptr), grad.ctypes.data_as(ptr),
+                                            logp.ctypes.data_as(ptr), compiled.user_data.ctypes.data)
+    assert rc == 0
+    return float(logp), grad
+
+
+def test_compiled_callbacks_come_from_numbas_disk_cache_and_match_nutpie(tiny):
+    """The second compile of a structure loads both C callbacks from the disk cache (no
+    link and optimize), and they compute nutpie's own log-density and gradient."""
+    import nutpie
+
+    from smeintl import _compiled, _numba
+    from smeintl.measurement import MeasurementModel
+
+    spec, a, b = tiny
+    _numba.register()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _compiled._compile(MeasurementModel(spec).build(a))  # writes the cache if it is not there yet
+        model_b = MeasurementModel(_scaled(spec, 2.0)).build(b)
+        cached = _compiled._compile(model_b)
+        reference = nutpie.compile_pymc_model(model_b)
+    assert cached.compiled_logp_func.cache_hits == 1
+    assert cached.compiled_expand_func.cache_hits == 1
+    assert cached.n_dim == reference.n_dim and cached.n_expanded == reference.n_expanded
+    x = np.random.default_rng(0).normal(scale=0.3, size=cached.n_dim)
+    lp, grad = _logp_and_grad(cached, x)
+    lp_ref, grad_ref = _logp_and_grad(reference, x)
+    assert lp == lp_ref
+    np.testing.assert_array_equal(grad, grad_ref)

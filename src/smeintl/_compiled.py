@@ -1,12 +1,10 @@
-"""One compiled nutpie model per model structure, reused across data and priors.
+"""One compiled nutpie model per model structure, reused across data, priors and processes.
 
 nutpie compiles a PyMC model's log-density and its gradient to a numba C callback.
-For the default instrument that takes 15-20 s even when PyTensor's disk cache already
-holds the graph (graph rewriting plus linking the callback), and 1-2 minutes when it
-does not.  :class:`~smeintl.measurement.MeasurementModel` puts every data array and
-every prior setting into shared variables (``measurement._Inputs``), so models that
-differ only in those values (a refit under wider priors, the replications of a simulation study, the same
-instrument on a new survey with as many firms) are the same function of them.
+:class:`~smeintl.measurement.MeasurementModel` puts every data array and every prior
+setting into shared variables (``measurement._Inputs``), so models that differ only in
+those values (a refit under wider priors, the replications of a simulation study, the
+same instrument on a new survey with as many firms) are the same function of them.
 
 :func:`sample` keys each model by :func:`structure_key` (the graph, its constants, and
 the names and types of its shared variables, but not their values), compiles the first
@@ -15,6 +13,14 @@ model of each structure, and for the next ones swaps in the new shared values
 coordinates.  Reuse is exact: the same seed gives the same draws as a fresh compile
 (``tests/test_compiled.py``).  The cache lives in the process and holds the last
 :data:`CACHE_SIZE` structures.
+
+Across processes, :func:`_compile` is nutpie's ``compile_pymc_model`` with C callbacks
+that numba caches on disk, under PyTensor's numba cache and keyed by PyTensor's own key
+of the compiled graph.  nutpie's callbacks are closures over a numba dispatcher, which
+numba cannot key, so without this every new process linked the whole log-density into
+the callback and optimized it again: 15-20 s for the default instrument.  With it a new
+process spends about 6 s (PyTensor's graph rewrites); a model whose graph PyTensor cannot
+key (an operation without a cache key) compiles as before.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import dataclasses
 import hashlib
 import threading
 import time
+import warnings
 from collections import OrderedDict
 from typing import Any
 
@@ -111,10 +118,125 @@ def _rebind(compiled, model, outs: list):
     return dataclasses.replace(out, initial_point_func=init, _coords=coords)
 
 
+# The C callbacks that nutpie's sampler calls: nutpie's own ``_make_c_logp_func`` and
+# ``_make_c_expand_func``, written as module-level source so that numba can cache them on
+# disk.  nutpie defines them as closures over a numba dispatcher, whose pickle differs in
+# every process, so numba's cache never hits and every new process links the whole
+# log-density into the callback and optimizes it again (most of a warm compile).
+_CALLBACK_VERSION = "1"
+_LOGP_SRC = """
+def logp_numba(dim, x_, out_, logp_, user_data_):
+    if dim != n_dim:
+        return -1
+    try:
+        x = numba.carray(x_, (n_dim,))
+        out = numba.carray(out_, (n_dim,))
+        logp = numba.carray(logp_, ())
+        logp_val, grad = extract(x, user_data_)
+        logp[()] = logp_val
+        out[...] = grad
+        if not np.all(np.isfinite(out)):
+            return 3
+        if not np.isfinite(logp_val):
+            return 4
+    except Exception:  # noqa: BLE001
+        return 1
+    return 0
+"""
+_EXPAND_SRC = """
+def expand_numba(dim, expanded, x_, out_, user_data_):
+    if dim != n_dim:
+        return -1
+    if expanded != n_expanded:
+        return -1
+    try:
+        x = numba.carray(x_, (n_dim,))
+        out = numba.carray(out_, (n_expanded,))
+        (values,) = extract(x, user_data_)
+        out[...] = values
+    except Exception:  # noqa: BLE001
+        return -2
+    return 0
+"""
+
+
+def _callback(src: str, name: str, c_sig, inner_key: str | None, extract, user_data, shared_names,
+              n_dim: int, n_expanded: int):
+    """numba C callback of ``src``, disk-cached when PyTensor could key the inner function."""
+    import numba
+    import nutpie
+    import pytensor
+    from pytensor.link.numba.cache import compile_numba_function_src
+
+    env = {"__name__": __name__, "np": np, "numba": numba, "extract": extract, "n_dim": n_dim, "n_expanded": n_expanded}
+    key = None
+    if inner_key is not None:
+        # everything the callback's code depends on: the inner function (PyTensor's key of
+        # its graph), the layout of the shared data, the sizes, the source and the versions
+        key = hashlib.sha256(repr((_CALLBACK_VERSION, src, inner_key, user_data.dtype.descr, tuple(shared_names),
+                                   n_dim, n_expanded, pytensor.config.numba__fastmath, numba.__version__,
+                                   nutpie.__version__, pytensor.__version__)).encode()).hexdigest()
+    if key is not None:
+        try:
+            with warnings.catch_warnings():
+                # data over 1 MB frozen into the callback (nutpie's template of the shared
+                # arrays) make it uncacheable; numba then compiles it as before
+                warnings.filterwarnings("ignore", message="Cannot cache compiled function", category=numba.NumbaWarning)
+                return numba.cfunc(c_sig, cache=True)(
+                    compile_numba_function_src(src, name, global_env=env, cache_key=key))
+        except Exception as exc:  # noqa: BLE001 - an unreadable cache entry must not stop the fit
+            warnings.warn(f"numba's disk cache of the compiled model could not be used ({type(exc).__name__}: "
+                          f"{exc}); compiling it again", RuntimeWarning, stacklevel=3)
+    return numba.cfunc(c_sig)(compile_numba_function_src(src, name, global_env=env))
+
+
+def _compile(model):
+    """nutpie's ``compile_pymc_model(model)`` (numba backend, default settings), with C
+    callbacks that numba caches on disk (:data:`_LOGP_SRC`, :data:`_EXPAND_SRC`)."""
+    import numba
+    from nutpie.compile_pymc import (CompiledPyMCModel, _make_functions, _prepare_dims_and_coords,
+                                     _wrap_with_lock, make_extraction_fn, make_user_data)
+    from pymc.initial_point import make_initial_point_fn
+    from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS
+
+    init = make_initial_point_fn(model=model, jitter_rvs=set(model.free_RVs), default_strategy="support_point",
+                                 return_transformed=True)
+    n_dim, n_expanded, logp_fn_pt, expand_fn_pt, initial_point_fn, shape_info = _make_functions(
+        model, mode="NUMBA", compute_grad=True, join_expanded=True, pymc_initial_point_fn=_wrap_with_lock(init))
+    shared_data: dict[str, np.ndarray] = {}
+    shared_vars: dict[str, Any] = {}
+    for val in [*logp_fn_pt.get_shared(), *expand_fn_pt.get_shared()]:
+        if val.name in shared_vars and shared_vars[val.name] is not val:
+            raise ValueError(f"Shared variables must have unique names: {val.name}")
+        shared_data[val.name] = np.array(val.get_value(), order="C", copy=True)
+        shared_vars[val.name] = val
+    for arr in shared_data.values():
+        arr.flags.writeable = False
+    user_data = make_user_data(shared_vars, shared_data)
+
+    d = numba.types
+    callbacks = []
+    for fn_pt, src, name, sig in (
+        (logp_fn_pt, _LOGP_SRC, "logp_numba",
+         d.int64(d.uint64, d.CPointer(d.double), d.CPointer(d.double), d.CPointer(d.double), d.voidptr)),
+        (expand_fn_pt, _EXPAND_SRC, "expand_numba",
+         d.int64(d.uint64, d.uint64, d.CPointer(d.double), d.CPointer(d.double), d.voidptr)),
+    ):
+        inner = fn_pt.vm.jit_fn
+        names = [v.name for v in fn_pt.get_shared()]
+        extract = make_extraction_fn(inner, shared_data, names, user_data.dtype)
+        callbacks.append(_callback(src, name, sig, CACHED_SRC_FUNCTIONS.get(inner.py_func), extract,
+                                   user_data, names, n_dim, n_expanded))
+    dims, coords = _prepare_dims_and_coords(model, shape_info)
+    return CompiledPyMCModel(
+        _n_dim=n_dim, dims=dims, _coords=coords, _shapes={n: tuple(s) for n, _, s in zip(*shape_info)},
+        compiled_logp_func=callbacks[0], compiled_expand_func=callbacks[1], initial_point_func=initial_point_fn,
+        shared_data=shared_data, user_data=user_data, n_expanded=n_expanded, shape_info=shape_info,
+        logp_func=logp_fn_pt, expand_func=expand_fn_pt)
+
+
 def compiled_model(model) -> tuple[Any, bool, float]:
     """``(compiled nutpie model, reused?, seconds)`` for ``model``."""
-    import nutpie
-
     t0 = time.perf_counter()
     outs = _graph_outputs(model)
     key = structure_key(model, outs)
@@ -124,7 +246,7 @@ def compiled_model(model) -> tuple[Any, bool, float]:
             _CACHE.move_to_end(key)
     if cached is not None:
         return _rebind(cached, model, outs), True, time.perf_counter() - t0
-    compiled = nutpie.compile_pymc_model(model)
+    compiled = _compile(model)
     with _LOCK:
         _CACHE[key] = compiled
         while len(_CACHE) > CACHE_SIZE:
