@@ -1571,21 +1571,25 @@ def check_prior_sensitivity(ctx: RobustnessContext) -> CheckResult:
 
 
 def _log_sigmoid(x: np.ndarray) -> np.ndarray:
-    return -np.logaddexp(0.0, -x)
+    from scipy.special import log_expit
+
+    return log_expit(x)
 
 
 def _ordered_logp(lin: np.ndarray, cut: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """log P(y = k) of PyMC's OrderedLogistic: p_k = sigmoid(c_{k+1} - lin) - sigmoid(c_k - lin),
-    c_0 = -inf, c_K = +inf.  ``lin`` (..., n), ``cut`` (n, K-1), ``k`` broadcastable ints."""
-    from scipy.special import expit
-
-    pa = expit(cut - lin[..., None])
-    zeros = np.zeros(pa.shape[:-1] + (1,))
-    pc = np.concatenate([zeros, pa, zeros + 1.0], axis=-1)
-    p = np.diff(pc, axis=-1)
-    kk = np.broadcast_to(k, lin.shape)[..., None]
-    with np.errstate(divide="ignore"):
-        return np.log(np.take_along_axis(p, kk, axis=-1)[..., 0])
+    """log P(y = k) of an ordered logit, only for the observed category, in log space as
+    the PyMC model computes it: with a = c_{k+1} - lin and b = c_k - lin (c_0 = -inf,
+    c_K = +inf), log(sigmoid(a) - sigmoid(b)) = log sigmoid(a) + log sigmoid(-b) +
+    log(1 - exp(c_k - c_{k+1})).  ``lin`` (..., n), ``cut`` (n, K-1), ``k`` ints of a
+    shape that broadcasts against ``lin`` and has ``lin``'s last axis."""
+    n = cut.shape[0]
+    edge = np.full((n, 1), np.inf)
+    cpad = np.concatenate([-edge, cut, edge], axis=1)  # (n, K + 1)
+    j = np.arange(n)
+    lo, hi = cpad[j, k], cpad[j, k + 1]  # k's shape: gathered before broadcasting against lin
+    with np.errstate(divide="ignore", over="ignore"):
+        gap = np.log1p(-np.exp(lo - hi))  # 0 at the open ends
+        return _log_sigmoid(hi - lin) + _log_sigmoid(lin - lo) + gap
 
 
 def _cell_loglik(P: Mapping[str, np.ndarray], s: int, eta: np.ndarray, X: np.ndarray, layout,
