@@ -490,6 +490,101 @@ def _prior(pm, name: str, entry: Mapping[str, Any], inputs: _Inputs, **kwargs):
     return dist(name, **params, **kwargs)
 
 
+def _log_sigmoid(x: np.ndarray) -> np.ndarray:
+    from scipy.special import log_expit
+
+    return log_expit(x)
+
+
+def _ordered_logp(lin: np.ndarray, cut: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """log P(y = k) of an ordered logit, only for the observed category, in log space as
+    the PyMC model computes it: with a = c_{k+1} - lin and b = c_k - lin (c_0 = -inf,
+    c_K = +inf), log(sigmoid(a) - sigmoid(b)) = log sigmoid(a) + log sigmoid(-b) +
+    log(1 - exp(c_k - c_{k+1})).
+
+    ``lin`` (F, Q, n); ``cut`` (n, K-1), or (Q, n, K-1) for cutpoints that vary along
+    ``lin``'s second axis (one set per draw); ``k`` (F, 1, n) ints."""
+    edge = np.full(cut.shape[:-1] + (1,), np.inf)
+    cpad = np.concatenate([-edge, cut, edge], axis=-1)  # (..., n, K + 1)
+    j = np.arange(cut.shape[-2])
+    if cut.ndim == 2:
+        lo, hi = cpad[j, k], cpad[j, k + 1]  # (F, 1, n): gathered before broadcasting against lin
+    else:
+        q = np.arange(cut.shape[0])[:, None]
+        lo, hi = cpad[q, j, k], cpad[q, j, k + 1]  # (F, Q, n)
+    with np.errstate(divide="ignore", over="ignore"):
+        gap = np.log1p(-np.exp(lo - hi))  # 0 at the open ends
+        return _log_sigmoid(hi - lin) + _log_sigmoid(lin - lo) + gap
+
+
+def cell_loglik(P: Mapping[str, np.ndarray], s, eta: np.ndarray, X: np.ndarray, layout: ItemLayout,
+                std: Mapping[str, np.ndarray] | None) -> np.ndarray:
+    """Log-likelihood of each firm's observed answers at latent scores ``eta`` (F, Q, C),
+    summed over its items -> (F, Q): the densities of the latent parameterization of
+    :class:`MeasurementModel` in numpy, continuous items including the Jacobian of their
+    standardization (densities of the raw answers).
+
+    ``P``: :func:`posterior_params`; ``s``: one draw (the parameters are shared along
+    ``eta``'s second axis, e.g. quadrature nodes) or ``Q`` draws (one per position of
+    that axis).  ``tests/test_measurement.py`` checks it against PyMC's log-likelihood
+    for every item family."""
+    from scipy.special import gammaln
+
+    lay = layout
+    lam = P["loading"][s]
+    lin = np.take(eta, lay.construct, axis=-1) * (lay.sign * lam)  # (F, Q, I)
+    out = np.zeros(eta.shape[:2])
+    for K, idx in lay.ordinal_groups().items():
+        y = X[:, idx]
+        obs = ~np.isnan(y)
+        k = np.where(obs, y - lay.lo[idx], 0).astype(int)[:, None, :]
+        lp = _ordered_logp(lin[..., idx], P[f"cutpoints_{K}"][s], k)
+        out += np.where(obs[:, None, :], lp, 0.0).sum(-1)
+    idx = lay.family("percent")
+    if idx.size:
+        y = X[:, idx]
+        obs = ~np.isnan(y)
+        v = (np.where(obs, y, 0.0) - lay.lo[idx]) / (lay.hi[idx] - lay.lo[idx])
+        cat = np.where(v <= 0, 0, np.where(v >= 1, 2, 1))
+        linp = lin[..., idx] + P["pct_intercept"][s]
+        lp = _ordered_logp(linp, P["pct_cutpoints"][s], cat[:, None, :])
+        inner = obs & (cat == 1)
+        phi = P["pct_precision"][s]
+        mu = np.clip(1.0 / (1.0 + np.exp(-linp)), 1e-12, 1 - 1e-12)
+        a, b = mu * phi, (1.0 - mu) * phi
+        vv = np.clip(np.where(inner, v, 0.5), 1e-12, 1 - 1e-12)[:, None, :]
+        lb = gammaln(phi) - gammaln(a) - gammaln(b) + (a - 1.0) * np.log(vv) + (b - 1.0) * np.log1p(-vv)
+        out += np.where(obs[:, None, :], lp, 0.0).sum(-1) + np.where(inner[:, None, :], lb, 0.0).sum(-1)
+    idx = lay.family("count")
+    if idx.size:
+        y = X[:, idx]
+        obs = ~np.isnan(y)
+        yy = np.where(obs, y, 0.0)[:, None, :]
+        mu = np.exp(lin[..., idx] + P["count_intercept"][s])
+        al = 1.0 / P["count_inv_dispersion"][s]
+        lp = (gammaln(yy + al) - gammaln(al) - gammaln(yy + 1.0) + al * (np.log(al) - np.log(al + mu))
+              + yy * (np.log(mu) - np.log(al + mu)))
+        out += np.where(obs[:, None, :], lp, 0.0).sum(-1)
+    idx = lay.family("binary")
+    if idx.size:
+        y = X[:, idx]
+        obs = ~np.isnan(y)
+        x = lin[..., idx] + P["binary_intercept"][s]
+        yy = np.where(obs, y, 0.0)[:, None, :]
+        lp = yy * _log_sigmoid(x) + (1.0 - yy) * _log_sigmoid(-x)
+        out += np.where(obs[:, None, :], lp, 0.0).sum(-1)
+    idx = lay.family("continuous")
+    if idx.size:
+        y = X[:, idx]
+        obs = ~np.isnan(y)
+        z = (np.where(obs, y, 0.0) - std["mean"]) / std["sd"]
+        m = lin[..., idx] + P["cont_intercept"][s]
+        sd = P["cont_sigma"][s]
+        lp = -0.5 * ((z[:, None, :] - m) / sd) ** 2 - np.log(sd) - 0.5 * np.log(2 * np.pi) - np.log(std["sd"])
+        out += np.where(obs[:, None, :], lp, 0.0).sum(-1)
+    return out
+
+
 class MeasurementModel:
     """Generalized latent variable model of a spec's items.
 
@@ -881,7 +976,7 @@ class MeasurementModel:
                 )
             t_sample = time.perf_counter() - t1
             if log_likelihood and self.parameterization == "latent":
-                self._add_firm_loglik(model, idata, survey)
+                self._add_firm_loglik(idata, survey)
         std = getattr(model, "_smeintl_std", None)
         if self.parameterization == "marginal":
             if log_likelihood:
@@ -928,55 +1023,28 @@ class MeasurementModel:
             a["standardization"] = json.dumps({k: v.tolist() for k, v in std.items()})
         return a
 
-    def _add_firm_loglik(self, model, idata, survey) -> None:
-        """Per-firm log-likelihood (sum over the firm's observed answers), for LOO."""
-        import pymc as pm
+    def _add_firm_loglik(self, idata, survey) -> None:
+        """Per-firm log-likelihood (sum over the firm's observed answers), for LOO:
+        :func:`cell_loglik` at each draw's latent scores, in batches of draws."""
         import xarray as xr
 
-        ll = pm.compute_log_likelihood(idata, model=model, extend_inferencedata=False, progressbar=False)
+        post = idata.posterior
+        P = posterior_params(idata, self.spec)
         X = survey.items[list(self.layout.names)].to_numpy(dtype=float)
-        F = X.shape[0]
-        nc, nd = idata.posterior.sizes["chain"], idata.posterior.sizes["draw"]
-        total = np.zeros((nc, nd, F))
-        for var, firm_of_cell in self._cell_firms(X).items():
-            if var not in ll:
-                continue
-            vals = ll[var].values.reshape(nc, nd, -1)
-            np.add.at(total, (slice(None), slice(None), firm_of_cell), vals)
-        cidx = self.layout.family("continuous")
-        if cidx.size:  # Jacobian of the standardization: densities of the raw answers
-            std = standardization_of(self.layout)
-            total -= (np.log(std["sd"])[None, :] * ~np.isnan(X[:, cidx])).sum(1)[None, None, :]
+        std = standardization_of(self.layout)
+        S, F = P["eta"].shape[:2]
+        total = np.empty((S, F))
+        batch = max(1, int(4e5 // max(1, F * X.shape[1])))  # cells per batch: a few MB per array
+        for a in range(0, S, batch):
+            sel = np.arange(a, min(S, a + batch))
+            total[sel] = cell_loglik(P, sel, P["eta"][sel].transpose(1, 0, 2), X, self.layout, std).T
+        nc, nd = post.sizes["chain"], post.sizes["draw"]
         da = xr.DataArray(
-            total,
+            total.reshape(nc, nd, F),
             dims=("chain", "draw", "firm"),
-            coords={"chain": idata.posterior.chain, "draw": idata.posterior.draw, "firm": list(survey.items.index)},
+            coords={"chain": post.chain, "draw": post.draw, "firm": list(survey.items.index)},
         )
         idata.add_groups({"log_likelihood": xr.Dataset({"responses": da})})
-
-    def _cell_firms(self, X: np.ndarray) -> dict[str, np.ndarray]:
-        """For each observed variable, the firm of each of its cells (in model order)."""
-        lay = self.layout
-        out: dict[str, np.ndarray] = {}
-
-        def firms(idx):
-            f, _j = np.nonzero(~np.isnan(X[:, idx]))
-            return f
-
-        for K, idx in lay.ordinal_groups().items():
-            out[f"y_ordinal{K}"] = firms(idx)
-        idx = lay.family("percent")
-        if idx.size:
-            sub = X[:, idx]
-            f, j = np.nonzero(~np.isnan(sub))
-            out["y_percent_cat"] = f
-            v = (sub[f, j] - lay.lo[idx][j]) / (lay.hi[idx][j] - lay.lo[idx][j])
-            out["y_percent_value"] = f[(v > 0) & (v < 1)]
-        for fam, var in (("count", "y_count"), ("binary", "y_binary"), ("continuous", "y_continuous")):
-            idx = lay.family(fam)
-            if idx.size:
-                out[var] = firms(idx)
-        return out
 
     def _marginal_setup(self, idata, survey, std):
         """Posterior, parameters, standardized answers, item-construct map and latent correlations."""

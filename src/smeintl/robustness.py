@@ -1570,91 +1570,6 @@ def check_prior_sensitivity(ctx: RobustnessContext) -> CheckResult:
     return CheckResult(name, passed, table, "\n".join(lines), _aggregate(variants), variants, reference="posterior")
 
 
-def _log_sigmoid(x: np.ndarray) -> np.ndarray:
-    from scipy.special import log_expit
-
-    return log_expit(x)
-
-
-def _ordered_logp(lin: np.ndarray, cut: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """log P(y = k) of an ordered logit, only for the observed category, in log space as
-    the PyMC model computes it: with a = c_{k+1} - lin and b = c_k - lin (c_0 = -inf,
-    c_K = +inf), log(sigmoid(a) - sigmoid(b)) = log sigmoid(a) + log sigmoid(-b) +
-    log(1 - exp(c_k - c_{k+1})).  ``lin`` (..., n), ``cut`` (n, K-1), ``k`` ints of a
-    shape that broadcasts against ``lin`` and has ``lin``'s last axis."""
-    n = cut.shape[0]
-    edge = np.full((n, 1), np.inf)
-    cpad = np.concatenate([-edge, cut, edge], axis=1)  # (n, K + 1)
-    j = np.arange(n)
-    lo, hi = cpad[j, k], cpad[j, k + 1]  # k's shape: gathered before broadcasting against lin
-    with np.errstate(divide="ignore", over="ignore"):
-        gap = np.log1p(-np.exp(lo - hi))  # 0 at the open ends
-        return _log_sigmoid(hi - lin) + _log_sigmoid(lin - lo) + gap
-
-
-def _cell_loglik(P: Mapping[str, np.ndarray], s: int, eta: np.ndarray, X: np.ndarray, layout,
-                 std: Mapping[str, np.ndarray] | None) -> np.ndarray:
-    """Log-likelihood of each firm's observed answers at latent scores ``eta`` (F, Q, C),
-    summed over its items -> (F, Q); the same densities as the PyMC model of
-    :class:`~smeintl.measurement.MeasurementModel` (latent parameterization), continuous
-    items including the Jacobian of their standardization (densities of the raw answers)."""
-    from scipy.special import gammaln
-
-    lay = layout
-    lam = P["loading"][s]
-    lin = np.take(eta, lay.construct, axis=-1) * (lay.sign * lam)  # (F, Q, I)
-    out = np.zeros(eta.shape[:2])
-    for K, idx in lay.ordinal_groups().items():
-        y = X[:, idx]
-        obs = ~np.isnan(y)
-        k = np.where(obs, y - lay.lo[idx], 0).astype(int)[:, None, :]
-        lp = _ordered_logp(lin[..., idx], P[f"cutpoints_{K}"][s], k)
-        out += np.where(obs[:, None, :], lp, 0.0).sum(-1)
-    idx = lay.family("percent")
-    if idx.size:
-        y = X[:, idx]
-        obs = ~np.isnan(y)
-        v = (np.where(obs, y, 0.0) - lay.lo[idx]) / (lay.hi[idx] - lay.lo[idx])
-        cat = np.where(v <= 0, 0, np.where(v >= 1, 2, 1))
-        linp = lin[..., idx] + P["pct_intercept"][s]
-        lp = _ordered_logp(linp, P["pct_cutpoints"][s], cat[:, None, :])
-        inner = obs & (cat == 1)
-        phi = P["pct_precision"][s]
-        mu = np.clip(1.0 / (1.0 + np.exp(-linp)), 1e-12, 1 - 1e-12)
-        a, b = mu * phi, (1.0 - mu) * phi
-        vv = np.clip(np.where(inner, v, 0.5), 1e-12, 1 - 1e-12)[:, None, :]
-        lb = gammaln(phi) - gammaln(a) - gammaln(b) + (a - 1.0) * np.log(vv) + (b - 1.0) * np.log1p(-vv)
-        out += np.where(obs[:, None, :], lp, 0.0).sum(-1) + np.where(inner[:, None, :], lb, 0.0).sum(-1)
-    idx = lay.family("count")
-    if idx.size:
-        y = X[:, idx]
-        obs = ~np.isnan(y)
-        yy = np.where(obs, y, 0.0)[:, None, :]
-        mu = np.exp(lin[..., idx] + P["count_intercept"][s])
-        al = 1.0 / P["count_inv_dispersion"][s]
-        lp = (gammaln(yy + al) - gammaln(al) - gammaln(yy + 1.0) + al * (np.log(al) - np.log(al + mu))
-              + yy * (np.log(mu) - np.log(al + mu)))
-        out += np.where(obs[:, None, :], lp, 0.0).sum(-1)
-    idx = lay.family("binary")
-    if idx.size:
-        y = X[:, idx]
-        obs = ~np.isnan(y)
-        x = lin[..., idx] + P["binary_intercept"][s]
-        yy = np.where(obs, y, 0.0)[:, None, :]
-        lp = yy * _log_sigmoid(x) + (1.0 - yy) * _log_sigmoid(-x)
-        out += np.where(obs[:, None, :], lp, 0.0).sum(-1)
-    idx = lay.family("continuous")
-    if idx.size:
-        y = X[:, idx]
-        obs = ~np.isnan(y)
-        z = (np.where(obs, y, 0.0) - std["mean"]) / std["sd"]
-        m = lin[..., idx] + P["cont_intercept"][s]
-        sd = P["cont_sigma"][s]
-        lp = -0.5 * ((z[:, None, :] - m) / sd) ** 2 - np.log(sd) - 0.5 * np.log(2 * np.pi) - np.log(std["sd"])
-        out += np.where(obs[:, None, :], lp, 0.0).sum(-1)
-    return out
-
-
 def integrated_loglik(idata, spec: Spec, survey, *, group: bool, nodes: int = INTEGRATION_NODES, scale: float = 1.0,
                       draws: np.ndarray | None = None) -> np.ndarray:
     """Per-firm log-likelihood with the firm's latent scores integrated out, ``(S, F)``:
@@ -1674,7 +1589,7 @@ def integrated_loglik(idata, spec: Spec, survey, *, group: bool, nodes: int = IN
     from numpy.polynomial.hermite_e import hermegauss
     from scipy.special import logsumexp
 
-    from .measurement import ItemLayout, fit_standardization, posterior_params, standardization_of
+    from .measurement import ItemLayout, cell_loglik, fit_standardization, posterior_params, standardization_of
 
     lay = ItemLayout.from_spec(spec)
     P = posterior_params(idata, spec)
@@ -1708,7 +1623,7 @@ def integrated_loglik(idata, spec: Spec, survey, *, group: bool, nodes: int = IN
         d = eta_q - mu[:, None, :]
         u = np.linalg.solve(Lr, d.reshape(-1, C).T).T.reshape(d.shape)
         log_p = -0.5 * (u**2).sum(-1) - np.log(np.diag(Lr)).sum() - 0.5 * C * np.log(2 * np.pi)
-        ll = _cell_loglik(P, s, eta_q, X, lay, std)
+        ll = cell_loglik(P, s, eta_q, X, lay, std)
         out[j] = logsumexp(logw[None, :] + ll + log_p - log_q, axis=1)
     return out
 
