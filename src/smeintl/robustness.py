@@ -50,9 +50,11 @@ import copy
 import itertools
 import json
 import math
+import os
 import re
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from dataclasses import replace as _dc_replace
 from pathlib import Path
@@ -1616,7 +1618,9 @@ def integrated_loglik(idata, spec: Spec, survey, *, group: bool, nodes: int = IN
     gidx = np.asarray(survey.groups, dtype=int) if group and "group_mean" in P else None
     sel = np.arange(S) if draws is None else np.asarray(draws, dtype=int)
     out = np.empty((sel.size, F))
-    for j, s in enumerate(sel):
+
+    def one(j: int) -> None:
+        s = sel[j]
         R = P["corr"][s] if C > 1 else np.ones((1, 1))
         Lr = np.linalg.cholesky(R)
         mu = P["group_mean"][s][gidx] if gidx is not None else np.zeros((F, C))
@@ -1625,6 +1629,16 @@ def integrated_loglik(idata, spec: Spec, survey, *, group: bool, nodes: int = IN
         log_p = -0.5 * (u**2).sum(-1) - np.log(np.diag(Lr)).sum() - 0.5 * C * np.log(2 * np.pi)
         ll = cell_loglik(P, s, eta_q, X, lay, std)
         out[j] = logsumexp(logw[None, :] + ll + log_p - log_q, axis=1)
+
+    # draws are independent and numpy's ufuncs release the GIL: one thread per core
+    # (the values do not depend on the number of threads)
+    workers = min(os.cpu_count() or 1, 8, sel.size)
+    if workers > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(one, range(sel.size)))
+    else:
+        for j in range(sel.size):
+            one(j)
     return out
 
 
