@@ -114,9 +114,12 @@ def _logp_and_grad(compiled, x):
     return float(logp), grad
 
 
-def test_compiled_callbacks_come_from_numbas_disk_cache_and_match_nutpie(tiny):
-    """The second compile of a structure loads both C callbacks from the disk cache (no
-    link and optimize), and they compute nutpie's own log-density and gradient."""
+def test_compile_comes_from_the_disk_caches_and_matches_nutpie(tiny):
+    """A new compile of a known structure loads the PyTensor functions (pickled without the
+    data) and both C callbacks from disk, and they compute nutpie's own log-density and
+    gradient for the new model's data."""
+    import pickle
+
     import nutpie
 
     from smeintl import _compiled, _numba
@@ -126,12 +129,21 @@ def test_compiled_callbacks_come_from_numbas_disk_cache_and_match_nutpie(tiny):
     _numba.register()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        _compiled._compile(MeasurementModel(spec).build(a))  # writes the cache if it is not there yet
+        _compiled.clear_cache()
+        _compiled.compiled_model(MeasurementModel(spec).build(a))  # writes the caches if they are not there yet
+        _compiled.clear_cache()  # forget it in this process: the next compile reads the disk
         model_b = MeasurementModel(_scaled(spec, 2.0)).build(b)
-        cached = _compiled._compile(model_b)
+        cached, reused, _s = _compiled.compiled_model(model_b)
         reference = nutpie.compile_pymc_model(model_b)
+    assert not reused
     assert cached.compiled_logp_func.cache_hits == 1
     assert cached.compiled_expand_func.cache_hits == 1
+    files = list(_compiled._functions_path("x").parent.glob("*.pkl"))
+    assert files
+    for f in files:  # no survey data on disk
+        with open(f, "rb") as fh:
+            stored = pickle.load(fh)
+        assert all(v.get_value().size == 0 for fn in stored[2:4] for v in fn.get_shared())
     assert cached.n_dim == reference.n_dim and cached.n_expanded == reference.n_expanded
     x = np.random.default_rng(0).normal(scale=0.3, size=cached.n_dim)
     lp, grad = _logp_and_grad(cached, x)
