@@ -150,3 +150,35 @@ def test_compile_comes_from_the_disk_caches_and_matches_nutpie(tiny):
     lp_ref, grad_ref = _logp_and_grad(reference, x)
     assert lp == lp_ref
     np.testing.assert_array_equal(grad, grad_ref)
+
+
+def test_mass_matrix_choice_is_used_and_recorded(tiny, monkeypatch):
+    """``mass_matrix``: "low_rank" reaches nutpie (other draws than the diagonal with the
+    same seed), "auto" switches at LOW_RANK_MIN_FIRMS, and the fit records what it used."""
+    from smeintl import measurement
+    from smeintl.measurement import MeasurementModel
+
+    spec, a, _b = tiny
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        diag = MeasurementModel(spec).fit(a, random_seed=7, mass_matrix="diag", **SHORT)
+        low = MeasurementModel(spec).fit(a, random_seed=7, mass_matrix="low_rank", **SHORT)
+        assert a.n_firms < measurement.LOW_RANK_MIN_FIRMS
+        auto_small = MeasurementModel(spec).fit(a, random_seed=7, **SHORT)
+        monkeypatch.setattr(measurement, "LOW_RANK_MIN_FIRMS", a.n_firms)
+        auto_large = MeasurementModel(spec).fit(a, random_seed=7, **SHORT)
+    assert [f.attrs["mass_matrix"] for f in (diag, low, auto_small, auto_large)] == ["diag", "low_rank", "diag",
+                                                                                     "low_rank"]
+    assert not np.array_equal(diag.posterior["loading"].values, low.posterior["loading"].values)
+    np.testing.assert_array_equal(diag.posterior["loading"].values, auto_small.posterior["loading"].values)
+    np.testing.assert_array_equal(low.posterior["loading"].values, auto_large.posterior["loading"].values)
+
+
+def test_mass_matrix_refuses_unknown_values_and_pymc_low_rank(tiny):
+    from smeintl.measurement import MeasurementModel
+
+    spec, a, _b = tiny
+    with pytest.raises(ValueError, match="mass_matrix must be 'auto', 'diag' or 'low_rank', got 'dense'"):
+        MeasurementModel(spec).fit(a, random_seed=1, mass_matrix="dense", **SHORT)
+    with pytest.raises(ValueError, match="needs the nutpie sampler"):
+        MeasurementModel(spec).fit(a, random_seed=1, mass_matrix="low_rank", **{**SHORT, "sampler": "pymc"})

@@ -346,11 +346,12 @@ def compiled_model(model) -> tuple[Any, bool, float]:
 
 
 def sample(model, *, draws: int, tune: int, chains: int, target_accept: float, random_seed: int,
-           progressbar: bool) -> tuple[Any, dict[str, Any]]:
+           progressbar: bool, low_rank: bool = False) -> tuple[Any, dict[str, Any]]:
     """Sample ``model`` with nutpie through the compile cache.
 
     Returns the InferenceData (posterior, sample stats, observed and constant data, as
     ``pymc.sample(nuts_sampler="nutpie")`` builds it) and ``{"compile_s", "compile_reused"}``.
+    ``low_rank``: nutpie's diagonal plus low-rank mass matrix adaptation.
     """
     import nutpie
     import pymc as pm
@@ -362,7 +363,8 @@ def sample(model, *, draws: int, tune: int, chains: int, target_accept: float, r
     compiled, reused, t_compile = compiled_model(model)
     t0 = time.perf_counter()
     idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, target_accept=target_accept,
-                          seed=_get_seeds_per_chain(random_seed, 1)[0], progress_bar=progressbar)
+                          seed=_get_seeds_per_chain(random_seed, 1)[0], progress_bar=progressbar,
+                          low_rank_modified_mass_matrix=bool(low_rank))
     t_sample = time.perf_counter() - t0
     # as pymc.sample does for nutpie: the observed and constant data from the model
     coords, dims = coords_and_dims_for_inferencedata(model)

@@ -726,8 +726,8 @@ def _section_methods(b: _Builder, spec: Spec, idata) -> None:
                  caption="Priors: the code defaults merged with the spec's [priors] table."))
     if idata is not None:
         a = idata.attrs
-        keys = ["sampler", "parameterization", "latent_parameterization", "chains", "tune", "draws", "target_accept",
-                "random_seed", "group", "created"]
+        keys = ["sampler", "parameterization", "latent_parameterization", "mass_matrix", "chains", "tune", "draws",
+                "target_accept", "random_seed", "group", "created"]
         rows = [[k, str(a.get(k, _DASH))] for k in keys if k in a]
         b.add(_table(["sampler setting", "value"], rows, numeric=[False, False],
                      caption="Settings of the fit, from its attributes."))
