@@ -528,7 +528,7 @@ def cell_loglik(P: Mapping[str, np.ndarray], s, eta: np.ndarray, X: np.ndarray, 
     ``eta``'s second axis, e.g. quadrature nodes) or ``Q`` draws (one per position of
     that axis).  ``tests/test_measurement.py`` checks it against PyMC's log-likelihood
     for every item family."""
-    from scipy.special import gammaln
+    from scipy.special import expit, gammaln
 
     lay = layout
     lam = P["loading"][s]
@@ -550,7 +550,7 @@ def cell_loglik(P: Mapping[str, np.ndarray], s, eta: np.ndarray, X: np.ndarray, 
         lp = _ordered_logp(linp, P["pct_cutpoints"][s], cat[:, None, :])
         inner = obs & (cat == 1)
         phi = P["pct_precision"][s]
-        mu = np.clip(1.0 / (1.0 + np.exp(-linp)), 1e-12, 1 - 1e-12)
+        mu = np.clip(expit(linp), 1e-12, 1 - 1e-12)  # no overflow warning in the far tails
         a, b = mu * phi, (1.0 - mu) * phi
         vv = np.clip(np.where(inner, v, 0.5), 1e-12, 1 - 1e-12)[:, None, :]
         lb = gammaln(phi) - gammaln(a) - gammaln(b) + (a - 1.0) * np.log(vv) + (b - 1.0) * np.log1p(-vv)
