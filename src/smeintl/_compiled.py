@@ -118,15 +118,20 @@ def _flat_init(model, init, shapes: dict[str, tuple[int, ...]]):
     return _rv_dict_to_flat_array_wrapper(_wrap_with_lock(init), names=names, shapes=[shapes[n] for n in names])
 
 
+def _values_for(names, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The model's value of each shared variable the compiled functions read."""
+    missing = [n for n in names if n not in values]
+    if missing:  # cannot happen for equal keys; refuse rather than sample the wrong model
+        raise RuntimeError(f"compiled model does not match: no shared variable(s) {missing}")
+    return {n: values[n] for n in names}
+
+
 def _rebind(compiled, model, values: dict[str, np.ndarray], init):
     """The compiled model of another model of the same structure, bound to ``model``
     (``values``: its shared values; ``init``: its initial-point function)."""
     import pandas as pd
 
-    missing = [n for n in compiled.shared_data if n not in values]
-    if missing:  # cannot happen for equal keys; refuse rather than sample the wrong model
-        raise RuntimeError(f"compiled model does not match: no shared variable(s) {missing}")
-    out = compiled.with_data(**{n: values[n] for n in compiled.shared_data})
+    out = compiled.with_data(**_values_for(compiled.shared_data, values))
     coords = dict(compiled.coords or {})
     for name, vals in model.coords.items():
         if vals is not None:
@@ -149,14 +154,18 @@ def _functions_path(key: str) -> Path:
     return Path(pytensor.config.base_compiledir) / "smeintl_functions" / f"{key}.pkl"
 
 
-def _disk_key(key: str) -> str:
+def _versions() -> tuple[str, ...]:
+    """What both disk caches depend on besides the graph: Python and the compiling packages."""
     import numba
     import nutpie
     import pymc
     import pytensor
 
-    return hashlib.sha256(repr((_FUNCTIONS_VERSION, key, sys.version, pytensor.__version__, pymc.__version__,
-                                nutpie.__version__, numba.__version__)).encode()).hexdigest()
+    return (sys.version, pytensor.__version__, pymc.__version__, nutpie.__version__, numba.__version__)
+
+
+def _disk_key(key: str) -> str:
+    return hashlib.sha256(repr((_FUNCTIONS_VERSION, key, _versions())).encode()).hexdigest()
 
 
 def _load_functions(key: str):
@@ -243,19 +252,16 @@ def _callback(src: str, name: str, c_sig, inner_key: str | None, extract, user_d
               n_dim: int, n_expanded: int):
     """numba C callback of ``src``, disk-cached when PyTensor could key the inner function."""
     import numba
-    import nutpie
     import pytensor
     from pytensor.link.numba.cache import compile_numba_function_src
 
     env = {"__name__": __name__, "np": np, "numba": numba, "extract": extract, "n_dim": n_dim, "n_expanded": n_expanded}
-    key = None
     if inner_key is not None:
         # everything the callback's code depends on: the inner function (PyTensor's key of
         # its graph), the layout of the shared data, the sizes, the source and the versions
-        key = hashlib.sha256(repr((_CALLBACK_VERSION, src, inner_key, user_data.dtype.descr, tuple(shared_names),
-                                   n_dim, n_expanded, pytensor.config.numba__fastmath, numba.__version__,
-                                   nutpie.__version__, pytensor.__version__)).encode()).hexdigest()
-    if key is not None:
+        parts = (_CALLBACK_VERSION, src, inner_key, user_data.dtype.descr, tuple(shared_names), n_dim, n_expanded,
+                 pytensor.config.numba__fastmath, _versions())
+        key = hashlib.sha256(repr(parts).encode()).hexdigest()
         try:
             with warnings.catch_warnings():
                 # data over 1 MB frozen into the callback (nutpie's template of the shared
@@ -287,15 +293,13 @@ def _compile(model, key: str, values: dict[str, np.ndarray], init):
         _save_functions(dkey, functions)
     n_dim, n_expanded, logp_fn_pt, expand_fn_pt, shape_info = functions
     shapes = {n: tuple(sh) for n, _, sh in zip(*shape_info)}
-    shared_data: dict[str, np.ndarray] = {}
     shared_vars: dict[str, Any] = {}
     for val in [*logp_fn_pt.get_shared(), *expand_fn_pt.get_shared()]:
         if val.name in shared_vars and shared_vars[val.name] is not val:
             raise ValueError(f"Shared variables must have unique names: {val.name}")
-        # the model's own values (functions from the disk cache hold empty ones)
-        shared_data[val.name] = np.array(values[val.name] if val.name in values else val.get_value(), order="C",
-                                         copy=True)
         shared_vars[val.name] = val
+    # the model's own values (functions from the disk cache hold empty ones)
+    shared_data = {n: np.array(v, order="C", copy=True) for n, v in _values_for(shared_vars, values).items()}
     for arr in shared_data.values():
         arr.flags.writeable = False
     user_data = make_user_data(shared_vars, shared_data)
