@@ -114,10 +114,21 @@ def _logp_and_grad(compiled, x):
     return float(logp), grad
 
 
-def test_compile_comes_from_the_disk_caches_and_matches_nutpie(tiny):
-    """A new compile of a known structure loads the PyTensor functions (pickled without the
-    data) and both C callbacks from disk, and they compute nutpie's own log-density and
-    gradient for the new model's data."""
+def _compile_fresh(model):
+    from smeintl import _compiled
+
+    _compiled.clear_cache()  # forget it in this process: the compile reads the disk
+    compiled, reused, _s = _compiled.compiled_model(model)
+    assert not reused
+    return compiled
+
+
+def test_compile_comes_from_the_disk_caches_and_matches_nutpie(tiny, monkeypatch):
+    """A new compile of a known structure takes both C callbacks from numba's disk cache
+    and only the structure's layout from the functions cache; without the layout it
+    loads the PyTensor functions (pickled without the data); with a callback missing
+    from numba's cache it compiles it again.  Every way gives nutpie's own log-density
+    and gradient for the new model's data."""
     import pickle
 
     import nutpie
@@ -129,27 +140,61 @@ def test_compile_comes_from_the_disk_caches_and_matches_nutpie(tiny):
     _numba.register()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        _compiled.clear_cache()
-        _compiled.compiled_model(MeasurementModel(spec).build(a))  # writes the caches if they are not there yet
-        _compiled.clear_cache()  # forget it in this process: the next compile reads the disk
+        _compile_fresh(MeasurementModel(spec).build(a))  # writes the caches if they are not there yet
         model_b = MeasurementModel(_scaled(spec, 2.0)).build(b)
-        cached, reused, _s = _compiled.compiled_model(model_b)
         reference = nutpie.compile_pymc_model(model_b)
-    assert not reused
-    assert cached.compiled_logp_func.cache_hits == 1
-    assert cached.compiled_expand_func.cache_hits == 1
+        from_layout = _compile_fresh(model_b)
+        layouts = list(_compiled._functions_path("x").parent.glob("*.layout"))
+        assert layouts
+        with monkeypatch.context() as m:  # no layout: the pickled functions are read
+            m.setattr(_compiled, "_read", lambda p: None if p.suffix == ".layout" else pickle.loads(p.read_bytes()))
+            from_functions = _compile_fresh(model_b)
+        real_key = _compiled._callback_key
+        with monkeypatch.context() as m:  # callbacks not in numba's cache: compiled from the functions
+            m.setattr(_compiled, "_callback_key", lambda *args: real_key(*args) + "-elsewhere")
+            recompiled = _compile_fresh(model_b)
+    assert from_layout.logp_func is None and from_functions.logp_func is not None
+    assert from_layout.compiled_logp_func.cache_hits == 1 and from_layout.compiled_expand_func.cache_hits == 1
+    assert from_functions.compiled_logp_func.cache_hits == 1 and from_functions.compiled_expand_func.cache_hits == 1
+    assert recompiled.compiled_logp_func.cache_hits == 0 and recompiled.logp_func is not None
     files = list(_compiled._functions_path("x").parent.glob("*.pkl"))
     assert files
     for f in files:  # no survey data on disk
         with open(f, "rb") as fh:
             stored = pickle.load(fh)
         assert all(v.get_value().size == 0 for fn in stored[2:4] for v in fn.get_shared())
-    assert cached.n_dim == reference.n_dim and cached.n_expanded == reference.n_expanded
-    x = np.random.default_rng(0).normal(scale=0.3, size=cached.n_dim)
-    lp, grad = _logp_and_grad(cached, x)
+    x = np.random.default_rng(0).normal(scale=0.3, size=reference.n_dim)
     lp_ref, grad_ref = _logp_and_grad(reference, x)
-    assert lp == lp_ref
-    np.testing.assert_array_equal(grad, grad_ref)
+    for compiled in (from_layout, from_functions, recompiled):
+        assert compiled.n_dim == reference.n_dim and compiled.n_expanded == reference.n_expanded
+        lp, grad = _logp_and_grad(compiled, x)
+        assert lp == lp_ref
+        np.testing.assert_array_equal(grad, grad_ref)
+
+
+def test_reuse_leaves_the_first_models_values_alone(tiny):
+    """A reused structure evaluates its initial points through the first model's shared
+    variables; they hold the first model's values again afterwards."""
+    from smeintl import _compiled
+    from smeintl.measurement import MeasurementModel
+
+    spec, a, b = tiny
+    _compiled.clear_cache()
+    first = MeasurementModel(spec).build(a)
+    before = {n: v.get_value().copy() for n, v in _compiled._shared_variables(first).items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _compiled.compiled_model(first)
+        second = MeasurementModel(_scaled(spec, 2.0)).build(b)
+        compiled, reused, _s = _compiled.compiled_model(second)
+    assert reused
+    x0 = compiled.initial_point_func(3)
+    after = _compiled._shared_variables(first)
+    for n, v in before.items():
+        np.testing.assert_array_equal(after[n].get_value(), v)
+    # the initial point is the second model's: its own initial-point function gives it
+    own = _compiled._flat_init(second, _compiled._init_fn(second), compiled.shapes)(3)
+    np.testing.assert_array_equal(x0, own)
 
 
 def test_mass_matrix_choice_is_used_and_recorded(tiny, monkeypatch):

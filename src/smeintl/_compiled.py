@@ -6,32 +6,39 @@ setting into shared variables (``measurement._Inputs``), so models that differ o
 those values (a refit under wider priors, the replications of a simulation study, the
 same instrument on a new survey with as many firms) are the same function of them.
 
-:func:`sample` keys each model by :func:`structure_key` (the graph, its constants, and
-the names and types of its shared variables, but not their values), compiles the first
-model of each structure, and for the next ones swaps in the new shared values
-(``CompiledPyMCModel.with_data``), the new initial-point function and the new
-coordinates.  Reuse is exact: the same seed gives the same draws as a fresh compile
+:func:`sample` keys each model by :func:`structure_key` (its generative graph, constants,
+and the names and types of its shared variables, but not their values), compiles the
+first model of each structure, and for the next ones swaps in the new shared values
+(``CompiledPyMCModel.with_data``), the new coordinates, and the new initial points (the
+first model's initial-point function evaluated at the new values).  A reused structure
+costs about 15 ms: neither the log-density graph nor an initial-point function is built
+again.  Reuse is exact: the same seed gives the same draws as a fresh compile
 (``tests/test_compiled.py``).  The cache lives in the process and holds the last
 :data:`CACHE_SIZE` structures.
 
-Across processes, :func:`_compile` is nutpie's ``compile_pymc_model`` with two disk
-caches under PyTensor's compile directory.  The PyTensor functions of each structure (the
-rewritten log-density, gradient and expand graphs) are pickled without the data, so a new
-process unpickles them instead of rewriting the graphs again (about 5 s).  The C callbacks
-are numba-cached, keyed by PyTensor's own key of the compiled graph: nutpie's callbacks are
-closures over a numba dispatcher, which numba cannot key, so without this every new
-process linked the whole log-density into the callback and optimized it again (15-20 s
-for the default instrument).  With both, a new process compiles a known structure in
-about 4 s; a model whose graph PyTensor cannot key (an operation without a cache key)
-compiles its callbacks as nutpie does.
+Across processes, :func:`_compile` is nutpie's ``compile_pymc_model`` with disk caches
+under PyTensor's compile directory, keyed by the structure, the free parameters' shapes,
+the package versions and the source of the likelihood code (:func:`_versions`).  The C
+callbacks are numba-cached: nutpie's callbacks are closures over a numba dispatcher, which
+numba cannot key, so without this every new process linked the whole log-density into the
+callback and optimized it again (15-20 s for the default instrument).  When both callbacks
+are cached, a new process reads only the structure's layout (sizes, shapes, shared
+variables) and loads them: under 1 s for the default instrument, without deriving the
+log-density.  Otherwise the PyTensor functions of the structure (the rewritten
+log-density, gradient and expand graphs), pickled without the data, are unpickled (about
+1.5 s) or made (about 5 s), and the callbacks compiled from them.  A model whose graph
+PyTensor cannot key (an operation without a cache key) compiles its callbacks as nutpie
+does, and is not stored.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import os
 import pickle
+import re
 import sys
 import tempfile
 import threading
@@ -57,29 +64,38 @@ def clear_cache() -> None:
         _CACHE.clear()
 
 
-def _graph_outputs(model) -> list:
-    # deterministics in terms of the value variables, as nutpie compiles them (no RNGs)
-    return [model.logp(), *model.replace_rvs_by_values(model.deterministics)]
+def _generative_outputs(model) -> list:
+    """The model as written: its random variables (with the observed values), potentials
+    and deterministics.  Printing this graph takes milliseconds; deriving the
+    log-density (``model.logp()``) takes about a second for the default instrument."""
+    return [*model.free_RVs, *model.observed_RVs, *model.potentials, *model.deterministics,
+            *(model.rvs_to_values[rv] for rv in model.observed_RVs)]
 
 
-def structure_key(model, outs: list | None = None) -> str:
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def structure_key(model) -> str:
     """A hash of everything that the compiled model depends on except shared values.
 
-    The printed graph of the log-density and of the deterministics, every constant's
-    dtype, shape and bytes, every shared variable's name and type, the value of each
-    dimension length (the number of free parameters depends on them) and the value
-    variables' names and transforms.  Data and prior settings held in shared variables
-    are left out: models that differ only in them share a key.
+    The printed generative graph (random variables with their observed values,
+    potentials and deterministics; random generators' addresses left out), every
+    constant's dtype, shape and bytes, every shared variable's name and type, the value
+    of each dimension length (the number of free parameters depends on them) and the
+    value variables' names and transforms.  Data and prior settings held in shared
+    variables are left out: models that differ only in them share a key.  The
+    log-density is derived from this graph by PyMC and by the likelihood code in
+    :mod:`smeintl.measurement`; the disk caches add both to the key (:func:`_versions`).
     """
     import pytensor
     from pytensor.compile.sharedvalue import SharedVariable
     from pytensor.graph.basic import Constant
     from pytensor.graph.traversal import graph_inputs
 
-    outs = _graph_outputs(model) if outs is None else outs
+    outs = _generative_outputs(model)
     h = hashlib.sha256()
     # node ids are letters in traversal order: the same for every build of one structure
-    h.update(pytensor.printing.debugprint(outs, file="str", print_type=True).encode())
+    h.update(_ADDRESS.sub("", pytensor.printing.debugprint(outs, file="str", print_type=True)).encode())
     dims = {name: int(length.get_value()) if isinstance(length, SharedVariable) else int(length.eval())
             for name, length in model.dim_lengths.items()}
     h.update(repr(sorted(dims.items())).encode())
@@ -90,16 +106,18 @@ def structure_key(model, outs: list | None = None) -> str:
             data = np.asarray(v.data)
             h.update(f"C{data.dtype}{data.shape}".encode())
             h.update(np.ascontiguousarray(data).tobytes())
-        elif isinstance(v, SharedVariable):
+        elif isinstance(v, SharedVariable) and v.name is not None:  # unnamed: the random generators
             h.update(f"S{v.name}{v.type}".encode())
     return h.hexdigest()
 
 
-def _shared_values(outs: list) -> dict[str, np.ndarray]:
+def _shared_variables(model) -> dict[str, Any]:
+    """The model's named shared variables (its data and prior settings)."""
     from pytensor.compile.sharedvalue import SharedVariable
     from pytensor.graph.traversal import graph_inputs
 
-    return {v.name: v.get_value() for v in graph_inputs(outs) if isinstance(v, SharedVariable) and v.name is not None}
+    return {v.name: v for v in graph_inputs(_generative_outputs(model))
+            if isinstance(v, SharedVariable) and v.name is not None}
 
 
 def _init_fn(model):
@@ -148,28 +166,42 @@ def _rebind(compiled, model, values: dict[str, np.ndarray], init):
 _FUNCTIONS_VERSION = "1"
 
 
-def _functions_path(key: str) -> Path:
+def _functions_path(key: str, suffix: str = ".pkl") -> Path:
     import pytensor
 
-    return Path(pytensor.config.base_compiledir) / "smeintl_functions" / f"{key}.pkl"
+    return Path(pytensor.config.base_compiledir) / "smeintl_functions" / f"{key}{suffix}"
+
+
+@functools.lru_cache(maxsize=1)
+def _code_hash() -> str:
+    """The source of the modules that define the log-density and how it is compiled (as
+    read when first needed in the process): the structure key holds the generative graph
+    only, so the likelihood code is keyed here."""
+    from . import _numba, measurement
+
+    h = hashlib.sha256()
+    for mod in (measurement, _numba, sys.modules[__name__]):
+        h.update(Path(mod.__file__).read_bytes())
+    return h.hexdigest()
 
 
 def _versions() -> tuple[str, ...]:
-    """What both disk caches depend on besides the graph: Python and the compiling packages."""
+    """What both disk caches depend on besides the structure: Python, the compiling
+    packages, their settings that change the compiled code, and smeintl's likelihood code."""
     import numba
     import nutpie
     import pymc
     import pytensor
 
-    return (sys.version, pytensor.__version__, pymc.__version__, nutpie.__version__, numba.__version__)
+    return (sys.version, pytensor.__version__, pymc.__version__, nutpie.__version__, numba.__version__,
+            pytensor.config.floatX, str(pytensor.config.numba__fastmath), _code_hash())
 
 
 def _disk_key(key: str) -> str:
     return hashlib.sha256(repr((_FUNCTIONS_VERSION, key, _versions())).encode()).hexdigest()
 
 
-def _load_functions(key: str):
-    path = _functions_path(key)
+def _read(path: Path):
     if not path.is_file():
         return None
     try:
@@ -179,31 +211,41 @@ def _load_functions(key: str):
         return None
 
 
+def _write(path: Path, obj) -> None:
+    """Pickle ``obj`` to ``path`` atomically; no disk cache (read-only, unpicklable) is no error."""
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("wb", dir=path.parent, delete=False, suffix=".tmp") as fh:
+            tmp = fh.name
+            pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+        tmp = None
+    except Exception:  # noqa: BLE001
+        pass
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+
+
+def _load_functions(key: str):
+    return _read(_functions_path(key))
+
+
 def _save_functions(key: str, functions: tuple) -> None:
     """Pickle ``functions`` atomically, with every shared value emptied while it is written."""
-    path = _functions_path(key)
     shared = {v for fn in functions[2:4] for v in fn.get_shared()}
     saved = {v: v.get_value(borrow=True) for v in shared}
-    tmp = None
     try:
         for v in shared:
             try:
                 v.set_value(np.zeros((0,) * v.type.ndim, dtype=v.type.dtype), borrow=True)
             except Exception:  # noqa: BLE001 - a static shape: keep the value
                 pass
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("wb", dir=path.parent, delete=False, suffix=".tmp") as fh:
-            tmp = fh.name
-            pickle.dump(functions, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
-        tmp = None
-    except Exception:  # noqa: BLE001 - no disk cache (read-only, unpicklable): compile next time
-        pass
+        _write(_functions_path(key), functions)
     finally:
         for v, value in saved.items():
             v.set_value(value, borrow=True)
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
 
 
 # The C callbacks that nutpie's sampler calls: nutpie's own ``_make_c_logp_func`` and
@@ -248,102 +290,197 @@ def expand_numba(dim, expanded, x_, out_, user_data_):
 """
 
 
-def _callback(src: str, name: str, c_sig, inner_key: str | None, extract, user_data, shared_names,
-              n_dim: int, n_expanded: int):
-    """numba C callback of ``src``, disk-cached when PyTensor could key the inner function."""
+def _callback_key(src: str, dkey: str, user_data, shared_names, n_dim: int, n_expanded: int) -> str:
+    # everything the callback's code depends on: the structure's disk key (graph, shapes,
+    # versions and likelihood code), the layout of the shared data, the sizes and the source
+    parts = (_CALLBACK_VERSION, src, dkey, user_data.dtype.descr, tuple(shared_names), n_dim, n_expanded)
+    return hashlib.sha256(repr(parts).encode()).hexdigest()
+
+
+def _callback(src: str, name: str, c_sig, key: str | None, extract, n_dim: int, n_expanded: int):
+    """``(numba C callback of src, stored in numba's disk cache?)``.
+
+    ``key``: its disk-cache key (None: not cached).  ``extract`` None: load it from the
+    cache only, ``(None, False)`` when it is not there (the code cannot be compiled
+    without the log-density's function).
+    """
     import numba
-    import pytensor
     from pytensor.link.numba.cache import compile_numba_function_src
 
     env = {"__name__": __name__, "np": np, "numba": numba, "extract": extract, "n_dim": n_dim, "n_expanded": n_expanded}
-    if inner_key is not None:
-        # everything the callback's code depends on: the inner function (PyTensor's key of
-        # its graph), the layout of the shared data, the sizes, the source and the versions
-        parts = (_CALLBACK_VERSION, src, inner_key, user_data.dtype.descr, tuple(shared_names), n_dim, n_expanded,
-                 pytensor.config.numba__fastmath, _versions())
-        key = hashlib.sha256(repr(parts).encode()).hexdigest()
+    if key is not None:
         try:
-            with warnings.catch_warnings():
-                # data over 1 MB frozen into the callback (nutpie's template of the shared
-                # arrays) make it uncacheable; numba then compiles it as before
-                warnings.filterwarnings("ignore", message="Cannot cache compiled function", category=numba.NumbaWarning)
-                return numba.cfunc(c_sig, cache=True)(
-                    compile_numba_function_src(src, name, global_env=env, cache_key=key))
-        except Exception as exc:  # noqa: BLE001 - an unreadable cache entry must not stop the fit
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", numba.NumbaWarning)
+                fn = numba.cfunc(c_sig, cache=True)(compile_numba_function_src(src, name, global_env=env, cache_key=key))
+            # data over 1 MB frozen into the callback (nutpie's template of the shared
+            # arrays) make it uncacheable; numba then compiles it without storing it
+            stored = True
+            for w in caught:
+                if "Cannot cache compiled function" in str(w.message):
+                    stored = False
+                else:
+                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+            return fn, stored
+        except Exception as exc:  # noqa: BLE001 - not in the cache, or an unreadable entry
+            if extract is None:
+                return None, False
             warnings.warn(f"numba's disk cache of the compiled model could not be used ({type(exc).__name__}: "
                           f"{exc}); compiling it again", RuntimeWarning, stacklevel=3)
-    return numba.cfunc(c_sig)(compile_numba_function_src(src, name, global_env=env))
+    return numba.cfunc(c_sig)(compile_numba_function_src(src, name, global_env=env)), False
 
 
-def _compile(model, key: str, values: dict[str, np.ndarray], init):
+def _compile(model, dkey: str, values: dict[str, np.ndarray], init):
     """nutpie's ``compile_pymc_model(model)`` (numba backend, default settings), with
-    PyTensor functions and C callbacks cached on disk (``key``: the structure's key;
-    ``values``: the model's shared values; ``init``: its initial-point function)."""
-    import numba
-    from nutpie.compile_pymc import (CompiledPyMCModel, _make_functions, _prepare_dims_and_coords,
-                                     _wrap_with_lock, make_extraction_fn, make_user_data)
-    from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS
+    PyTensor functions and C callbacks cached on disk (``dkey``: the structure's disk key;
+    ``values``: the model's shared values; ``init``: its initial-point function).
 
-    dkey = _disk_key(key)
+    When both callbacks of the structure are in numba's cache, only the layout stored
+    next to the functions (``<dkey>.layout``: sizes, parameter shapes, shared variables)
+    is read: neither the log-density nor the pickled functions are needed (they take
+    about 1.5 s to load, since unpickling links the graph again).  The compiled model's
+    ``logp_func`` and ``expand_func`` (PyTensor functions nutpie keeps for Python use)
+    are then None; the sampler uses the callbacks only.
+    """
+    layout_path = _functions_path(dkey, ".layout")
+    layout = _read(layout_path)
+    if layout is not None:
+        compiled, _stored = _assemble(model, dkey, layout, values, init, None)
+        if compiled is not None:
+            return compiled
     functions = _load_functions(dkey)
     if functions is None:
+        from nutpie.compile_pymc import _make_functions, _wrap_with_lock
+
         n_dim, n_expanded, logp_fn_pt, expand_fn_pt, _init, shape_info = _make_functions(
             model, mode="NUMBA", compute_grad=True, join_expanded=True, pymc_initial_point_fn=_wrap_with_lock(init))
         functions = (n_dim, n_expanded, logp_fn_pt, expand_fn_pt, shape_info)
         _save_functions(dkey, functions)
     n_dim, n_expanded, logp_fn_pt, expand_fn_pt, shape_info = functions
+    layout = {"n_dim": n_dim, "n_expanded": n_expanded, "shape_info": shape_info,
+              "shared": [[(v.name, v.type.ndim) for v in fn.get_shared()] for fn in (logp_fn_pt, expand_fn_pt)]}
+    compiled, stored = _assemble(model, dkey, layout, values, init, (logp_fn_pt, expand_fn_pt))
+    if stored:
+        _write(layout_path, layout)
+    return compiled
+
+
+def _assemble(model, dkey: str, layout: dict, values: dict[str, np.ndarray], init, functions):
+    """``(compiled nutpie model, both callbacks in numba's disk cache?)`` from a
+    structure's ``layout``, the model's shared ``values`` and the callbacks: compiled
+    from ``functions`` (the PyTensor log-density and expand functions), or with
+    ``functions`` None loaded from numba's cache only (``(None, False)`` when they are
+    not there)."""
+    import types
+
+    import numba
+    from nutpie.compile_pymc import CompiledPyMCModel, _prepare_dims_and_coords, make_extraction_fn, make_user_data
+    from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS
+
+    n_dim, n_expanded, shape_info = layout["n_dim"], layout["n_expanded"], layout["shape_info"]
     shapes = {n: tuple(sh) for n, _, sh in zip(*shape_info)}
-    shared_vars: dict[str, Any] = {}
-    for val in [*logp_fn_pt.get_shared(), *expand_fn_pt.get_shared()]:
-        if val.name in shared_vars and shared_vars[val.name] is not val:
-            raise ValueError(f"Shared variables must have unique names: {val.name}")
-        shared_vars[val.name] = val
+    ndims: dict[str, int] = {}
+    for name, ndim in [x for names in layout["shared"] for x in names]:
+        if ndims.setdefault(name, ndim) != ndim:
+            raise ValueError(f"Shared variables must have unique names: {name}")
     # the model's own values (functions from the disk cache hold empty ones)
-    shared_data = {n: np.array(v, order="C", copy=True) for n, v in _values_for(shared_vars, values).items()}
+    shared_data = {n: np.array(v, order="C", copy=True) for n, v in _values_for(ndims, values).items()}
     for arr in shared_data.values():
         arr.flags.writeable = False
-    user_data = make_user_data(shared_vars, shared_data)
+    user_data = make_user_data({n: types.SimpleNamespace(ndim=k) for n, k in ndims.items()}, shared_data)
 
     d = numba.types
-    callbacks = []
-    for fn_pt, src, name, sig in (
-        (logp_fn_pt, _LOGP_SRC, "logp_numba",
-         d.int64(d.uint64, d.CPointer(d.double), d.CPointer(d.double), d.CPointer(d.double), d.voidptr)),
-        (expand_fn_pt, _EXPAND_SRC, "expand_numba",
-         d.int64(d.uint64, d.uint64, d.CPointer(d.double), d.CPointer(d.double), d.voidptr)),
-    ):
-        inner = fn_pt.vm.jit_fn
-        names = [v.name for v in fn_pt.get_shared()]
-        extract = make_extraction_fn(inner, shared_data, names, user_data.dtype)
-        callbacks.append(_callback(src, name, sig, CACHED_SRC_FUNCTIONS.get(inner.py_func), extract,
-                                   user_data, names, n_dim, n_expanded))
+    sigs = (d.int64(d.uint64, d.CPointer(d.double), d.CPointer(d.double), d.CPointer(d.double), d.voidptr),
+            d.int64(d.uint64, d.uint64, d.CPointer(d.double), d.CPointer(d.double), d.voidptr))
+    callbacks, stored = [], True
+    for i, (src, name) in enumerate(((_LOGP_SRC, "logp_numba"), (_EXPAND_SRC, "expand_numba"))):
+        names = [n for n, _ in layout["shared"][i]]
+        key = _callback_key(src, dkey, user_data, names, n_dim, n_expanded)
+        if functions is None:
+            cb, ok = _callback(src, name, sigs[i], key, None, n_dim, n_expanded)
+            if cb is None:
+                return None, False
+        else:
+            inner = functions[i].vm.jit_fn
+            # a graph PyTensor cannot key (an operation without a cache key) is not cached
+            cacheable = CACHED_SRC_FUNCTIONS.get(inner.py_func) is not None
+            extract = make_extraction_fn(inner, shared_data, names, user_data.dtype)
+            cb, ok = _callback(src, name, sigs[i], key if cacheable else None, extract, n_dim, n_expanded)
+        callbacks.append(cb)
+        stored = stored and ok
     dims, coords = _prepare_dims_and_coords(model, shape_info)
-    return CompiledPyMCModel(
+    compiled = CompiledPyMCModel(
         _n_dim=n_dim, dims=dims, _coords=coords, _shapes=shapes,
         compiled_logp_func=callbacks[0], compiled_expand_func=callbacks[1],
         initial_point_func=_flat_init(model, init, shapes),
         shared_data=shared_data, user_data=user_data, n_expanded=n_expanded, shape_info=shape_info,
-        logp_func=logp_fn_pt, expand_func=expand_fn_pt)
+        logp_func=functions[0] if functions else None, expand_func=functions[1] if functions else None)
+    return compiled, stored
+
+
+@dataclasses.dataclass
+class _Entry:
+    """A structure compiled in this process: the compiled model, and the initial-point
+    function of the first model of the structure with that model's shared variables."""
+
+    compiled: Any
+    init: Any
+    shared: dict[str, Any]
+
+    def init_for(self, values: dict[str, np.ndarray]):
+        """The initial-point function of another model of this structure (``values``: its
+        shared values).  The function reads them through the first model's shared
+        variables, which hold them only while it runs (one call at a time)."""
+        vars_ = {n: self.shared[n] for n in _values_for(self.shared, values)}
+
+        def init(seed=None):
+            with _INIT_LOCK:
+                saved = {n: v.get_value(borrow=True) for n, v in vars_.items()}
+                try:
+                    for n, v in vars_.items():
+                        v.set_value(values[n], borrow=True)
+                    return self.init(seed)
+                finally:
+                    for n, v in vars_.items():
+                        v.set_value(saved[n], borrow=True)
+
+        return init
+
+
+_INIT_LOCK = threading.Lock()
+
+
+def _shapes(init) -> dict[str, tuple[int, ...]]:
+    return {name: tuple(np.shape(v)) for name, v in init(0).items()}
 
 
 def compiled_model(model) -> tuple[Any, bool, float]:
-    """``(compiled nutpie model, reused?, seconds)`` for ``model``."""
+    """``(compiled nutpie model, reused?, seconds)`` for ``model``.
+
+    A structure seen before in this process reuses its compiled model and its
+    initial-point function (new shared values swapped in): neither the log-density nor
+    the initial-point function of ``model`` is built.  A new one is compiled through
+    the disk caches, keyed by the structure and the free parameters' shapes.
+    """
     t0 = time.perf_counter()
-    outs = _graph_outputs(model)
-    init = _init_fn(model)
-    # the free parameters' shapes too: the compiled functions are built for them
-    shapes = sorted((name, np.shape(v)) for name, v in init(0).items())
-    key = hashlib.sha256((structure_key(model, outs) + repr(shapes)).encode()).hexdigest()
-    values = _shared_values(outs)
+    key = structure_key(model)
+    shared = _shared_variables(model)
+    values = {n: v.get_value() for n, v in shared.items()}
     with _LOCK:
         cached = _CACHE.get(key)
         if cached is not None:
             _CACHE.move_to_end(key)
     if cached is not None:
-        return _rebind(cached, model, values, init), True, time.perf_counter() - t0
-    compiled = _compile(model, key, values, init)
+        init = cached.init_for(values)
+        # the compiled functions are built for these shapes (fixed by the key's dimensions)
+        if all(cached.compiled.shapes.get(n) == sh for n, sh in _shapes(init).items()):
+            return _rebind(cached.compiled, model, values, init), True, time.perf_counter() - t0
+    init = _init_fn(model)
+    shapes = _shapes(init)
+    compiled = _compile(model, _disk_key(key + repr(sorted(shapes.items()))), values, init)
     with _LOCK:
-        _CACHE[key] = compiled
+        _CACHE[key] = _Entry(compiled, init, shared)
+        _CACHE.move_to_end(key)
         while len(_CACHE) > CACHE_SIZE:
             _CACHE.popitem(last=False)
     return compiled, False, time.perf_counter() - t0
