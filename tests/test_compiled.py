@@ -214,6 +214,7 @@ def test_mass_matrix_choice_is_used_and_recorded(tiny, monkeypatch):
         auto_large = MeasurementModel(spec).fit(a, random_seed=7, **SHORT)
     assert [f.attrs["mass_matrix"] for f in (diag, low, auto_small, auto_large)] == ["diag", "low_rank", "diag",
                                                                                      "low_rank"]
+    assert spec.sampler["target_accept"] == "auto" and diag.attrs["target_accept"] == 0.9  # auto, nutpie
     assert not np.array_equal(diag.posterior["loading"].values, low.posterior["loading"].values)
     np.testing.assert_array_equal(diag.posterior["loading"].values, auto_small.posterior["loading"].values)
     np.testing.assert_array_equal(low.posterior["loading"].values, auto_large.posterior["loading"].values)

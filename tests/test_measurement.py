@@ -157,6 +157,22 @@ def test_unknown_prior_key_is_a_spec_error(hitachi_spec):
         parse_spec(hitachi_spec.text + '\n[priors.loadings]\nsigma = 1\n', source="p.toml")
 
 
+def test_target_accept_auto_and_bad_values(hitachi_spec):
+    from smeintl import SpecError
+    from smeintl.measurement import AUTO_TARGET_ACCEPT, resolve_target_accept
+
+    assert hitachi_spec.sampler["target_accept"] == "auto"
+    assert resolve_target_accept("auto", "nutpie") == AUTO_TARGET_ACCEPT["nutpie"] == 0.9
+    assert resolve_target_accept(None, "pymc") == AUTO_TARGET_ACCEPT["pymc"] == 0.95
+    assert resolve_target_accept(0.8, "pymc") == 0.8
+    with pytest.raises(ValueError, match="target_accept must be 'auto' or a number in \\(0, 1\\), got 1.5"):
+        resolve_target_accept(1.5, "nutpie")
+    for bad in ("1.0", '"fast"'):
+        text = hitachi_spec.text.replace('target_accept = "auto"', f"target_accept = {bad}")
+        with pytest.raises(SpecError, match="sampler.target_accept: must be 'auto' or a number in"):
+            parse_spec(text, source="p.toml")
+
+
 # ---------------------------------------------------------------- LKJ prior
 def test_lkj_prior_marginals_three_constructs():
     """Under LKJ(eta) in d dimensions each correlation has (r+1)/2 ~ Beta(eta-1+d/2)."""

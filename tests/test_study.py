@@ -102,6 +102,16 @@ def test_conditions_are_the_cartesian_product_first_key_slowest():
                                "group_sd": 0.5, "shift_doi": 0.0, "shift_independence": 0.0}
 
 
+def test_target_accept_auto_resolves_for_the_fits_sampler():
+    from smeintl.measurement import AUTO_TARGET_ACCEPT
+
+    for sampler in ("pymc", "nutpie"):
+        st = parse_study(_study_text(fit=f"[fit]\ndraws = 50\nsampler = '{sampler}'"), "s.toml")
+        assert st.fit["target_accept"] == AUTO_TARGET_ACCEPT[sampler]
+    st = parse_study(_study_text(fit="[fit]\ndraws = 50\ntarget_accept = 0.85"), "s.toml")
+    assert st.fit["target_accept"] == 0.85
+
+
 def test_hash_ignores_replications_and_name_but_not_the_design():
     a = parse_study(_study_text(), "a.toml")
     b = parse_study(_study_text(replications="replications = 9").replace("[study]", '[study]\nname = "x"'), "b.toml")
@@ -129,6 +139,7 @@ def test_hash_ignores_replications_and_name_but_not_the_design():
         ({"grid": "[grid]\nn_firms = [8]\nn_groups = [5]"}, "grid.n_firms"),
         ({"fit": "[fit]\ndraws = 0"}, "fit.draws"),
         ({"fit": "[fit]\nsampler = 'stan'"}, "fit.sampler"),
+        ({"fit": "[fit]\ntarget_accept = 'fast'"}, "fit.target_accept"),
         ({"fit": "[fit]\nwarmup = 10"}, "fit.warmup"),
         ({"extra": "[sbc]\nparameters = ['loading[99]']"}, "sbc.parameters"),
         ({"extra": "[sbc]\nparameters = ['corr[0, 0]']"}, "sbc.parameters"),

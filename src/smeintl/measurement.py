@@ -589,6 +589,22 @@ def cell_loglik(P: Mapping[str, np.ndarray], s, eta: np.ndarray, X: np.ndarray, 
 #: (measured better at 300 and 1,000 firms, worse at 41 and 100; see ``MeasurementModel.fit``)
 LOW_RANK_MIN_FIRMS = 200
 
+#: ``target_accept="auto"`` per sampler.  Bundled data, 4 x 1000 draws, seeds 20190601, 2
+#: and 3: nutpie at 0.9 had no divergences, 14% less sampling time and more effective
+#: draws than at 0.95 (min bulk ESS 705-898 vs 611-662); at 0.8 two of the three fits had
+#: a divergence.  PyMC's NUTS had 69 divergences at 0.9 on the same data.
+AUTO_TARGET_ACCEPT: dict[str, float] = {"nutpie": 0.9, "pymc": 0.95}
+
+
+def resolve_target_accept(value, sampler: str) -> float:
+    """``value`` as a number: ``"auto"`` (or None) is :data:`AUTO_TARGET_ACCEPT` of ``sampler``."""
+    if value is None or value == "auto":
+        return AUTO_TARGET_ACCEPT[sampler]
+    v = float(value)
+    if not 0 < v < 1:
+        raise ValueError(f"target_accept must be 'auto' or a number in (0, 1), got {value!r}")
+    return v
+
 
 class MeasurementModel:
     """Generalized latent variable model of a spec's items.
@@ -920,7 +936,7 @@ class MeasurementModel:
         chains: int | None = None,
         random_seed: int = 0,
         sampler: str | None = None,
-        target_accept: float | None = None,
+        target_accept: float | str | None = None,
         cores: int | None = None,
         progressbar: bool = True,
         log_likelihood: bool = True,
@@ -933,6 +949,10 @@ class MeasurementModel:
         predictive survey for every item, the per-firm log-likelihood (``responses``: the sum over each firm's observed answers),
         the observed data, and attrs recording the spec text, data hash, seed,
         sampler, mass matrix, package versions and the diagnostics verdict.
+
+        ``target_accept``: a number in (0, 1), or ``"auto"`` (:data:`AUTO_TARGET_ACCEPT`:
+        0.9 with nutpie, 0.95 with PyMC's NUTS); default the spec's ``[sampler]``.  The
+        attrs record the number used.
 
         ``mass_matrix``: ``"diag"`` (diagonal), ``"low_rank"`` (nutpie's diagonal plus
         low-rank adaptation, nutpie only) or ``"auto"``: low-rank with nutpie from
@@ -951,12 +971,12 @@ class MeasurementModel:
         draws = int(draws or s["draws"])
         tune = int(tune if tune is not None else s["tune"])
         chains = int(chains or s["chains"])
-        target_accept = float(target_accept or s["target_accept"])
         sampler = sampler or s["sampler"]
         if sampler == "auto":
             sampler = auto_sampler()
         if sampler not in ("pymc", "nutpie"):
             raise ValueError(f"sampler must be 'pymc', 'nutpie' or 'auto', got {sampler!r}")
+        target_accept = resolve_target_accept(target_accept or s["target_accept"], sampler)
         if mass_matrix not in ("auto", "diag", "low_rank"):
             raise ValueError(f"mass_matrix must be 'auto', 'diag' or 'low_rank', got {mass_matrix!r}")
         if mass_matrix == "low_rank" and sampler != "nutpie":

@@ -69,7 +69,8 @@ DEFAULT_SAMPLER: dict[str, Any] = {
     "draws": 1000,
     "tune": 1000,
     "chains": 4,
-    "target_accept": 0.95,
+    # "auto": 0.9 with nutpie, 0.95 with PyMC's NUTS (measured: see measurement.AUTO_TARGET_ACCEPT)
+    "target_accept": "auto",
     "sampler": "auto",  # nutpie where installed (faster here), else PyMC NUTS
     "quick_draws": 300,
     "quick_tune": 300,
@@ -465,6 +466,9 @@ def _build(raw: dict, text: str, source: str) -> Spec:
         sampler[k] = v
     if sampler["sampler"] not in ("pymc", "nutpie", "auto"):
         problems.append(f"sampler.sampler: must be 'pymc', 'nutpie' or 'auto', got {sampler['sampler']!r}")
+    ta = sampler["target_accept"]
+    if ta != "auto" and not (_num(ta) and 0 < ta < 1):
+        problems.append(f"sampler.target_accept: must be 'auto' or a number in (0, 1), got {ta!r}")
 
     known = {"instrument", "constructs", "items", "profiles", "subdimension_profiles", "empirical",
              "baseline", "priors", "sampler"}

@@ -436,7 +436,7 @@ def parse_study(text: str, source: str = "<string>", base_dir: str | Path | None
                 break
 
     # ---- fit ----------------------------------------------------------------
-    from .measurement import auto_sampler
+    from .measurement import auto_sampler, resolve_target_accept
 
     fit_raw = _optional_table(raw, "fit", _FIT_KEYS, problems)
     s = spec.sampler
@@ -447,7 +447,7 @@ def parse_study(text: str, source: str = "<string>", base_dir: str | Path | None
         # auto: nutpie where installed; each worker compiles a model structure once and
         # reuses it for every replication (smeintl._compiled)
         "sampler": fit_raw.get("sampler", auto_sampler() if s["sampler"] == "auto" else s["sampler"]),
-        "target_accept": fit_raw.get("target_accept", float(s["target_accept"])),
+        "target_accept": fit_raw.get("target_accept", s["target_accept"]),
         "group": fit_raw.get("group", True),
         "compare_draws": fit_raw.get("compare_draws", 0),
     }
@@ -458,10 +458,10 @@ def parse_study(text: str, source: str = "<string>", base_dir: str | Path | None
         problems.append(f"fit.tune: a whole number >= 0, got {fit['tune']!r}")
     if fit["sampler"] not in ("pymc", "nutpie"):
         problems.append(f"fit.sampler: 'pymc' or 'nutpie', got {fit['sampler']!r}")
-    if not _is_num(fit["target_accept"]) or not 0 < fit["target_accept"] < 1:
-        problems.append(f"fit.target_accept: a number in (0, 1), got {fit['target_accept']!r}")
-    else:
-        fit["target_accept"] = float(fit["target_accept"])
+    if fit["target_accept"] != "auto" and (not _is_num(fit["target_accept"]) or not 0 < fit["target_accept"] < 1):
+        problems.append(f"fit.target_accept: 'auto' or a number in (0, 1), got {fit['target_accept']!r}")
+    elif fit["sampler"] in ("pymc", "nutpie"):
+        fit["target_accept"] = resolve_target_accept(fit["target_accept"], fit["sampler"])
     if not isinstance(fit["group"], bool):
         problems.append(f"fit.group: true or false, got {fit['group']!r}")
     if not _is_int(fit["compare_draws"]) or fit["compare_draws"] < 0:
