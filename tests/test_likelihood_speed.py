@@ -44,6 +44,41 @@ def test_ordinal_observed_matches_pymc_ordered_logistic():
     np.testing.assert_allclose(ga, gb, rtol=1e-8, atol=1e-10)
 
 
+def test_ordinal_observed_derivative_at_zero_and_close_cutpoints():
+    """The derivative is right where the linear predictor equals a cutpoint (a kink of
+    |a| in the formula), and the log-probability has the documented absolute error of
+    about 1e-16 / gap when two cutpoints nearly coincide."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    from smeintl.measurement import _ordinal_observed
+
+    lin = pt.vector("lin")
+    gap = np.array([1.0, 1.0, 1e-6, 1e-8])
+    cut = np.stack([np.zeros(4), gap], axis=1)  # two cutpoints per item: 0 and the gap
+    j, y = np.arange(4), np.array([1, 0, 1, 1])  # middle category: (0, gap); first: below 0
+    with pm.Model():
+        d = _ordinal_observed(pm, pt, "d", lin, pt.as_tensor(cut), j, y, 4, 3)
+    lp = pm.logp(d, y)
+    at = {lin: np.array([0.0, 0.0, 0.5, -0.3])}
+    got = lp.eval(at)
+    grad = pt.grad(lp.sum(), lin).eval(at)
+
+    def exact(x, lo, hi):
+        return math.log(scipy.special.expit(x - lo) - scipy.special.expit(x - hi))
+
+    def dexact(x, lo, hi, h=1e-6):
+        return (exact(x + h, lo, hi) - exact(x - h, lo, hi)) / (2 * h)
+
+    bounds = [(0.0, 1.0), (-1e4, 0.0), (0.0, 1e-6), (0.0, 1e-8)]
+    want = [exact(x, lo, hi) for x, (lo, hi) in zip(at[lin], bounds)]
+    for k in range(4):
+        assert abs(got[k] - want[k]) <= 1e-12 + 2e-16 / gap[k], (k, got[k], want[k])
+    # at lin = 0 = c_0: d/dlin log P(y = 1) and log P(y = 0) = log sigmoid(-lin), i.e. -1/2
+    assert grad[1] == pytest.approx(-0.5, abs=1e-12)
+    assert grad[0] == pytest.approx(dexact(0.0, 0.0, 1.0), abs=1e-6)
+
+
 def test_cacheable_digamma_matches_scipy():
     pytest.importorskip("numba")
     from smeintl._numba import _psi_positive, register

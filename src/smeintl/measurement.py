@@ -382,10 +382,21 @@ def _ordinal_observed(pm, pt, name: str, lin, cut, j, y, n_items: int, n_cat: in
     c_0 = -inf, c_K = +inf: the same density as PyMC's ``OrderedLogistic``.
 
     Only the observed category's probability is computed: with a = lin - c_y and
-    b = lin - c_{y+1} (a > b), log(sigmoid(a) - sigmoid(b)) = a - softplus(a) - softplus(b)
-    + log1mexp(b - a).  PyMC's version builds all K probabilities of every cell and checks
-    that they sum to one (and underflows to -inf in the far tail, where this stays exact);
-    with this one the whole gradient at 10,000 firms went from 16.6 to 14.2 ms.
+    b = lin - c_{y+1} (a > b),
+
+        log(sigmoid(a) - sigmoid(b)) = log sigmoid(a) + log sigmoid(-b) + log(1 - exp(b - a))
+            = (a - |a|)/2 - (b + |b|)/2 + log((1 - exp(b - a)) / ((1 + exp(-|a|)) (1 + exp(-|b|)))).
+
+    PyMC's version builds all K probabilities of every cell and checks that they sum to
+    one (and underflows to -inf in the far tail, where this stays exact); with the
+    observed category only, the whole gradient at 10,000 firms went from 16.6 to 14.2 ms.
+    The last form needs three exponentials and one logarithm, and the gradient reuses
+    them: 19 against 35 microseconds for the value and gradient of 600 cells, where
+    ``a - softplus(a) - softplus(b) + log1mexp(b - a)`` evaluated about ten (its gradient
+    recomputes sigmoids).  It is exact in both tails of ``a`` and ``b``; ``1 - exp(b - a)``
+    loses relative precision when the two cutpoints are very close (an absolute error of
+    about 1e-16 / (a - b) in the log-probability: 5e-9 at a gap of 1e-8).  ``(a - |a|)/2``
+    rather than ``min(a, 0)`` gives the right derivative at ``a = 0`` as well.
     The bounds are gathered from the data once (``y`` is fixed), so the distribution's
     log-density ignores its value argument and holds for this ``y`` only.  ``cut`` is the
     (n_items, n_cat - 1) cutpoint matrix; the sizes are passed as numbers so that no dim
@@ -403,7 +414,10 @@ def _ordinal_observed(pm, pt, name: str, lin, cut, j, y, n_items: int, n_cat: in
     b = lin - flat[pos + 1]
 
     def logp(value, a, b):
-        return a - pt.softplus(a) - pt.softplus(b) + pt.log1mexp(b - a)
+        # log sigmoid(a) + log sigmoid(-b) + log(1 - exp(b - a)) from three exponentials and
+        # one logarithm; the gradient reuses them (see the docstring)
+        ea, eb = pt.exp(-pt.abs(a)), pt.exp(-pt.abs(b))
+        return 0.5 * (a - b - pt.abs(a) - pt.abs(b)) + pt.log((1.0 - pt.exp(b - a)) / ((1.0 + ea) * (1.0 + eb)))
 
     return pm.CustomDist(name, a, b, logp=logp, observed=obs)
 
