@@ -1388,10 +1388,10 @@ def _log_prior(ctx: RobustnessContext, model) -> np.ndarray:
     group deviations ``group_z`` (the population model, not a prior choice)."""
     import pymc as pm
 
-    from .measurement import is_score_variable
+    from .measurement import is_score_variable, no_traces
 
     names = [v.name for v in model.free_RVs if v.name != "group_z" and not is_score_variable(v.name)]
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), no_traces():
         warnings.simplefilter("ignore")
         lp = pm.compute_log_prior(ctx.idata, model=model, var_names=names, extend_inferencedata=False,
                                   progressbar=False)
