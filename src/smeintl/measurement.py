@@ -628,10 +628,10 @@ def resolve_target_accept(value, sampler: str) -> float:
     """``value`` as a number: ``"auto"`` (or None) is :data:`AUTO_TARGET_ACCEPT` of ``sampler``."""
     if value is None or value == "auto":
         return AUTO_TARGET_ACCEPT[sampler]
-    v = float(value)
-    if not 0 < v < 1:
+    ok = isinstance(value, (int, float, np.floating)) and not isinstance(value, bool) and 0 < value < 1
+    if not ok:
         raise ValueError(f"target_accept must be 'auto' or a number in (0, 1), got {value!r}")
-    return v
+    return float(value)
 
 
 class MeasurementModel:
