@@ -626,10 +626,11 @@ def no_traces():
 
 def resolve_target_accept(value, sampler: str) -> float:
     """``value`` as a number: ``"auto"`` (or None) is :data:`AUTO_TARGET_ACCEPT` of ``sampler``."""
+    from .spec import valid_target_accept
+
     if value is None or value == "auto":
         return AUTO_TARGET_ACCEPT[sampler]
-    ok = isinstance(value, (int, float, np.floating)) and not isinstance(value, bool) and 0 < value < 1
-    if not ok:
+    if not valid_target_accept(value):
         raise ValueError(f"target_accept must be 'auto' or a number in (0, 1), got {value!r}")
     return float(value)
 

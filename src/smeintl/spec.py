@@ -266,6 +266,12 @@ def _num(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
+def valid_target_accept(value: Any) -> bool:
+    """What ``target_accept`` may be, in a spec's ``[sampler]`` and a study's ``[fit]``:
+    ``"auto"`` or a number in (0, 1)."""
+    return value == "auto" or (_num(value) and 0 < value < 1)
+
+
 def _build(raw: dict, text: str, source: str) -> Spec:
     problems: list[str] = []
     inst = raw.get("instrument", {})
@@ -466,9 +472,9 @@ def _build(raw: dict, text: str, source: str) -> Spec:
         sampler[k] = v
     if sampler["sampler"] not in ("pymc", "nutpie", "auto"):
         problems.append(f"sampler.sampler: must be 'pymc', 'nutpie' or 'auto', got {sampler['sampler']!r}")
-    ta = sampler["target_accept"]
-    if ta != "auto" and not (_num(ta) and 0 < ta < 1):
-        problems.append(f"sampler.target_accept: must be 'auto' or a number in (0, 1), got {ta!r}")
+    if not valid_target_accept(sampler["target_accept"]):
+        problems.append(f"sampler.target_accept: must be 'auto' or a number in (0, 1), "
+                        f"got {sampler['target_accept']!r}")
 
     known = {"instrument", "constructs", "items", "profiles", "subdimension_profiles", "empirical",
              "baseline", "priors", "sampler"}

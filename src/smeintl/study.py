@@ -73,7 +73,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .spec import Spec, SpecError, load_spec
+from .spec import Spec, SpecError, load_spec, valid_target_accept
+from .spec import _num as _is_num
 
 __all__ = [
     "KINDS",
@@ -297,10 +298,6 @@ def _is_int(x: Any) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
 
-def _is_num(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
 
 def _optional_table(raw: dict, table: str, known: Sequence[str], problems: list[str]) -> dict:
     """``raw[table]`` (empty when absent); a non-table or an unknown key is added to ``problems``."""
@@ -458,7 +455,7 @@ def parse_study(text: str, source: str = "<string>", base_dir: str | Path | None
         problems.append(f"fit.tune: a whole number >= 0, got {fit['tune']!r}")
     if fit["sampler"] not in ("pymc", "nutpie"):
         problems.append(f"fit.sampler: 'pymc' or 'nutpie', got {fit['sampler']!r}")
-    if fit["target_accept"] != "auto" and (not _is_num(fit["target_accept"]) or not 0 < fit["target_accept"] < 1):
+    if not valid_target_accept(fit["target_accept"]):
         problems.append(f"fit.target_accept: 'auto' or a number in (0, 1), got {fit['target_accept']!r}")
     elif fit["sampler"] in ("pymc", "nutpie"):
         fit["target_accept"] = resolve_target_accept(fit["target_accept"], fit["sampler"])
