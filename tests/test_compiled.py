@@ -234,3 +234,24 @@ def test_mass_matrix_refuses_unknown_values_and_pymc_low_rank(tiny):
         MeasurementModel(spec).fit(a, random_seed=1, mass_matrix="dense", **SHORT)
     with pytest.raises(ValueError, match="needs the nutpie sampler"):
         MeasurementModel(spec).fit(a, random_seed=1, mass_matrix="low_rank", **{**SHORT, "sampler": "pymc"})
+
+
+def test_graph_function_is_found_behind_pytensors_cache_wrapper():
+    """The callback inlines PyTensor's graph function; numba cannot inline ``*args``, so
+    PyTensor's ``f(*args): return jitable_func(*args)`` wrapper is looked through, and a
+    function with nothing behind it falls back to nutpie's extraction (None)."""
+    import numba
+
+    from smeintl._compiled import _explicit_py_func
+
+    def graph(x, a):
+        return x + a
+
+    inner = numba.njit(graph)
+    env = {"jitable_func": inner}
+    exec("def wrapper(*args): return jitable_func(*args)", env)
+    assert _explicit_py_func(numba.njit(env["wrapper"])) is graph
+    assert _explicit_py_func(inner) is graph
+    exec("def bare(*args): return args[0]", env)
+    env.pop("jitable_func")
+    assert _explicit_py_func(numba.njit(env["bare"])) is None
