@@ -255,3 +255,47 @@ def test_graph_function_is_found_behind_pytensors_cache_wrapper():
     exec("def bare(*args): return args[0]", env)
     env.pop("jitable_func")
     assert _explicit_py_func(numba.njit(env["bare"])) is None
+
+
+def test_refit_models_compile_ahead_and_are_found_on_disk(tiny):
+    """``compile_refit_models`` compiles the model-comparison refits' structures without
+    sampling; a later refit finds them in the disk caches (a new process would too)."""
+    from smeintl._compiled import clear_cache
+    from smeintl.robustness import RobustnessContext, _comparison_plan, _FitAttrs, compile_refit_models
+
+    spec, a, _b = tiny
+    out = compile_refit_models(spec, a, models=("no_industry",))
+    assert set(out) == {"no_industry"} and out["no_industry"]["compile_s"] > 0
+    ctx = RobustnessContext(idata=_FitAttrs(True, "auto"), survey=a, spec=spec, models=("no_industry",))
+    [(name, (survey, spec_v, group))] = _comparison_plan(ctx)[0]
+    assert name == "no_industry" and group is False
+    clear_cache()  # not in this process any more: only the disk caches can know it
+    assert ctx.refit_model(spec_v, group=group).compiled_on_disk(survey)
+    # PyMC's NUTS as the refit sampler: nothing is compiled ahead
+    assert compile_refit_models(spec, a, models=("no_industry",), refit_kwargs={"sampler": "pymc"}) == {}
+
+
+def test_refit_compile_runs_in_a_second_process_only_when_the_cache_is_cold(tiny, monkeypatch):
+    import os
+
+    from smeintl.measurement import MeasurementModel
+    from smeintl.robustness import run_robustness, start_refit_compile
+
+    spec, a, _b = tiny
+    model = MeasurementModel(spec)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(MeasurementModel, "compiled_on_disk", lambda self, survey: True)
+    assert start_refit_compile(model, a) is None  # warm cache: nothing to do
+    monkeypatch.setattr(MeasurementModel, "compiled_on_disk", lambda self, survey: False)
+    assert start_refit_compile(model, a, refit_kwargs={"sampler": "pymc"}) is None
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    assert start_refit_compile(model, a) is None  # no second core
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    job = start_refit_compile(model, a, models=("no_industry",))
+    assert job is not None and job.process.is_alive()
+    assert job.wait(timeout=600) >= 0
+    assert job.process.exitcode == 0
+    # a run whose checks do not refit stops a compile nobody needs
+    job = start_refit_compile(model, a, models=("no_industry",))
+    run_robustness(None, a, spec, checks=["thresholds"], progress=False, refit_compile=job)
+    assert not job.process.is_alive()

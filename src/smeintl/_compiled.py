@@ -50,7 +50,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["structure_key", "sample", "clear_cache", "CACHE_SIZE"]
+__all__ = ["structure_key", "sample", "on_disk", "clear_cache", "CACHE_SIZE"]
 
 #: compiled models kept in the process (least recently used dropped first)
 CACHE_SIZE = 8
@@ -511,6 +511,24 @@ def _shapes(init) -> dict[str, tuple[int, ...]]:
     return {name: tuple(np.shape(v)) for name, v in init(0).items()}
 
 
+def _marker_path(key: str) -> Path:
+    """Where the disk key of a structure whose layout is stored is recorded (the disk key
+    adds the free parameters' shapes, which only an initial-point function can tell)."""
+    return _functions_path(_disk_key(key), ".known")
+
+
+def on_disk(model) -> bool:
+    """Whether ``model``'s structure is compiled in this process or stored in the disk
+    caches, so that a compile loads it (about 1 s) instead of compiling it (a minute or
+    more for the default instrument).  Costs the structure key (milliseconds)."""
+    key = structure_key(model)
+    with _LOCK:
+        if key in _CACHE:
+            return True
+    dkey = _read(_marker_path(key))
+    return isinstance(dkey, str) and _functions_path(dkey, ".layout").is_file()
+
+
 def compiled_model(model) -> tuple[Any, bool, float]:
     """``(compiled nutpie model, reused?, seconds)`` for ``model``.
 
@@ -534,7 +552,10 @@ def compiled_model(model) -> tuple[Any, bool, float]:
             return _rebind(cached.compiled, model, values, init), True, time.perf_counter() - t0
     init = _init_fn(model)
     shapes = _shapes(init)
-    compiled = _compile(model, _disk_key(key + repr(sorted(shapes.items()))), values, init)
+    dkey = _disk_key(key + repr(sorted(shapes.items())))
+    compiled = _compile(model, dkey, values, init)
+    if _functions_path(dkey, ".layout").is_file() and _read(_marker_path(key)) != dkey:
+        _write(_marker_path(key), dkey)
     with _LOCK:
         _CACHE[key] = _Entry(compiled, init, shared)
         _CACHE.move_to_end(key)

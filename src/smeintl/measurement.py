@@ -1068,6 +1068,37 @@ class MeasurementModel:
         )
         return idata
 
+    def compile(self, survey) -> dict[str, Any]:
+        """Compile this model for nutpie on ``survey`` without sampling.
+
+        Any later nutpie fit of the same structure (same instrument, options and number
+        of firms per group; data and priors may differ), in this process or another,
+        then loads it from the disk caches instead of compiling it.  ``smeintl run``
+        compiles the robustness refits' models this way in a second process while the
+        main fit compiles and samples.  Returns ``{"compile_s", "compile_reused"}``.
+        """
+        if not _has_nutpie():
+            raise RuntimeError("compiling for nutpie needs nutpie installed")
+        from . import _compiled
+        from ._numba import register
+
+        with no_traces():
+            model = self.build(survey, inputs="shared")
+        register()
+        with model, warnings.catch_warnings(), no_traces():
+            warnings.simplefilter("ignore")
+            _compiled_model, reused, seconds = _compiled.compiled_model(model)
+        return {"compile_s": seconds, "compile_reused": reused}
+
+    def compiled_on_disk(self, survey) -> bool:
+        """Whether a nutpie fit on ``survey`` finds its compiled model in this process or
+        in the disk caches (see :meth:`compile`); builds the model (a fraction of a second)."""
+        from . import _compiled
+
+        with no_traces(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _compiled.on_disk(self.build(survey, inputs="shared"))
+
     # ---------------------------------------------------------------- fit parts
     def _attrs(self, survey, seed, sampler, draws, tune, chains, target_accept, std) -> dict[str, Any]:
         a = {

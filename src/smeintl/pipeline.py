@@ -116,6 +116,16 @@ def run_pipeline(args: Any) -> int:
             print(f"    {model.parameterization} parameterization, {fit_kw['chains']} chains x "
                   f"{fit_kw['draws']} draws after {fit_kw['tune']} tuning, seed {args.seed}"
                   + (" (quick run)" if quick else ""), flush=True)
+            refit_compile = None
+            if not skip_robustness and not quick:
+                from .robustness import start_refit_compile
+
+                # cold cache: the robustness refits' models compile on the second core meanwhile
+                # (the process ends with the run: it is a daemon, and Ctrl-C reaches it too)
+                refit_compile = start_refit_compile(model, survey)
+                if refit_compile is not None:
+                    print("    not compiled yet: compiling it, and the robustness refits' models in a second process",
+                          flush=True)
             idata = model.fit(survey, progressbar=not getattr(args, "no_progress", False), **fit_kw)
             save_fit(idata, tmp / "fit.nc")
         with steps.step("diagnostics and parameter tables"):
@@ -138,7 +148,8 @@ def run_pipeline(args: Any) -> int:
                     print(f"    quick run: skipping the checks that refit the model ({', '.join(REFIT_CHECKS)})",
                           flush=True)
                 robustness = run_robustness(idata, survey, spec, checks=checks, seed=args.seed,
-                                            progress=not getattr(args, "no_progress", False))
+                                            progress=not getattr(args, "no_progress", False),
+                                            refit_compile=refit_compile)
                 write_robustness(robustness, tmp / "robustness")
         manifest = {
             "smeintl_report": 1,

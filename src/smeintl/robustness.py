@@ -82,6 +82,9 @@ __all__ = [
     "MIN_FIRMS",
     "run_robustness",
     "write_robustness",
+    "compile_refit_models",
+    "start_refit_compile",
+    "RefitCompile",
     "output_names",
     "spec_to_toml",
     "spec_variant",
@@ -91,6 +94,9 @@ __all__ = [
 #: default settings of every refit (prior-sensitivity and model-comparison refits); the
 #: sampler and target_accept are the fit spec's ``[sampler]`` unless given
 DEFAULT_REFIT: dict[str, Any] = {"draws": 300, "tune": 400, "chains": 2}
+#: the most seconds the model-comparison refits wait for their models to compile in a
+#: second process (:func:`start_refit_compile`); what is not compiled by then, they compile
+REFIT_COMPILE_TIMEOUT = 900.0
 
 #: alternative models of ``model_comparison``
 MODEL_VARIANTS: tuple[str, ...] = ("no_industry", "one_construct", "all_ordinal")
@@ -679,6 +685,10 @@ class RobustnessContext:
     prob: float = 0.9
     models: tuple[str, ...] = ("no_industry", "one_construct", "all_ordinal")
     prior_refits: str = "auto"
+    #: the refits' models compiling in a second process (:func:`start_refit_compile`)
+    refit_compile: Any = None
+    #: seconds the model-comparison refits waited for it
+    compile_wait_s: float = 0.0
     _cache: dict = field(default_factory=dict, repr=False)
 
     # ---- fit ---------------------------------------------------------------
@@ -767,21 +777,38 @@ class RobustnessContext:
         kw.setdefault("sampler", str(self.fit_spec.sampler.get("sampler", "pymc")))
         return kw
 
-    def refit(self, spec: Spec, survey, *, group: bool, offset: int):
-        """A refit of the measurement model with the refit settings (seed + offset)."""
-        from .measurement import MeasurementModel, _has_nutpie
+    def refit_sampler(self) -> str:
+        """The sampler of the refits: the refit settings' (default the fit spec's), with
+        ``"auto"`` resolved; PyMC's NUTS where nutpie is not installed."""
+        from .measurement import _has_nutpie
 
-        kw = self.refit_settings()
-        sampler = kw.pop("sampler")
+        sampler = self.refit_settings()["sampler"]
         if sampler in ("nutpie", "auto") and not _has_nutpie():
-            sampler = "pymc"
-        if sampler == "auto":
-            sampler = "nutpie"
-        # the fit's parameterization where the variant allows it (marginal needs all-continuous items)
+            return "pymc"
+        return "nutpie" if sampler == "auto" else sampler
+
+    def refit_model(self, spec: Spec, *, group: bool):
+        """The measurement model of a refit: ``spec``, with the fit's parameterization where
+        the variant allows it (marginal needs all-continuous items)."""
+        from .measurement import MeasurementModel
+
         par = self.fit_parameterization
         if par == "marginal" and not all(it.scale == "continuous" for it in spec.items):
             par = "auto"
-        model = MeasurementModel(spec, group=group, parameterization=par if par in ("latent", "marginal") else "auto")
+        return MeasurementModel(spec, group=group, parameterization=par if par in ("latent", "marginal") else "auto")
+
+    def wait_for_refit_compile(self) -> None:
+        """Let the second process compiling the refits' models finish (if there is one)."""
+        if self.refit_compile is not None:
+            self.compile_wait_s += self.refit_compile.wait(timeout=REFIT_COMPILE_TIMEOUT)
+            self.refit_compile = None
+
+    def refit(self, spec: Spec, survey, *, group: bool, offset: int):
+        """A refit of the measurement model with the refit settings (seed + offset)."""
+        kw = self.refit_settings()
+        kw.pop("sampler")
+        sampler = self.refit_sampler()
+        model = self.refit_model(spec, group=group)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
@@ -1423,16 +1450,13 @@ def check_prior_sensitivity(ctx: RobustnessContext) -> CheckResult:
     import arviz as az
     import xarray as xr
 
-    from .measurement import MeasurementModel
-
     name = "prior_sensitivity"
     skip = _refit_preconditions(ctx, name, "prior-sensitivity refits")
     if skip is not None:
         return skip
     idata = ctx.idata
     fit_spec = ctx.fit_spec
-    model = MeasurementModel(fit_spec, group=ctx.fit_group, parameterization=ctx.fit_parameterization
-                             if ctx.fit_parameterization in ("latent", "marginal") else "auto").build(ctx.survey)
+    model = ctx.refit_model(fit_spec, group=ctx.fit_group).build(ctx.survey)
     lp = _log_prior(ctx, model)
     post = idata.posterior
     ll = idata.log_likelihood["responses"].sum("firm")
@@ -1700,27 +1724,14 @@ def _one_construct_findings(ctx: RobustnessContext, fit, spec1: Spec, survey1) -
                                                      "complementary")})
 
 
-def check_model_comparison(ctx: RobustnessContext) -> CheckResult:
-    """PSIS-LOO of the fitted model against refits of alternative models."""
-    import arviz as az
-
-    name = "model_comparison"
-    skip = _refit_preconditions(ctx, name, "model refits and LOO")
-    if skip is not None:
-        return skip
-    idata = ctx.idata
+def _comparison_plan(ctx: RobustnessContext) -> tuple[list[tuple[str, tuple[Any, Spec, bool]]], dict[str, str]]:
+    """The refits of ``model_comparison``: ``([(model, (survey, spec, group)), ...],
+    {model: why it is not fitted})``, from the fit's spec and options."""
     for m in ctx.models:
         if m not in MODEL_VARIANTS:
             raise ValueError(f"unknown model variant {m!r}; known: {', '.join(MODEL_VARIANTS)}")
     fit_spec = ctx.fit_spec
-    desc = {
-        "reference": ("the given fit: " + (f"{len(fit_spec.constructs)} correlated constructs" if len(fit_spec.constructs) > 1
-                                           else "one construct") + (", industry level" if ctx.fit_group else ", no industry level")),
-        "no_industry": "no industry level (latent means 0 for every firm)",
-        "one_construct": "one construct for all items (sub-dimensions kept)",
-        "all_ordinal": f"every item ordinal: percent and count items cut into {ORDINAL_LEVELS + 1} categories",
-    }
-    plan: list[tuple[str, Any]] = []
+    plan: list[tuple[str, tuple[Any, Spec, bool]]] = []
     skipped: dict[str, str] = {}
     for m in ctx.models:
         if m == "no_industry":
@@ -1742,8 +1753,110 @@ def check_model_comparison(ctx: RobustnessContext) -> CheckResult:
                 skipped[m] = reason
                 continue
             plan.append((m, (_ordinal_survey(sv, ctx.survey), sv, ctx.fit_group)))
+    return plan, skipped
+
+
+class _FitAttrs:
+    """Stands in for a fit not made yet: the attrs that the refits' settings read."""
+
+    def __init__(self, group: bool, parameterization: str):
+        self.attrs = {"group": int(group), "parameterization": str(parameterization)}
+
+
+def compile_refit_models(spec: Spec, survey, *, group: bool = True, parameterization: str = "auto",
+                         models: Sequence[str] = MODEL_VARIANTS,
+                         refit_kwargs: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """Compile, without sampling, the models that ``model_comparison`` refits for a fit of
+    ``spec`` on ``survey`` (``group``, ``parameterization``: the fit's options), so that
+    the refits load them from the disk caches.  Only nutpie's models are compiled ahead;
+    with PyMC's NUTS as the refit sampler nothing is done.  Returns
+    ``{model: {"compile_s", "compile_reused"}}``."""
+    ctx = RobustnessContext(idata=_FitAttrs(group, parameterization), survey=survey, spec=spec,
+                            models=tuple(models), refit_kwargs=dict(refit_kwargs or {}))
+    if ctx.refit_sampler() != "nutpie":
+        return {}
+    plan, _skipped = _comparison_plan(ctx)
+    return {m: ctx.refit_model(sv, group=g).compile(surv) for m, (surv, sv, g) in plan}
+
+
+def _compile_refits_quietly(spec: Spec, survey, kwargs: dict[str, Any]) -> None:
+    """The second process of :func:`start_refit_compile`: its output would interleave with
+    the run's, and a failure only means the refits compile their models themselves."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    warnings.simplefilter("ignore")
+    compile_refit_models(spec, survey, **kwargs)
+
+
+class RefitCompile:
+    """The models of the model-comparison refits compiling in a second process (see
+    :func:`start_refit_compile`)."""
+
+    def __init__(self, process):
+        self.process = process
+
+    def wait(self, timeout: float | None = None) -> float:
+        """Wait for the process to end (at most ``timeout`` seconds, then stop it);
+        returns the seconds waited.  Whatever it did not compile, the refits compile."""
+        t0 = time.perf_counter()
+        self.process.join(timeout)
+        self.stop()
+        return time.perf_counter() - t0
+
+    def stop(self) -> None:
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(5)
+
+
+def start_refit_compile(model, survey, *, models: Sequence[str] = MODEL_VARIANTS,
+                        refit_kwargs: Mapping[str, Any] | None = None) -> RefitCompile | None:
+    """Start compiling the model-comparison refits' models in a second process, to run
+    while ``model`` (a :class:`~smeintl.measurement.MeasurementModel`, not fitted yet)
+    compiles and samples on ``survey``; :meth:`RefitCompile.wait` before the refits.
+
+    Only when it pays: the refits sample with nutpie, the machine has a second core, and
+    ``model``'s own compiled model is not in the disk caches (a cold cache; the refits'
+    models are then almost surely missing too, and each takes 15-35 s to compile for the
+    default instrument).  Returns None otherwise, having built ``model``'s graph once to
+    look it up (a fraction of a second).
+    """
+    import multiprocessing
+
+    kwargs = dict(group=model.group, parameterization=model.parameterization, models=tuple(models),
+                  refit_kwargs=dict(refit_kwargs or {}))
+    ctx = RobustnessContext(idata=_FitAttrs(model.group, model.parameterization), survey=survey, spec=model.spec,
+                            refit_kwargs=kwargs["refit_kwargs"])
+    if (os.cpu_count() or 1) < 2 or ctx.refit_sampler() != "nutpie" or model.compiled_on_disk(survey):
+        return None
+    process = multiprocessing.get_context("spawn").Process(
+        target=_compile_refits_quietly, args=(model.spec, survey, kwargs), daemon=True, name="smeintl-refit-compile")
+    process.start()
+    return RefitCompile(process)
+
+
+def check_model_comparison(ctx: RobustnessContext) -> CheckResult:
+    """PSIS-LOO of the fitted model against refits of alternative models."""
+    import arviz as az
+
+    name = "model_comparison"
+    skip = _refit_preconditions(ctx, name, "model refits and LOO")
+    if skip is not None:
+        return skip
+    idata = ctx.idata
+    fit_spec = ctx.fit_spec
+    desc = {
+        "reference": ("the given fit: " + (f"{len(fit_spec.constructs)} correlated constructs" if len(fit_spec.constructs) > 1
+                                           else "one construct") + (", industry level" if ctx.fit_group else ", no industry level")),
+        "no_industry": "no industry level (latent means 0 for every firm)",
+        "one_construct": "one construct for all items (sub-dimensions kept)",
+        "all_ordinal": f"every item ordinal: percent and count items cut into {ORDINAL_LEVELS + 1} categories",
+    }
+    plan, skipped = _comparison_plan(ctx)
     fits: dict[str, Any] = {"reference": idata}
     meta: dict[str, dict[str, Any]] = {"reference": {"refit": False, "seconds": np.nan}}
+    ctx.wait_for_refit_compile()
     bar = ctx.bar(len(plan), "model-comparison refits")
     try:
         for j, (m, (surv, sv, group)) in enumerate(plan):
@@ -1922,6 +2035,7 @@ def run_robustness(
     prob: float = 0.9,
     models: Sequence[str] = MODEL_VARIANTS,
     prior_refits: str = "auto",
+    refit_compile: "RefitCompile | None" = None,
 ) -> RobustnessResult:
     """Run robustness checks and build the findings matrix.
 
@@ -1931,7 +2045,9 @@ def run_robustness(
     ``refit_kwargs``: sampler settings of every refit (default :data:`DEFAULT_REFIT`);
     ``models``: the alternative models of ``model_comparison``; ``prior_refits``:
     ``"auto"`` (refit with wider and narrower priors when importance weights are
-    unreliable), ``"always"`` or ``"never"``.  A check that cannot run returns a result
+    unreliable), ``"always"`` or ``"never"``; ``refit_compile``: the refits' models
+    compiling in a second process (:func:`start_refit_compile`), waited for just before
+    the model-comparison refits and stopped at the end.  A check that cannot run returns a result
     with ``passed=None`` whose text says why; unexpected errors in one check are caught
     and reported the same way, so the other checks still run.
     """
@@ -1950,18 +2066,22 @@ def run_robustness(
         raise ValueError(f"prior_refits must be 'auto', 'always' or 'never', got {prior_refits!r}")
     ctx = RobustnessContext(idata=idata, survey=survey, spec=spec, seed=int(seed), bootstrap_draws=int(bootstrap_draws),
                             refit_kwargs=dict(refit_kwargs or {}), progress=progress, prob=float(prob),
-                            models=tuple(models), prior_refits=prior_refits)
+                            models=tuple(models), prior_refits=prior_refits, refit_compile=refit_compile)
     results = []
     notes = []
-    for n in names:
-        t0 = time.perf_counter()
-        try:
-            res = CHECKS[n](ctx)
-        except Exception as exc:  # noqa: BLE001 - one failing check must not sink the others
-            ref = "posterior" if n in REFIT_CHECKS else "deterministic"
-            res = _skip(n, f"the check failed: {type(exc).__name__}: {exc}", ref)
-            notes.append(f"{n} failed with {type(exc).__name__}: {exc}")
-        results.append(_dc_replace(res, seconds=time.perf_counter() - t0))
+    try:
+        for n in names:
+            t0 = time.perf_counter()
+            try:
+                res = CHECKS[n](ctx)
+            except Exception as exc:  # noqa: BLE001 - one failing check must not sink the others
+                ref = "posterior" if n in REFIT_CHECKS else "deterministic"
+                res = _skip(n, f"the check failed: {type(exc).__name__}: {exc}", ref)
+                notes.append(f"{n} failed with {type(exc).__name__}: {exc}")
+            results.append(_dc_replace(res, seconds=time.perf_counter() - t0))
+    finally:
+        if ctx.refit_compile is not None:  # model_comparison did not run: nobody needs it
+            ctx.refit_compile.stop()
     matrix = _matrix(ctx, results)
     settings = {"n_firms": ctx.n_firms, "seed": ctx.seed, "bootstrap_draws": ctx.bootstrap_draws,
                 "refit": ctx.refit_settings(), "prob": ctx.prob, "checks": names, "models": list(ctx.models),
