@@ -124,7 +124,7 @@ def run_pipeline(args: Any) -> int:
                 # (the process ends with the run: it is a daemon, and Ctrl-C reaches it too)
                 refit_compile = start_refit_compile(model, survey)
                 if refit_compile is not None:
-                    print("    not compiled yet: compiling it, and the robustness refits' models in a second process",
+                    print("    compile cache cold: the robustness refits' models compile in a second process meanwhile",
                           flush=True)
             idata = model.fit(survey, progressbar=not getattr(args, "no_progress", False), **fit_kw)
             save_fit(idata, tmp / "fit.nc")
