@@ -261,12 +261,12 @@ def test_refit_models_compile_ahead_and_are_found_on_disk(tiny):
     """``compile_refit_models`` compiles the model-comparison refits' structures without
     sampling; a later refit finds them in the disk caches (a new process would too)."""
     from smeintl._compiled import clear_cache
-    from smeintl.robustness import RobustnessContext, _comparison_plan, _FitAttrs, compile_refit_models
+    from smeintl.robustness import _comparison_plan, _context_before_fit, compile_refit_models
 
     spec, a, _b = tiny
     out = compile_refit_models(spec, a, models=("no_industry",))
     assert set(out) == {"no_industry"} and out["no_industry"]["compile_s"] > 0
-    ctx = RobustnessContext(idata=_FitAttrs(True, "auto"), survey=a, spec=spec, models=("no_industry",))
+    ctx = _context_before_fit(spec, a, group=True, parameterization="auto", models=("no_industry",), refit_kwargs=None)
     [(name, (survey, spec_v, group))] = _comparison_plan(ctx)[0]
     assert name == "no_industry" and group is False
     clear_cache()  # not in this process any more: only the disk caches can know it

@@ -687,8 +687,6 @@ class RobustnessContext:
     prior_refits: str = "auto"
     #: the refits' models compiling in a second process (:func:`start_refit_compile`)
     refit_compile: Any = None
-    #: seconds the model-comparison refits waited for it
-    compile_wait_s: float = 0.0
     _cache: dict = field(default_factory=dict, repr=False)
 
     # ---- fit ---------------------------------------------------------------
@@ -800,7 +798,7 @@ class RobustnessContext:
     def wait_for_refit_compile(self) -> None:
         """Let the second process compiling the refits' models finish (if there is one)."""
         if self.refit_compile is not None:
-            self.compile_wait_s += self.refit_compile.wait(timeout=REFIT_COMPILE_TIMEOUT)
+            self.refit_compile.wait(timeout=REFIT_COMPILE_TIMEOUT)
             self.refit_compile = None
 
     def refit(self, spec: Spec, survey, *, group: bool, offset: int):
@@ -1763,6 +1761,14 @@ class _FitAttrs:
         self.attrs = {"group": int(group), "parameterization": str(parameterization)}
 
 
+def _context_before_fit(spec: Spec, survey, *, group: bool, parameterization: str, models: Sequence[str],
+                        refit_kwargs: Mapping[str, Any] | None) -> RobustnessContext:
+    """The context the refits will have once a fit of ``spec`` on ``survey`` with these
+    options exists: enough to plan and build the refits' models before it does."""
+    return RobustnessContext(idata=_FitAttrs(group, parameterization), survey=survey, spec=spec,
+                             models=tuple(models), refit_kwargs=dict(refit_kwargs or {}))
+
+
 def compile_refit_models(spec: Spec, survey, *, group: bool = True, parameterization: str = "auto",
                          models: Sequence[str] = MODEL_VARIANTS,
                          refit_kwargs: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
@@ -1771,8 +1777,8 @@ def compile_refit_models(spec: Spec, survey, *, group: bool = True, parameteriza
     the refits load them from the disk caches.  Only nutpie's models are compiled ahead;
     with PyMC's NUTS as the refit sampler nothing is done.  Returns
     ``{model: {"compile_s", "compile_reused"}}``."""
-    ctx = RobustnessContext(idata=_FitAttrs(group, parameterization), survey=survey, spec=spec,
-                            models=tuple(models), refit_kwargs=dict(refit_kwargs or {}))
+    ctx = _context_before_fit(spec, survey, group=group, parameterization=parameterization, models=models,
+                              refit_kwargs=refit_kwargs)
     if ctx.refit_sampler() != "nutpie":
         return {}
     plan, _skipped = _comparison_plan(ctx)
@@ -1831,8 +1837,7 @@ def start_refit_compile(model, survey, *, models: Sequence[str] = MODEL_VARIANTS
 
     kwargs = dict(group=model.group, parameterization=model.parameterization, models=tuple(models),
                   refit_kwargs=dict(refit_kwargs or {}))
-    ctx = RobustnessContext(idata=_FitAttrs(model.group, model.parameterization), survey=survey, spec=model.spec,
-                            refit_kwargs=kwargs["refit_kwargs"])
+    ctx = _context_before_fit(model.spec, survey, **kwargs)
     if (os.cpu_count() or 1) < 2 or ctx.refit_sampler() != "nutpie" or model.compiled_on_disk(survey):
         return None
     process = multiprocessing.get_context("spawn").Process(
