@@ -70,7 +70,10 @@ def _run(cmd: list[str], env=None) -> subprocess.CompletedProcess | dict:
 def _cold_env(cold: bool) -> dict:
     env = dict(os.environ)
     if cold:
+        # PyTensor's compile directory (with its numba cache) and numba's own cache
+        # (smeintl's likelihood kernels) both empty
         env["PYTENSOR_FLAGS"] = f"base_compiledir={tempfile.mkdtemp(prefix='pytensor-cold-')}"
+        env["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="numba-cold-")
     return env
 
 

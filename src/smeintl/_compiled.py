@@ -179,10 +179,10 @@ def _code_hash() -> str:
     """The source of the modules that define the log-density and how it is compiled (as
     read when first needed in the process): the structure key holds the generative graph
     only, so the likelihood code is keyed here."""
-    from . import _numba, measurement
+    from . import _kernels, _numba, measurement
 
     h = hashlib.sha256()
-    for mod in (measurement, _numba, sys.modules[__name__]):
+    for mod in (measurement, _kernels, _numba, sys.modules[__name__]):
         h.update(Path(mod.__file__).read_bytes())
     return h.hexdigest()
 

@@ -32,6 +32,8 @@ def register() -> bool:
     except ImportError:
         return False
 
+    from ._kernels import _psi_positive
+
     psi_positive = numba_basic.numba_njit(_psi_positive)
 
     @register_funcify_and_cache_key(Psi)
@@ -51,16 +53,3 @@ def register() -> bool:
 
     _REGISTERED[0] = True
     return True
-
-
-def _psi_positive(x):
-    """Digamma for x > 0: upward recurrence to x >= 10, then the asymptotic series
-    ln x - 1/(2x) - sum_k B_2k / (2k x^2k) through k = 7 (truncation error < 1e-16)."""
-    acc = 0.0
-    while x < 10.0:
-        acc -= 1.0 / x
-        x += 1.0
-    r = 1.0 / (x * x)
-    s = r * (1.0 / 12 - r * (1.0 / 120 - r * (1.0 / 252 - r * (1.0 / 240 - r * (
-        1.0 / 132 - r * (691.0 / 32760 - r / 12.0))))))
-    return acc + math.log(x) - 0.5 / x - s

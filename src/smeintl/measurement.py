@@ -374,54 +374,6 @@ def _pattern_statistics(Z: np.ndarray, groups: np.ndarray) -> dict[str, np.ndarr
 
 #: stands in for the infinite outer cutpoints of an ordinal item (exact in double precision
 #: for any linear predictor and cutpoint within +-1e3)
-_OUTER_CUT = 1e4
-
-
-def _ordinal_observed(pm, pt, name: str, lin, cut, j, y, n_items: int, n_cat: int, inputs: _Inputs | None = None):
-    """Observed ordinal answers ``y`` (0..K-1) with P(y = k) = sigmoid(lin - c_k) - sigmoid(lin - c_{k+1}),
-    c_0 = -inf, c_K = +inf: the same density as PyMC's ``OrderedLogistic``.
-
-    Only the observed category's probability is computed: with a = lin - c_y and
-    b = lin - c_{y+1} (a > b),
-
-        log(sigmoid(a) - sigmoid(b)) = log sigmoid(a) + log sigmoid(-b) + log(1 - exp(b - a))
-            = (a - |a|)/2 - (b + |b|)/2 + log((1 - exp(b - a)) / ((1 + exp(-|a|)) (1 + exp(-|b|)))).
-
-    PyMC's version builds all K probabilities of every cell and checks that they sum to
-    one (and underflows to -inf in the far tail, where this stays exact); with the
-    observed category only, the whole gradient at 10,000 firms went from 16.6 to 14.2 ms.
-    The last form needs three exponentials and one logarithm, and the gradient reuses
-    them: 19 against 35 microseconds for the value and gradient of 600 cells, where
-    ``a - softplus(a) - softplus(b) + log1mexp(b - a)`` evaluated about ten (its gradient
-    recomputes sigmoids).  It is exact in both tails of ``a`` and ``b``; ``1 - exp(b - a)``
-    loses relative precision when the two cutpoints are very close (an absolute error of
-    about 1e-16 / (a - b) in the log-probability: 5e-9 at a gap of 1e-8).  ``(a - |a|)/2``
-    rather than ``min(a, 0)`` gives the right derivative at ``a = 0`` as well.
-    The bounds are gathered from the data once (``y`` is fixed), so the distribution's
-    log-density ignores its value argument and holds for this ``y`` only.  ``cut`` is the
-    (n_items, n_cat - 1) cutpoint matrix; the sizes are passed as numbers so that no dim
-    length enters the compiled graph.
-    """
-    outer = np.full((n_items, 1), _OUTER_CUT)
-    pad = pt.concatenate([-outer, cut, outer], axis=1)
-    width = n_cat + 1  # -inf, the n_cat - 1 cutpoints, +inf
-    flat = pad.reshape((-1,))
-    pos = np.asarray(j) * width + np.asarray(y)  # flat gathers (see ``lin``)
-    obs = np.asarray(y)
-    if inputs is not None:  # data as model inputs (see _Inputs)
-        pos, obs = inputs.add(f"data_{name}_pos", pos), inputs.add(f"data_{name}", obs)
-    a = lin - flat[pos]
-    b = lin - flat[pos + 1]
-
-    def logp(value, a, b):
-        # log sigmoid(a) + log sigmoid(-b) + log(1 - exp(b - a)) from three exponentials and
-        # one logarithm; the gradient reuses them (see the docstring)
-        ea, eb = pt.exp(-pt.abs(a)), pt.exp(-pt.abs(b))
-        return 0.5 * (a - b - pt.abs(a) - pt.abs(b)) + pt.log((1.0 - pt.exp(b - a)) / ((1.0 + ea) * (1.0 + eb)))
-
-    return pm.CustomDist(name, a, b, logp=logp, observed=obs)
-
-
 def _centered_scores(pm, pt, mu_f, chol, constructs: Sequence[str]):
     """Latent scores eta_f ~ MvNormal(mu_f, L L') for every firm, sampled centred.
 
@@ -818,26 +770,37 @@ class MeasurementModel:
         return model
 
     def _likelihoods(self, pm, pt, X, eta, loading, std):
+        """One potential per item family (ordinal groups by number of categories, percent,
+        count, binary, continuous): the family's total log-likelihood from a fused numba
+        kernel, :func:`smeintl._kernels.cells_logp`, whose gradient the kernel computes in
+        the same pass.  Each answer's linear predictor is ``eta[f, c(item)] * loading *
+        sign + intercept``; the data (cell indices and answers) are model inputs."""
+        from ._kernels import OUTER_CUT, cells_logp
+
         lay = self.layout
         pri = self.spec.priors
         inp = self._inputs
+        C = len(lay.constructs)
+        eta_flat = eta.reshape((-1,))
+        signed = loading * lay.sign
+        dummy = np.zeros(1)
 
         def cells(idx):
             sub = X[:, idx]
             f, j = np.nonzero(~np.isnan(sub))
             return f, j, sub[f, j]
 
-        C = len(lay.constructs)
-        eta_flat = eta.reshape((-1,))
-        signed = loading * lay.sign
-
-        def lin(name, idx, f, j):
-            # one flat gather instead of a pair of index arrays (and a 1-D scatter-add in the
-            # gradient): 14.2 -> 13.8 ms per gradient at 10,000 firms in the numba backend.
-            # The indices are data (shared variables), not constants of the graph.
+        def family(kind, name, idx, f, j, p1, p2, p3=dummy, pos=None, y=None):
             items = idx[j]
-            return (eta_flat[inp.add(f"data_{name}_eta", f * C + lay.construct[items])]
-                    * signed[inp.add(f"data_{name}_item", items)])
+            data = {"eta": f * C + lay.construct[items], "item": items, "j": j,
+                    "pos": np.zeros(f.size, dtype=int) if pos is None else pos}
+            ints = [inp.add(f"data_{name}_{k}", v, dtype=np.int64) for k, v in data.items()]
+            yf = inp.add(f"data_{name}_y", np.zeros(f.size) if y is None else y, dtype=np.float64)
+            pm.Potential(f"y_{name}", cells_logp(kind, eta_flat, signed, p1, p2, p3, *ints, yf))
+
+        def padded(cut, n_items):
+            outer = np.full((n_items, 1), OUTER_CUT)
+            return pt.concatenate([-outer, cut, outer], axis=1).reshape((-1,))
 
         for K, idx in lay.ordinal_groups().items():
             mu0 = np.tile(_default_cutpoint_means(K), (idx.size, 1))
@@ -851,7 +814,8 @@ class MeasurementModel:
             f, j, y = cells(idx)
             if f.size:
                 y = (y - lay.lo[idx][j]).astype(int)
-                _ordinal_observed(pm, pt, f"y_ordinal{K}", lin(f"ordinal{K}", idx, f, j), cut, j, y, idx.size, K, inp)
+                family("ordinal", f"ordinal{K}", idx, f, j, np.zeros(idx.size), padded(cut, idx.size),
+                       pos=j * (K + 1) + y)
         idx = lay.family("percent")
         if idx.size:
             a = _prior(pm, "pct_intercept", pri["intercept"], inp, dims="pct_item")
@@ -868,13 +832,9 @@ class MeasurementModel:
             f, j, y = cells(idx)
             v = (y - lay.lo[idx][j]) / (lay.hi[idx][j] - lay.lo[idx][j])
             cat = np.where(v <= 0, 0, np.where(v >= 1, 2, 1))
-            linp = lin("pct", idx, f, j) + a[inp.add("data_pct_item_local", j)]
-            _ordinal_observed(pm, pt, "y_percent_cat", linp, cut, j, cat, idx.size, 3, inp)
-            inner = cat == 1
-            if inner.any():
-                mu = pm.math.sigmoid(linp[inp.add("data_pct_inner", np.nonzero(inner)[0])])
-                phi_i = phi[inp.add("data_pct_inner_item", j[inner])]
-                pm.Beta("y_percent_value", mu=mu, nu=phi_i, observed=inp.add("data_y_percent_value", v[inner]))
+            # the Beta part reads the value only inside (0, 1)
+            family("percent", "percent", idx, f, j, a, padded(cut, idx.size), phi, pos=j * 4 + cat,
+                   y=np.where(cat == 1, v, 0.5))
         idx = lay.family("count")
         if idx.size:
             caps = lay.hi[idx]
@@ -886,24 +846,18 @@ class MeasurementModel:
             )
             inv = _prior(pm, "count_inv_dispersion", pri["inv_dispersion"], inp, dims="count_item")
             f, j, y = cells(idx)
-            jd = inp.add("data_count_item_local", j)
-            mu = pt.exp(lin("count", idx, f, j) + a[jd])
-            pm.NegativeBinomial("y_count", mu=mu, alpha=1.0 / inv[jd], observed=inp.add("data_y_count", y.astype(int)))
+            family("count", "count", idx, f, j, a, inv, y=y)
         idx = lay.family("binary")
         if idx.size:
             a = _prior(pm, "binary_intercept", pri["intercept"], inp, dims="binary_item")
             f, j, y = cells(idx)
-            pm.Bernoulli("y_binary", logit_p=lin("binary", idx, f, j) + a[inp.add("data_binary_item_local", j)],
-                         observed=inp.add("data_y_binary", y.astype(int)))
+            family("binary", "binary", idx, f, j, a, dummy, y=y)
         idx = lay.family("continuous")
         if idx.size:
             a = pm.Normal("cont_intercept", 0.0, 1.0, dims="cont_item")
             sd = _prior(pm, "cont_sigma", pri["residual_sd"], inp, dims="cont_item")
             f, j, y = cells(idx)
-            ys = (y - std["mean"][j]) / std["sd"][j]
-            jd = inp.add("data_cont_item_local", j)
-            pm.Normal("y_continuous", mu=lin("cont", idx, f, j) + a[jd], sigma=sd[jd],
-                      observed=inp.add("data_y_continuous", ys))
+            family("continuous", "continuous", idx, f, j, a, sd, y=(y - std["mean"][j]) / std["sd"][j])
 
     def _marginal_likelihood(self, pm, pt, X, mu_f, chol, loading, std):
         """Latent scores integrated out, through sufficient statistics.
