@@ -58,6 +58,8 @@ OUTER_CUT = 1e4
 # run in nutpie's sampler threads, which hold no Python thread state: an exception there
 # (say psi(0) when sigmoid(lin) underflows in early tuning) would crash the process.
 _jit = numba.njit(cache=True, fastmath=False, nogil=True, error_model="numpy")
+
+
 def _psi_positive(x):
     """Digamma for x > 0: upward recurrence to x >= 10, then the asymptotic series
     ln x - 1/(2x) - sum_k B_2k / (2k x^2k) through k = 7 (truncation error < 1e-16)."""
@@ -91,8 +93,13 @@ def _softplus(x):
 def _ordinal_cell(lin, lo, hi):
     """log(sigmoid(lin - lo) - sigmoid(lin - hi)) and its derivatives in a = lin - lo, b = lin - hi.
 
-    log sigmoid(a) + log sigmoid(-b) + log(1 - exp(b - a)), from three exponentials and one
-    logarithm; exact in both tails (see ``measurement._ordinal_observed``'s history)."""
+    log sigmoid(a) + log sigmoid(-b) + log(1 - exp(b - a))
+        = (a - |a|)/2 - (b + |b|)/2 + log((1 - exp(b - a)) / ((1 + exp(-|a|)) (1 + exp(-|b|)))),
+
+    three exponentials and one logarithm, which the derivatives reuse.  Exact in both tails
+    (where PyMC's difference of probabilities underflows); ``1 - exp(b - a)`` loses relative
+    precision when two cutpoints nearly coincide (an absolute error of about 1e-16 / (a - b)).
+    ``(a - |a|)/2`` rather than ``min(a, 0)`` gives the right derivative at ``a = 0``."""
     a = lin - lo
     b = lin - hi
     ea, sa = _log_sigmoid_parts(a)
@@ -104,18 +111,31 @@ def _ordinal_cell(lin, lo, hi):
 
 
 @_jit
+def _lin(eta, signed, p1, e, it, j):
+    """A cell's score x, signed loading s and linear predictor x * s + p1[j]."""
+    x = eta[e]
+    s = signed[it]
+    return x, s, x * s + p1[j]
+
+
+@_jit
+def _add_lin(g_eta, g_sig, g1, e, it, j, dl, s, x):
+    """Add d logp / d lin = ``dl`` of a cell with lin = x * s + p1[j] to the score, loading
+    and intercept gradients."""
+    g_eta[e] += dl * s
+    g_sig[it] += dl * x
+    g1[j] += dl
+
+
+@_jit
 def _ordinal(eta, signed, p1, p2, p3, e, it, j, pos, yf, g_eta, g_sig, g1, g2, g3):
     acc = 0.0
     for i in range(e.size):
-        x = eta[e[i]]
-        s = signed[it[i]]
-        lin = x * s + p1[j[i]]
+        x, s, lin = _lin(eta, signed, p1, e[i], it[i], j[i])
         lp, da, db = _ordinal_cell(lin, p2[pos[i]], p2[pos[i] + 1])
         acc += lp
         dl = da + db
-        g_eta[e[i]] += dl * s
-        g_sig[it[i]] += dl * x
-        g1[j[i]] += dl
+        _add_lin(g_eta, g_sig, g1, e[i], it[i], j[i], dl, s, x)
         g2[pos[i]] -= da
         g2[pos[i] + 1] -= db
     return acc
@@ -132,17 +152,15 @@ def _percent(eta, signed, p1, p2, p3, e, it, j, pos, yf, g_eta, g_sig, g1, g2, g
         psi_phi[k] = _psi(p3[k])
     acc = 0.0
     for i in range(e.size):
-        x = eta[e[i]]
-        s = signed[it[i]]
         jj = j[i]
-        lin = x * s + p1[jj]
+        x, s, lin = _lin(eta, signed, p1, e[i], it[i], jj)
         lp, da, db = _ordinal_cell(lin, p2[pos[i]], p2[pos[i] + 1])
         dl = da + db
         g2[pos[i]] -= da
         g2[pos[i] + 1] -= db
         if pos[i] - 4 * jj == 1:  # inside (0, 1): Beta(mu * phi, (1 - mu) * phi)
             phi = p3[jj]
-            emu, mu = _log_sigmoid_parts(lin)
+            _, mu = _log_sigmoid_parts(lin)
             al = mu * phi
             be = (1.0 - mu) * phi
             lv = math.log(yf[i])
@@ -153,9 +171,7 @@ def _percent(eta, signed, p1, p2, p3, e, it, j, pos, yf, g_eta, g_sig, g1, g2, g
             dl += phi * (d_al - d_be) * mu * (1.0 - mu)
             g3[jj] += mu * d_al + (1.0 - mu) * d_be
         acc += lp
-        g_eta[e[i]] += dl * s
-        g_sig[it[i]] += dl * x
-        g1[jj] += dl
+        _add_lin(g_eta, g_sig, g1, e[i], it[i], jj, dl, s, x)
     return acc
 
 
@@ -175,21 +191,18 @@ def _count(eta, signed, p1, p2, p3, e, it, j, pos, yf, g_eta, g_sig, g1, g2, g3)
         psi_alpha[k] = _psi(alpha[k])
     acc = 0.0
     for i in range(e.size):
-        x = eta[e[i]]
-        s = signed[it[i]]
         jj = j[i]
+        x, s, lin = _lin(eta, signed, p1, e[i], it[i], jj)
         y = yf[i]
         al = alpha[jj]
-        t = x * s + p1[jj] - log_alpha[jj]
+        t = lin - log_alpha[jj]
         sp = _softplus(t)
-        et, sig = _log_sigmoid_parts(t)
+        _, sig = _log_sigmoid_parts(t)
         acc += (math.lgamma(y + al) - lg_alpha[jj] - math.lgamma(y + 1.0) - al * sp + y * (t - sp))
         dl = y - (al + y) * sig
         d_al = _psi(y + al) - psi_alpha[jj] - sp - dl / al
         g2[jj] -= al * al * d_al  # d alpha / d p2 = -alpha^2
-        g_eta[e[i]] += dl * s
-        g_sig[it[i]] += dl * x
-        g1[jj] += dl
+        _add_lin(g_eta, g_sig, g1, e[i], it[i], jj, dl, s, x)
     return acc
 
 
@@ -198,15 +211,11 @@ def _binary(eta, signed, p1, p2, p3, e, it, j, pos, yf, g_eta, g_sig, g1, g2, g3
     """Bernoulli(logit_p = lin): log p = y lin - softplus(lin)."""
     acc = 0.0
     for i in range(e.size):
-        x = eta[e[i]]
-        s = signed[it[i]]
-        lin = x * s + p1[j[i]]
-        el, sig = _log_sigmoid_parts(lin)
+        x, s, lin = _lin(eta, signed, p1, e[i], it[i], j[i])
+        _, sig = _log_sigmoid_parts(lin)
         acc += yf[i] * lin - _softplus(lin)
         dl = yf[i] - sig
-        g_eta[e[i]] += dl * s
-        g_sig[it[i]] += dl * x
-        g1[j[i]] += dl
+        _add_lin(g_eta, g_sig, g1, e[i], it[i], j[i], dl, s, x)
     return acc
 
 
@@ -216,17 +225,14 @@ def _continuous(eta, signed, p1, p2, p3, e, it, j, pos, yf, g_eta, g_sig, g1, g2
     half_log_2pi = 0.5 * math.log(2.0 * math.pi)
     acc = 0.0
     for i in range(e.size):
-        x = eta[e[i]]
-        s = signed[it[i]]
         jj = j[i]
+        x, s, lin = _lin(eta, signed, p1, e[i], it[i], jj)
         sd = p2[jj]
-        z = (yf[i] - x * s - p1[jj]) / sd
+        z = (yf[i] - lin) / sd
         acc += -0.5 * z * z - math.log(sd) - half_log_2pi
         dl = z / sd
         g2[jj] += (z * z - 1.0) / sd
-        g_eta[e[i]] += dl * s
-        g_sig[it[i]] += dl * x
-        g1[jj] += dl
+        _add_lin(g_eta, g_sig, g1, e[i], it[i], jj, dl, s, x)
     return acc
 
 
