@@ -775,7 +775,7 @@ class MeasurementModel:
         kernel, :func:`smeintl._kernels.cells_logp`, whose gradient the kernel computes in
         the same pass.  Each answer's linear predictor is ``eta[f, c(item)] * loading *
         sign + intercept``; the data (cell indices and answers) are model inputs."""
-        from ._kernels import OUTER_CUT, cells_logp
+        from ._kernels import OUTER_CUT, cells_logp, ordered_transform
 
         lay = self.layout
         pri = self.spec.priors
@@ -809,7 +809,7 @@ class MeasurementModel:
                 mu=mu0,
                 sigma=inp.prior(f"cutpoints_{K}", "sigma", float(pri["cutpoint_sd"]["sigma"])),
                 dims=(f"ordinal{K}_item", f"cut{K}"),
-                transform=pm.distributions.transforms.ordered,
+                transform=ordered_transform(),
             )
             f, j, y = cells(idx)
             if f.size:
@@ -826,7 +826,7 @@ class MeasurementModel:
                 mu=inp.prior("pct_cutpoints", "mu", mu0),
                 sigma=inp.prior("pct_cutpoints", "sigma", float(pc["sigma"])),
                 dims=("pct_item", "pct_cut"),
-                transform=pm.distributions.transforms.ordered,
+                transform=ordered_transform(),
             )
             phi = _prior(pm, "pct_precision", pri["precision"], inp, dims="pct_item")
             f, j, y = cells(idx)
