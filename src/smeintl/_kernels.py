@@ -51,7 +51,8 @@ from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache
 
 
 FAMILIES = ("ordinal", "percent", "count", "binary", "continuous")
-#: the value of the outer cutpoints of the padded cutpoint vectors (sigmoid(+-C) is 1 or 0)
+#: stands in for the infinite outer cutpoints of the padded cutpoint vectors (exact in double
+#: precision for any linear predictor and cutpoint within +-1e3)
 OUTER_CUT = 1e4
 
 # error_model="numpy": a division by zero gives inf or nan instead of raising.  The kernels

@@ -372,8 +372,6 @@ def _pattern_statistics(Z: np.ndarray, groups: np.ndarray) -> dict[str, np.ndarr
             "s2_pattern": np.array(s2).reshape(-1, I, I), "n_pattern": np.array(n_pat)}
 
 
-#: stands in for the infinite outer cutpoints of an ordinal item (exact in double precision
-#: for any linear predictor and cutpoint within +-1e3)
 def _centered_scores(pm, pt, mu_f, chol, constructs: Sequence[str]):
     """Latent scores eta_f ~ MvNormal(mu_f, L L') for every firm, sampled centred.
 
