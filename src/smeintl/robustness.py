@@ -1407,10 +1407,16 @@ def _resample_idata(idata, log_weights: np.ndarray, seed: Sequence[int]):
     return out
 
 
-def _log_prior(ctx: RobustnessContext, model) -> np.ndarray:
-    """Log prior density per draw (chain-major) of the analyst's priors: every free
-    variable but the latent firm scores (``z``, or ``eta_<construct>`` when centred) and the
-    group deviations ``group_z`` (the population model, not a prior choice)."""
+def _log_prior(ctx: RobustnessContext, model):
+    """Log prior density per draw (a ``(chain, draw)`` DataArray) of the analyst's priors:
+    every free variable but the latent firm scores (``z``, or ``eta_<construct>`` when
+    centred) and the group deviations ``group_z`` (the population model, not a prior choice).
+
+    The prior's log-density graph (PyMC's, on the untransformed variables) is vectorized over
+    the draws and evaluated once with PyTensor's Python backend: about 1.7 s cold or warm,
+    where ``pymc.compute_log_prior`` (one C-compiled call per draw) took 15 s on an empty
+    compile cache and 1.6 s on a warm one.  Graphs that cannot be vectorized fall back to it;
+    ``tests/test_robustness.py`` checks that both give the same values."""
     import pymc as pm
 
     from .measurement import is_score_variable, no_traces
@@ -1418,6 +1424,10 @@ def _log_prior(ctx: RobustnessContext, model) -> np.ndarray:
     names = [v.name for v in model.free_RVs if v.name != "group_z" and not is_score_variable(v.name)]
     with warnings.catch_warnings(), no_traces():
         warnings.simplefilter("ignore")
+        try:
+            return _log_prior_vectorized(ctx.idata.posterior, model, names)
+        except (NotImplementedError, TypeError, ValueError):
+            pass
         lp = pm.compute_log_prior(ctx.idata, model=model, var_names=names, extend_inferencedata=False,
                                   progressbar=False)
     tot = None
@@ -1426,6 +1436,27 @@ def _log_prior(ctx: RobustnessContext, model) -> np.ndarray:
         da = da.sum([d for d in da.dims if d not in ("chain", "draw")])
         tot = da if tot is None else tot + da
     return tot
+
+
+def _log_prior_vectorized(post, model, names: list[str]):
+    """The summed log prior of ``names`` at every draw of ``post`` in one call (see :func:`_log_prior`)."""
+    import pytensor
+    import pytensor.tensor as pt
+    import xarray as xr
+    from pymc.model.transform.conditioning import remove_value_transforms
+    from pytensor.graph.replace import vectorize_graph
+
+    um = remove_value_transforms(model)
+    rvs = [um.named_vars[n] for n in names]
+    total = sum(pt.sum(t) for t in um.logp(vars=rvs, sum=False))
+    values = [um.rvs_to_values[rv] for rv in rvs]
+    batched = [pt.tensor(f"{v.name}_draws", shape=(None, *v.type.shape), dtype=v.dtype) for v in values]
+    fn = pytensor.function(batched, vectorize_graph(total, replace=dict(zip(values, batched))),
+                           mode="FAST_COMPILE", on_unused_input="ignore")
+    nc, nd = post.sizes["chain"], post.sizes["draw"]
+    lp = fn(*[post[n].values.reshape(nc * nd, *post[n].shape[2:]) for n in names])
+    return xr.DataArray(np.asarray(lp).reshape(nc, nd), dims=("chain", "draw"),
+                        coords={"chain": post.chain, "draw": post.draw})
 
 
 def _refit_preconditions(ctx: RobustnessContext, name: str, what: str) -> CheckResult | None:
