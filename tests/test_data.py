@@ -759,3 +759,16 @@ def test_numeric_frames_take_the_fast_path(spec):
         "<frame>, row 502, column 'intl_stage': value 4.5 is out of range; allowed: whole numbers 0 to 4 "
         "(stage), or empty for a missing answer"
     ]
+
+
+def test_prior_with_another_distribution_drops_the_default_parameters():
+    """A prior table naming another family keeps none of the default's parameters (a
+    HalfNormal loading must not inherit the LogNormal's mu); the same family merges."""
+    from smeintl.spec import DEFAULT_PRIORS
+
+    base = load_spec(ROOT / "models" / "hitachi.toml")
+    text = base.text.replace('loading = { dist = "LogNormal", mu = 0.0, sigma = 0.5 }',
+                             'loading = { dist = "HalfNormal", sigma = 2.0 }\nloading_count = { sigma = 0.25 }')
+    spec = parse_spec(text, source="p.toml")
+    assert spec.priors["loading"] == {"dist": "HalfNormal", "sigma": 2.0}
+    assert spec.priors["loading_count"] == {**DEFAULT_PRIORS["loading_count"], "sigma": 0.25}

@@ -4,7 +4,8 @@ A spec describes one survey instrument: its constructs (any number, one included
 their sub-dimensions, the items (scale type, range or cap, reverse flag, weight), the
 ideal profiles used by the deterministic method, and the priors and sampler settings
 of the Bayesian measurement model.  The model is data: code defaults live in
-:data:`DEFAULT_PRIORS` / :data:`DEFAULT_SAMPLER` and are merged as ``defaults | spec``.
+:data:`DEFAULT_PRIORS` / :data:`DEFAULT_SAMPLER` and are merged as ``defaults | spec``
+(a prior that names another distribution replaces the default's parameters).
 
 Every problem found in a file is collected and reported at once in a
 :class:`SpecError` whose message names the file and the offending key.
@@ -460,7 +461,9 @@ def _build(raw: dict, text: str, source: str) -> Spec:
         if not isinstance(v, dict):
             problems.append(f"priors.{k}: must be a table like {{ dist = 'Normal', sigma = 1 }}")
             continue
-        priors[k] = {**priors[k], **v}
+        # another distribution takes none of the default's parameters (a HalfNormal has no mu)
+        same = v.get("dist", priors[k].get("dist")) == priors[k].get("dist")
+        priors[k] = {**priors[k], **v} if same else dict(v)
         for pk, pv in v.items():
             if pk in ("sigma", "beta", "alpha", "eta") and (not _num(pv) or pv <= 0):
                 problems.append(f"priors.{k}.{pk}: must be a positive number, got {pv!r}")
