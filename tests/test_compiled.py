@@ -264,8 +264,10 @@ def test_refit_models_compile_ahead_and_are_found_on_disk(tiny):
     from smeintl.robustness import _comparison_plan, _context_before_fit, compile_refit_models
 
     spec, a, _b = tiny
-    out = compile_refit_models(spec, a, models=("no_industry",))
+    announced = []
+    out = compile_refit_models(spec, a, models=("no_industry",), on_compiled=announced.append)
     assert set(out) == {"no_industry"} and out["no_industry"]["compile_s"] > 0
+    assert announced == ["no_industry"]
     ctx = _context_before_fit(spec, a, group=True, parameterization="auto", models=("no_industry",), refit_kwargs=None)
     [(name, (survey, spec_v, group))] = _comparison_plan(ctx)[0]
     assert name == "no_industry" and group is False
@@ -293,8 +295,12 @@ def test_refit_compile_runs_in_a_second_process_only_when_the_cache_is_cold(tiny
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     job = start_refit_compile(model, a, models=("no_industry",))
     assert job is not None and job.process.is_alive()
-    assert job.wait(timeout=600) >= 0
+    # the refit waits for its own structure only: the process announces each one as it is done
+    assert job.wait_for("no_industry", timeout=600) >= 0
+    assert job.compiled == {"no_industry"}
+    job.process.join(60)
     assert job.process.exitcode == 0
+    assert job.wait_for("one_construct", timeout=5) < 5  # not in the process's plan: no wait once it ended
     # a run whose checks do not refit stops a compile nobody needs
     job = start_refit_compile(model, a, models=("no_industry",))
     run_robustness(None, a, spec, checks=["thresholds"], progress=False, refit_compile=job)

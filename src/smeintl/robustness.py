@@ -795,11 +795,11 @@ class RobustnessContext:
             par = "auto"
         return MeasurementModel(spec, group=group, parameterization=par if par in ("latent", "marginal") else "auto")
 
-    def wait_for_refit_compile(self) -> None:
-        """Let the second process compiling the refits' models finish (if there is one)."""
+    def wait_for_refit_compile(self, model: str) -> None:
+        """Let the second process compiling the refits' models (if there is one) compile
+        the refit ``model``'s structure, or end."""
         if self.refit_compile is not None:
-            self.refit_compile.wait(timeout=REFIT_COMPILE_TIMEOUT)
-            self.refit_compile = None
+            self.refit_compile.wait_for(model, timeout=REFIT_COMPILE_TIMEOUT)
 
     def refit(self, spec: Spec, survey, *, group: bool, offset: int):
         """A refit of the measurement model with the refit settings (seed + offset)."""
@@ -1802,48 +1802,82 @@ def _context_before_fit(spec: Spec, survey, *, group: bool, parameterization: st
 
 def compile_refit_models(spec: Spec, survey, *, group: bool = True, parameterization: str = "auto",
                          models: Sequence[str] = MODEL_VARIANTS,
-                         refit_kwargs: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+                         refit_kwargs: Mapping[str, Any] | None = None,
+                         on_compiled: Callable[[str], None] | None = None) -> dict[str, dict[str, Any]]:
     """Compile, without sampling, the models that ``model_comparison`` refits for a fit of
     ``spec`` on ``survey`` (``group``, ``parameterization``: the fit's options), so that
     the refits load them from the disk caches.  Only nutpie's models are compiled ahead;
-    with PyMC's NUTS as the refit sampler nothing is done.  Returns
-    ``{model: {"compile_s", "compile_reused"}}``."""
+    with PyMC's NUTS as the refit sampler nothing is done.  ``on_compiled(model)`` is called
+    as each is done, in :data:`REFIT_COMPILE_ORDER`.  Returns ``{model: {"compile_s",
+    "compile_reused"}}``."""
     ctx = _context_before_fit(spec, survey, group=group, parameterization=parameterization, models=models,
                               refit_kwargs=refit_kwargs)
     if ctx.refit_sampler() != "nutpie":
         return {}
     plan, _skipped = _comparison_plan(ctx)
-    # the variants least like the fit first: while the fit's own model compiles in another
-    # process, they share few of its operations; by the time the no-industry model (most
-    # alike) comes, numba's disk cache holds the fit's operations
-    order = {"all_ordinal": 0, "one_construct": 1, "no_industry": 2}
-    plan = sorted(plan, key=lambda p: order.get(p[0], len(order)))
-    return {m: ctx.refit_model(sv, group=g).compile(surv) for m, (surv, sv, g) in plan}
+    out = {}
+    for m, (surv, sv, g) in _in_compile_order(plan):
+        out[m] = ctx.refit_model(sv, group=g).compile(surv)
+        if on_compiled is not None:
+            on_compiled(m)
+    return out
 
 
-def _compile_refits_quietly(spec: Spec, survey, kwargs: dict[str, Any]) -> None:
+#: the order in which the model-comparison refits' models are compiled ahead, and refitted:
+#: the variants least like the fit first, since while the fit's own model compiles in
+#: another process they share few of its operations; by the time the no-industry model
+#: (most alike) comes, numba's disk cache holds the fit's operations
+REFIT_COMPILE_ORDER: tuple[str, ...] = ("all_ordinal", "one_construct", "no_industry")
+
+
+def _in_compile_order(plan):
+    return sorted(plan, key=lambda p: REFIT_COMPILE_ORDER.index(p[0]))
+
+
+def _compile_refits_quietly(spec: Spec, survey, kwargs: dict[str, Any], done) -> None:
     """The second process of :func:`start_refit_compile`: its output would interleave with
-    the run's, and a failure only means the refits compile their models themselves."""
+    the run's, and a failure only means the refits compile their models themselves.
+    ``done``: a queue that gets each model's name once its structure is compiled."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
     warnings.simplefilter("ignore")
-    compile_refit_models(spec, survey, **kwargs)
+    compile_refit_models(spec, survey, **kwargs, on_compiled=done.put)
 
 
 class RefitCompile:
     """The models of the model-comparison refits compiling in a second process (see
-    :func:`start_refit_compile`)."""
+    :func:`start_refit_compile`); ``done`` is the queue on which it announces each one."""
 
-    def __init__(self, process):
+    def __init__(self, process, done):
         self.process = process
+        self.done_queue = done
+        self.compiled: set[str] = set()
 
-    def wait(self, timeout: float | None = None) -> float:
-        """Wait for the process to end (at most ``timeout`` seconds, then stop it);
-        returns the seconds waited.  Whatever it did not compile, the refits compile."""
+    def wait_for(self, model: str, timeout: float | None = None) -> float:
+        """Wait until the process has compiled ``model``'s structure or ended (at most
+        ``timeout`` seconds, then stop it); returns the seconds waited.  The refit can then
+        start, on its own core, while the process compiles the next structure; whatever
+        it did not compile, the refits compile themselves."""
+        import queue
+
         t0 = time.perf_counter()
-        self.process.join(timeout)
-        self.stop()
+        while model not in self.compiled:
+            try:
+                self.compiled.add(self.done_queue.get(timeout=0.2))
+                continue
+            except queue.Empty:
+                pass
+            if not self.process.is_alive():
+                while True:  # what it announced just before it ended
+                    try:
+                        self.compiled.add(self.done_queue.get_nowait())
+                    except queue.Empty:
+                        break
+                break
+            if timeout is not None and time.perf_counter() - t0 > timeout:
+                self.stop()
+                break
         return time.perf_counter() - t0
 
     def stop(self) -> None:
@@ -1871,10 +1905,12 @@ def start_refit_compile(model, survey, *, models: Sequence[str] = MODEL_VARIANTS
     ctx = _context_before_fit(model.spec, survey, **kwargs)
     if (os.cpu_count() or 1) < 2 or ctx.refit_sampler() != "nutpie" or model.compiled_on_disk(survey):
         return None
-    process = multiprocessing.get_context("spawn").Process(
-        target=_compile_refits_quietly, args=(model.spec, survey, kwargs), daemon=True, name="smeintl-refit-compile")
+    mp = multiprocessing.get_context("spawn")
+    done = mp.Queue()
+    process = mp.Process(target=_compile_refits_quietly, args=(model.spec, survey, kwargs, done), daemon=True,
+                         name="smeintl-refit-compile")
     process.start()
-    return RefitCompile(process)
+    return RefitCompile(process, done)
 
 
 def check_model_comparison(ctx: RobustnessContext) -> CheckResult:
@@ -1897,13 +1933,17 @@ def check_model_comparison(ctx: RobustnessContext) -> CheckResult:
     plan, skipped = _comparison_plan(ctx)
     fits: dict[str, Any] = {"reference": idata}
     meta: dict[str, dict[str, Any]] = {"reference": {"refit": False, "seconds": np.nan}}
-    ctx.wait_for_refit_compile()
     bar = ctx.bar(len(plan), "model-comparison refits")
+    # each refit's seed offset by its place in the plan, whatever order they run in
+    offset = {m: 201 + j for j, (m, _) in enumerate(plan)}
     try:
-        for j, (m, (surv, sv, group)) in enumerate(plan):
+        # in the order a second process compiles them (if one does): each starts once its
+        # own structure is on disk
+        for m, (surv, sv, group) in _in_compile_order(plan):
+            ctx.wait_for_refit_compile(m)
             t0 = time.perf_counter()
             try:
-                fits[m] = ctx.refit(sv, surv, group=group, offset=201 + j)
+                fits[m] = ctx.refit(sv, surv, group=group, offset=offset[m])
                 meta[m] = {"refit": True, "seconds": time.perf_counter() - t0, "survey": surv, "spec": sv}
             except Exception as exc:  # noqa: BLE001 - one failed refit must not sink the comparison
                 skipped[m] = f"the refit failed: {type(exc).__name__}: {exc}"
