@@ -27,6 +27,12 @@ means are partially pooled, non-centred and sum-to-zero: mu_g = tau * z_g with
 z ~ ZeroSumNormal(1).  Latent scores are non-centred: eta_f = mu_{g(f)} + L z_f
 with L the Cholesky factor of the latent correlation and z_f ~ N(0, I).
 
+From ``STANDARDIZE_AT`` firms (``standardized_scores="auto"``) the item parameters are
+sampled on the latent scores standardized by their own sample mean and sd across firms
+(loading * sd, intercepts and cutpoints moved by sign * loading * mean, with their priors
+moved along): the same posterior, without the ridges along which the intercepts and
+cutpoints trade off against the mean of all scores and the loadings against their spread.
+
 Item non-response: each family's likelihood runs over observed cells only.
 
 All-continuous instruments use the *marginal* parameterization: the latent scores
@@ -448,10 +454,23 @@ class _Inputs:
         return self.add(f"prior_{name}_{key}", value, dtype=float)
 
 
-def _prior(pm, name: str, entry: Mapping[str, Any], inputs: _Inputs, **kwargs):
+#: prior families with a location parameter ``mu``, which the standardized item
+#: parameterization shifts (see ``MeasurementModel._standardized``)
+LOCATION_DISTS = ("Normal", "StudentT", "Logistic", "Laplace")
+
+
+def _prior(pm, name: str, entry: Mapping[str, Any], inputs: _Inputs, *, shift=None, **kwargs):
+    """The prior ``entry`` of variable ``name``; with ``shift`` (a tensor, per element) the
+    variable is drawn as ``<name>_std = name + shift`` (its location prior moved by the
+    shift) and ``name`` is reported as a deterministic."""
     params = {k: inputs.prior(name, k, v) for k, v in entry.items() if k != "dist"}
     dist = getattr(pm, str(entry.get("dist", "Normal")))
-    return dist(name, **params, **kwargs)
+    if shift is None:
+        return dist(name, **params, **kwargs)
+    params["mu"] = params["mu"] + shift
+    free = dist(f"{name}_std", **params, **kwargs)
+    pm.Deterministic(name, free - shift, dims=kwargs.get("dims"))
+    return free
 
 
 def _log_sigmoid(x: np.ndarray) -> np.ndarray:
@@ -603,7 +622,8 @@ class MeasurementModel:
     """
 
     def __init__(self, spec: Spec, *, group: bool = True, parameterization: str = "auto",
-                 group_parameterization: str = "auto", latent_parameterization: str = "auto"):
+                 group_parameterization: str = "auto", latent_parameterization: str = "auto",
+                 standardized_scores: bool | str = "auto"):
         if parameterization not in ("auto", "latent", "marginal"):
             raise ValueError(f"parameterization must be 'auto', 'latent' or 'marginal', got {parameterization!r}")
         self.spec = spec
@@ -625,7 +645,15 @@ class MeasurementModel:
             raise ValueError("latent_parameterization must be 'auto', 'centered' or 'noncentered', "
                              f"got {latent_parameterization!r}")
         self.latent_parameterization = latent_parameterization
+        if standardized_scores not in ("auto", True, False):
+            raise ValueError(f"standardized_scores must be 'auto', True or False, got {standardized_scores!r}")
         self._check_priors()
+        if standardized_scores is True and not self._standardizable():
+            raise ValueError("standardized_scores=True needs a LogNormal loading prior and an intercept prior with a "
+                             f"location 'mu' ({', '.join(LOCATION_DISTS)}); got loading "
+                             f"{self.spec.priors['loading'].get('dist')!r}, intercept "
+                             f"{self.spec.priors['intercept'].get('dist', 'Normal')!r}")
+        self.standardized_scores = standardized_scores
 
     #: groups at least this large get centred group means under ``group_parameterization="auto"``
     CENTER_GROUPS_AT = 25
@@ -658,6 +686,56 @@ class MeasurementModel:
         sizes = np.bincount(gidx, minlength=max(G, 1))
         items = np.bincount(self.layout.construct, minlength=len(self.layout.constructs))
         return bool(sizes.min() >= self.CENTER_LATENT_AT and items.min() >= self.CENTER_LATENT_ITEMS)
+
+    #: ``standardized_scores="auto"`` samples the item parameters on the sample-standardized
+    #: scores from this many firms
+    STANDARDIZE_AT = 200
+
+    def _standardizable(self) -> bool:
+        pri = self.spec.priors
+        return (pri["loading"].get("dist") == "LogNormal"
+                and pri["intercept"].get("dist", "Normal") in LOCATION_DISTS and "mu" in pri["intercept"])
+
+    def _standardized(self, n_firms: int) -> bool:
+        """Whether the item parameters are sampled relative to the sample of latent scores.
+
+        With many firms the likelihood pins each item's linear predictor, so the item
+        intercepts and cutpoints trade off exactly against the mean of all latent scores and
+        the loadings against their spread; only the scores' population prior (mean 0, sd 1)
+        holds these directions, as loosely as one over the square root of the number of
+        firms.  A diagonal mass matrix cannot follow such ridges.  Standardized, the items
+        see the scores centred and scaled by their own sample mean and sd across firms, and
+        the free item parameters are those on that scale:
+
+            loading_std = loading * sd(eta_c),   shift_i = sign_i * loading_i * mean(eta_c)
+            cutpoints_std = cutpoints - shift,   intercept_std = intercept + shift
+
+        The priors move with them (a LogNormal loading's log-location by log sd(eta_c), a
+        location prior's ``mu`` by the shift), so the model is the same posterior over the
+        reported parameters, exactly: a change of variables, not a new prior.  The reported
+        ``loading``, ``cutpoints_*`` and intercepts are deterministic functions of the
+        standardized ones.  (The loadings' change of scale adds log sd(eta_c) per item to
+        the free variables' log prior; :func:`smeintl.robustness` evaluates the analyst's
+        priors on a model without it.)
+        """
+        if self.standardized_scores != "auto":
+            return bool(self.standardized_scores)
+        return n_firms >= self.STANDARDIZE_AT and self._standardizable()
+
+    def _standardized_items(self, pm, pt, eta, lp_pri):
+        """Standardized scores for the likelihood, the loadings (free ``loading_std``,
+        reported ``loading``) and the per-item shift of intercepts and cutpoints (see
+        :meth:`_standardized`)."""
+        lay = self.layout
+        inp = self._inputs
+        mean = eta.mean(axis=0)
+        sd = eta.std(axis=0)
+        params = {k: inp.prior("loading", k, v) for k, v in lp_pri.items() if k != "dist"}
+        params["mu"] = params["mu"] + pt.log(sd)[lay.construct]
+        loading_std = pm.LogNormal("loading_std", **params, dims="item")
+        loading = pm.Deterministic("loading", loading_std / sd[lay.construct], dims="item")
+        shift = lay.sign * loading * mean[lay.construct]
+        return (eta - mean) / sd, loading_std, shift
 
     # ---------------------------------------------------------------- helpers
     def _check_priors(self) -> None:
@@ -725,9 +803,11 @@ class MeasurementModel:
         self._group_codes = np.asarray(survey.groups, dtype=int) if self.group else np.zeros(F, dtype=int)
 
         inp = self._inputs = _Inputs(shared=inputs == "shared")
+        self._standardized_used = self.parameterization == "latent" and self._standardized(F)
         with pm.Model(coords=coords) as model:
             lp_pri = self._loading_prior_arrays()
-            loading = _prior(pm, "loading", lp_pri, inp, dims="item")
+            # on standardized scores the loadings are drawn after the scores (see _standardized)
+            loading = None if self._standardized_used else _prior(pm, "loading", lp_pri, inp, dims="item")
             # latent correlation (LKJ prior through canonical partial correlations)
             if C > 1:
                 chol = _lkj_cholesky(pm, pt, C, inp.prior("lkj", "eta", float(pri["lkj_eta"]["eta"])))
@@ -761,18 +841,26 @@ class MeasurementModel:
                 else:
                     z = pm.Normal("z", 0.0, 1.0, dims=("firm", "construct"))
                     eta = pm.Deterministic("eta", mu_f + z @ chol.T, dims=("firm", "construct"))
-                self._likelihoods(pm, pt, X, eta, loading, std)
+                if self._standardized_used:
+                    eta, loading, shift = self._standardized_items(pm, pt, eta, lp_pri)
+                else:
+                    shift = None
+                self._likelihoods(pm, pt, X, eta, loading, std, shift=shift)
             else:
                 self._marginal_likelihood(pm, pt, X, mu_f, chol, loading, std)
         model._smeintl_std = std  # type: ignore[attr-defined]
         return model
 
-    def _likelihoods(self, pm, pt, X, eta, loading, std):
+    def _likelihoods(self, pm, pt, X, eta, loading, std, shift=None):
         """One potential per item family (ordinal groups by number of categories, percent,
         count, binary, continuous): the family's total log-likelihood from a fused numba
         kernel, :func:`smeintl._kernels.cells_logp`, whose gradient the kernel computes in
         the same pass.  Each answer's linear predictor is ``eta[f, c(item)] * loading *
-        sign + intercept``; the data (cell indices and answers) are model inputs."""
+        sign + intercept``; the data (cell indices and answers) are model inputs.
+
+        ``shift`` (per item, or None): ``eta`` are the standardized scores and ``loading``
+        the standardized loadings; intercepts and cutpoints are drawn shifted (see
+        :meth:`_standardized`)."""
         from ._kernels import OUTER_CUT, cells_logp, ordered_transform
 
         lay = self.layout
@@ -800,15 +888,30 @@ class MeasurementModel:
             outer = np.full((n_items, 1), OUTER_CUT)
             return pt.concatenate([-outer, cut, outer], axis=1).reshape((-1,))
 
+        def moved(name, mu, idx, sign):
+            """(name of the free variable, its prior location): shifted items draw ``name_std``."""
+            if shift is None:
+                return name, mu
+            return f"{name}_std", mu + sign * (shift[idx] if np.ndim(mu) < 2 else shift[idx][:, None])
+
+        def reported(name, free, idx, sign, dims):
+            if shift is not None:
+                pm.Deterministic(name, free - sign * (shift[idx] if free.ndim < 2 else shift[idx][:, None]), dims=dims)
+
+        def shifted(idx):
+            return None if shift is None else shift[idx]
+
         for K, idx in lay.ordinal_groups().items():
             mu0 = np.tile(_default_cutpoint_means(K), (idx.size, 1))
+            cname, cmu = moved(f"cutpoints_{K}", mu0, idx, -1.0)
             cut = pm.Normal(
-                f"cutpoints_{K}",
-                mu=mu0,
+                cname,
+                mu=cmu,
                 sigma=inp.prior(f"cutpoints_{K}", "sigma", float(pri["cutpoint_sd"]["sigma"])),
                 dims=(f"ordinal{K}_item", f"cut{K}"),
                 transform=ordered_transform(),
             )
+            reported(f"cutpoints_{K}", cut, idx, -1.0, (f"ordinal{K}_item", f"cut{K}"))
             f, j, y = cells(idx)
             if f.size:
                 y = (y - lay.lo[idx][j]).astype(int)
@@ -816,7 +919,7 @@ class MeasurementModel:
                        pos=j * (K + 1) + y)
         idx = lay.family("percent")
         if idx.size:
-            a = _prior(pm, "pct_intercept", pri["intercept"], inp, dims="pct_item")
+            a = _prior(pm, "pct_intercept", pri["intercept"], inp, dims="pct_item", shift=shifted(idx))
             pc = pri["percent_cutpoints"]
             mu0 = np.tile(np.asarray(pc["mu"], dtype=float), (idx.size, 1))
             cut = pm.Normal(
@@ -836,23 +939,27 @@ class MeasurementModel:
         idx = lay.family("count")
         if idx.size:
             caps = lay.hi[idx]
+            aname, amu = moved("count_intercept", np.log(np.maximum(caps / 2.0, 1.0)), idx, 1.0)
             a = pm.Normal(
-                "count_intercept",
-                mu=np.log(np.maximum(caps / 2.0, 1.0)),
+                aname,
+                mu=amu,
                 sigma=inp.prior("count_intercept", "sigma", float(pri["count_intercept_sd"]["sigma"])),
                 dims="count_item",
             )
+            reported("count_intercept", a, idx, 1.0, "count_item")
             inv = _prior(pm, "count_inv_dispersion", pri["inv_dispersion"], inp, dims="count_item")
             f, j, y = cells(idx)
             family("count", "count", idx, f, j, a, inv, y=y)
         idx = lay.family("binary")
         if idx.size:
-            a = _prior(pm, "binary_intercept", pri["intercept"], inp, dims="binary_item")
+            a = _prior(pm, "binary_intercept", pri["intercept"], inp, dims="binary_item", shift=shifted(idx))
             f, j, y = cells(idx)
             family("binary", "binary", idx, f, j, a, dummy, y=y)
         idx = lay.family("continuous")
         if idx.size:
-            a = pm.Normal("cont_intercept", 0.0, 1.0, dims="cont_item")
+            aname, amu = moved("cont_intercept", np.zeros(idx.size), idx, 1.0)
+            a = pm.Normal(aname, amu, 1.0, dims="cont_item")
+            reported("cont_intercept", a, idx, 1.0, "cont_item")
             sd = _prior(pm, "cont_sigma", pri["residual_sd"], inp, dims="cont_item")
             f, j, y = cells(idx)
             family("continuous", "continuous", idx, f, j, a, sd, y=(y - std["mean"][j]) / std["sd"][j])
@@ -1068,6 +1175,7 @@ class MeasurementModel:
             # resolved: what the sampler actually saw
             "latent_parameterization": getattr(self, "_latent_used", self.latent_parameterization),
             "mass_matrix": getattr(self, "_mass_matrix_used", "diag"),
+            "standardized_scores": int(getattr(self, "_standardized_used", False)),
             "draws": draws,
             "tune": tune,
             "chains": chains,
@@ -1356,8 +1464,9 @@ def diagnose(idata, var_names: list[str] | None = None) -> Diagnostics:
 
     post = idata.posterior
     if var_names is None:
-        # the centred scores' per-construct columns eta_<construct> duplicate eta
-        var_names = [v for v in post.data_vars if v not in _DIAG_SKIP and not str(v).endswith("__")
+        # the centred scores' per-construct columns eta_<construct> duplicate eta; the item
+        # parameters on standardized scores (<name>_std) are implied by the reported ones
+        var_names = [v for v in post.data_vars if v not in _DIAG_SKIP and not str(v).endswith(("__", "_std"))
                      and not is_score_variable(str(v))]
     sub = post[var_names]
     # the diagonal of a correlation matrix is constant 1: leave it out
@@ -1486,6 +1595,7 @@ def load_fit(path: str | Path, spec: Spec | None = None, survey=None):
         parameterization=str(idata.attrs.get("parameterization", "auto")),
         group_parameterization=str(idata.attrs.get("group_parameterization", "auto")),
         latent_parameterization=str(idata.attrs.get("latent_parameterization", "noncentered")),
+        standardized_scores=bool(int(idata.attrs.get("standardized_scores", 0))),
     )
     return idata, model
 

@@ -711,8 +711,10 @@ def _section_methods(b: _Builder, spec: Spec, idata) -> None:
         "when every industry has at least 25 firms); eta_f = mu_g(f) + L z_f with L the Cholesky "
         "factor of the correlation and z_f ~ N(0, I) (sampled centred, eta_f ~ N(mu_g(f), L L'), when every "
         "industry has at least 200 firms and every construct at least 6 items: see latent_parameterization "
-        "in the settings table). The parameterizations give the same model; they differ in how well the "
-        "sampler moves.",
+        "in the settings table). From 200 firms the item parameters are sampled on the latent scores "
+        "standardized by their own sample mean and sd (loading * sd, intercepts and cutpoints moved by "
+        "sign * loading * mean, their priors moved with them): standardized_scores in the settings table. "
+        "The parameterizations give the same model; they differ in how well the sampler moves.",
         "Item non-response: the likelihood runs over the answered cells only; nothing is imputed.",
         "Convergence thresholds: R-hat <= {rhat}, bulk and tail ESS >= {ess_bulk}, {divergences} divergent "
         "transitions, E-BFMI >= {ebfmi}.".format(**THRESHOLDS),
@@ -726,7 +728,8 @@ def _section_methods(b: _Builder, spec: Spec, idata) -> None:
                  caption="Priors: the code defaults merged with the spec's [priors] table."))
     if idata is not None:
         a = idata.attrs
-        keys = ["sampler", "parameterization", "latent_parameterization", "mass_matrix", "chains", "tune", "draws",
+        keys = ["sampler", "parameterization", "latent_parameterization", "standardized_scores", "mass_matrix",
+                "chains", "tune", "draws",
                 "target_accept", "random_seed", "group", "created"]
         rows = [[k, str(a.get(k, _DASH))] for k in keys if k in a]
         b.add(_table(["sampler setting", "value"], rows, numeric=[False, False],

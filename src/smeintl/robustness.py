@@ -785,7 +785,7 @@ class RobustnessContext:
             return "pymc"
         return "nutpie" if sampler == "auto" else sampler
 
-    def refit_model(self, spec: Spec, *, group: bool):
+    def refit_model(self, spec: Spec, *, group: bool, standardized_scores: bool | str = "auto"):
         """The measurement model of a refit: ``spec``, with the fit's parameterization where
         the variant allows it (marginal needs all-continuous items)."""
         from .measurement import MeasurementModel
@@ -793,7 +793,8 @@ class RobustnessContext:
         par = self.fit_parameterization
         if par == "marginal" and not all(it.scale == "continuous" for it in spec.items):
             par = "auto"
-        return MeasurementModel(spec, group=group, parameterization=par if par in ("latent", "marginal") else "auto")
+        return MeasurementModel(spec, group=group, parameterization=par if par in ("latent", "marginal") else "auto",
+                                standardized_scores=standardized_scores)
 
     def wait_for_refit_compile(self, model: str) -> None:
         """Let the second process compiling the refits' models (if there is one) compile
@@ -1485,7 +1486,9 @@ def check_prior_sensitivity(ctx: RobustnessContext) -> CheckResult:
         return skip
     idata = ctx.idata
     fit_spec = ctx.fit_spec
-    model = ctx.refit_model(fit_spec, group=ctx.fit_group).build(ctx.survey)
+    # the analyst's priors on the reported parameters: a model without standardized scores
+    # (whose free loadings would add the log-Jacobian of their change of scale)
+    model = ctx.refit_model(fit_spec, group=ctx.fit_group, standardized_scores=False).build(ctx.survey)
     lp = _log_prior(ctx, model)
     post = idata.posterior
     ll = idata.log_likelihood["responses"].sum("firm")
