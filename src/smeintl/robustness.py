@@ -1954,6 +1954,7 @@ def check_model_comparison(ctx: RobustnessContext) -> CheckResult:
     finally:
         bar.close()
     plan = [p for p in plan if p[0] not in skipped]
+    fits = {"reference": idata, **{m: fits[m] for m, _ in plan}}  # the plan's order, whatever the refits' order
 
     # which fits share the observations and scale of the reference
     ref_hash = idata.attrs.get("data_hash")
