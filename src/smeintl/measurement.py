@@ -617,6 +617,13 @@ class MeasurementModel:
     parameterization : {"auto", "latent", "marginal"}
         ``"marginal"`` integrates the latent scores out (all-continuous
         instruments only); ``"auto"`` picks it where possible.
+    group_parameterization, latent_parameterization : {"auto", "centered", "noncentered"}
+        How the group means and the latent scores are sampled (the same model);
+        ``"auto"``: see ``CENTER_GROUPS_AT`` and ``CENTER_LATENT_AT``.
+    standardized_scores : {"auto", True, False}
+        Sample the item parameters on the latent scores standardized by their sample
+        mean and sd (the same model; see :meth:`_standardized`); ``"auto"``: from
+        ``STANDARDIZE_AT`` firms, where the priors allow.  Latent parameterization only.
 
     Nothing is built or sampled in the constructor; :meth:`fit` returns the fit.
     """
