@@ -1866,18 +1866,13 @@ class RefitCompile:
 
         t0 = time.perf_counter()
         while model not in self.compiled:
+            ended = not self.process.is_alive()  # before reading: what it announced is then all queued
             try:
                 self.compiled.add(self.done_queue.get(timeout=0.2))
                 continue
             except queue.Empty:
-                pass
-            if not self.process.is_alive():
-                while True:  # what it announced just before it ended
-                    try:
-                        self.compiled.add(self.done_queue.get_nowait())
-                    except queue.Empty:
-                        break
-                break
+                if ended:
+                    break
             if timeout is not None and time.perf_counter() - t0 > timeout:
                 self.stop()
                 break
@@ -2165,7 +2160,7 @@ def run_robustness(
                 notes.append(f"{n} failed with {type(exc).__name__}: {exc}")
             results.append(_dc_replace(res, seconds=time.perf_counter() - t0))
     finally:
-        if ctx.refit_compile is not None:  # model_comparison did not run: nobody needs it
+        if ctx.refit_compile is not None:  # done, or model_comparison did not run: nobody needs it
             ctx.refit_compile.stop()
     matrix = _matrix(ctx, results)
     settings = {"n_firms": ctx.n_firms, "seed": ctx.seed, "bootstrap_draws": ctx.bootstrap_draws,
