@@ -459,18 +459,25 @@ class _Inputs:
 LOCATION_DISTS = ("Normal", "StudentT", "Logistic", "Laplace")
 
 
+def _shifted(pm, dist, name: str, mu, shift=None, *, dims=None, **params):
+    """``dist(name, mu=mu, ...)``; with ``shift`` (a tensor broadcasting against ``mu``) the
+    free variable is ``<name>_std = name + shift``, drawn with its location moved by the
+    shift, and ``name`` is reported as a deterministic (``MeasurementModel._standardized``).
+    Returns the free variable."""
+    if shift is None:
+        return dist(name, mu=mu, dims=dims, **params)
+    free = dist(f"{name}_std", mu=mu + shift, dims=dims, **params)
+    pm.Deterministic(name, free - shift, dims=dims)
+    return free
+
+
 def _prior(pm, name: str, entry: Mapping[str, Any], inputs: _Inputs, *, shift=None, **kwargs):
-    """The prior ``entry`` of variable ``name``; with ``shift`` (a tensor, per element) the
-    variable is drawn as ``<name>_std = name + shift`` (its location prior moved by the
-    shift) and ``name`` is reported as a deterministic."""
+    """The prior ``entry`` of variable ``name``; with ``shift`` see :func:`_shifted`."""
     params = {k: inputs.prior(name, k, v) for k, v in entry.items() if k != "dist"}
     dist = getattr(pm, str(entry.get("dist", "Normal")))
     if shift is None:
         return dist(name, **params, **kwargs)
-    params["mu"] = params["mu"] + shift
-    free = dist(f"{name}_std", **params, **kwargs)
-    pm.Deterministic(name, free - shift, dims=kwargs.get("dims"))
-    return free
+    return _shifted(pm, dist, name, params.pop("mu"), shift, **params, **kwargs)
 
 
 def _log_sigmoid(x: np.ndarray) -> np.ndarray:
@@ -895,30 +902,19 @@ class MeasurementModel:
             outer = np.full((n_items, 1), OUTER_CUT)
             return pt.concatenate([-outer, cut, outer], axis=1).reshape((-1,))
 
-        def moved(name, mu, idx, sign):
-            """(name of the free variable, its prior location): shifted items draw ``name_std``."""
-            if shift is None:
-                return name, mu
-            return f"{name}_std", mu + sign * (shift[idx] if np.ndim(mu) < 2 else shift[idx][:, None])
-
-        def reported(name, free, idx, sign, dims):
-            if shift is not None:
-                pm.Deterministic(name, free - sign * (shift[idx] if free.ndim < 2 else shift[idx][:, None]), dims=dims)
-
         def shifted(idx):
             return None if shift is None else shift[idx]
 
         for K, idx in lay.ordinal_groups().items():
-            mu0 = np.tile(_default_cutpoint_means(K), (idx.size, 1))
-            cname, cmu = moved(f"cutpoints_{K}", mu0, idx, -1.0)
-            cut = pm.Normal(
-                cname,
-                mu=cmu,
+            # cutpoints move against the linear predictor: cutpoints_std = cutpoints - shift
+            cut = _shifted(
+                pm, pm.Normal, f"cutpoints_{K}",
+                np.tile(_default_cutpoint_means(K), (idx.size, 1)),
+                None if shift is None else -shift[idx][:, None],
                 sigma=inp.prior(f"cutpoints_{K}", "sigma", float(pri["cutpoint_sd"]["sigma"])),
                 dims=(f"ordinal{K}_item", f"cut{K}"),
                 transform=ordered_transform(),
             )
-            reported(f"cutpoints_{K}", cut, idx, -1.0, (f"ordinal{K}_item", f"cut{K}"))
             f, j, y = cells(idx)
             if f.size:
                 y = (y - lay.lo[idx][j]).astype(int)
@@ -946,14 +942,11 @@ class MeasurementModel:
         idx = lay.family("count")
         if idx.size:
             caps = lay.hi[idx]
-            aname, amu = moved("count_intercept", np.log(np.maximum(caps / 2.0, 1.0)), idx, 1.0)
-            a = pm.Normal(
-                aname,
-                mu=amu,
+            a = _shifted(
+                pm, pm.Normal, "count_intercept", np.log(np.maximum(caps / 2.0, 1.0)), shifted(idx),
                 sigma=inp.prior("count_intercept", "sigma", float(pri["count_intercept_sd"]["sigma"])),
                 dims="count_item",
             )
-            reported("count_intercept", a, idx, 1.0, "count_item")
             inv = _prior(pm, "count_inv_dispersion", pri["inv_dispersion"], inp, dims="count_item")
             f, j, y = cells(idx)
             family("count", "count", idx, f, j, a, inv, y=y)
@@ -964,9 +957,7 @@ class MeasurementModel:
             family("binary", "binary", idx, f, j, a, dummy, y=y)
         idx = lay.family("continuous")
         if idx.size:
-            aname, amu = moved("cont_intercept", np.zeros(idx.size), idx, 1.0)
-            a = pm.Normal(aname, amu, 1.0, dims="cont_item")
-            reported("cont_intercept", a, idx, 1.0, "cont_item")
+            a = _shifted(pm, pm.Normal, "cont_intercept", 0.0, shifted(idx), sigma=1.0, dims="cont_item")
             sd = _prior(pm, "cont_sigma", pri["residual_sd"], inp, dims="cont_item")
             f, j, y = cells(idx)
             family("continuous", "continuous", idx, f, j, a, sd, y=(y - std["mean"][j]) / std["sd"][j])
