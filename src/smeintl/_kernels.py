@@ -112,6 +112,18 @@ def _ordinal_cell(lin, lo, hi):
 
 
 @_jit
+def _lgamma_psi(v):
+    """lgamma and digamma of each per-item parameter (the Beta precision, the negative
+    binomial's alpha), once per call instead of once per cell."""
+    lg = np.empty(v.size)
+    psi = np.empty(v.size)
+    for k in range(v.size):
+        lg[k] = math.lgamma(v[k])
+        psi[k] = _psi(v[k])
+    return lg, psi
+
+
+@_jit
 def _lin(eta, signed, p1, e, it, j):
     """A cell's score x, signed loading s and linear predictor x * s + p1[j]."""
     x = eta[e]
@@ -145,12 +157,7 @@ def _ordinal(eta, signed, p1, p2, p3, e, it, j, pos, yf, g_eta, g_sig, g1, g2, g
 @_jit
 def _percent(eta, signed, p1, p2, p3, e, it, j, pos, yf, g_eta, g_sig, g1, g2, g3):
     """Ordinal category (0 %, inside, 100 %; padded width 4 per item) plus the Beta value inside."""
-    n_items = p3.size
-    lg_phi = np.empty(n_items)
-    psi_phi = np.empty(n_items)
-    for k in range(n_items):
-        lg_phi[k] = math.lgamma(p3[k])
-        psi_phi[k] = _psi(p3[k])
+    lg_phi, psi_phi = _lgamma_psi(p3)
     acc = 0.0
     for i in range(e.size):
         jj = j[i]
@@ -180,16 +187,9 @@ def _percent(eta, signed, p1, p2, p3, e, it, j, pos, yf, g_eta, g_sig, g1, g2, g
 def _count(eta, signed, p1, p2, p3, e, it, j, pos, yf, g_eta, g_sig, g1, g2, g3):
     """NegativeBinomial(mu = exp(lin), alpha = 1 / p2[j]); with t = lin - log(alpha),
     log p = lgamma(y + alpha) - lgamma(alpha) - lgamma(y + 1) - alpha softplus(t) + y (t - softplus(t))."""
-    n_items = p2.size
-    alpha = np.empty(n_items)
-    log_alpha = np.empty(n_items)
-    lg_alpha = np.empty(n_items)
-    psi_alpha = np.empty(n_items)
-    for k in range(n_items):
-        alpha[k] = 1.0 / p2[k]
-        log_alpha[k] = math.log(alpha[k])
-        lg_alpha[k] = math.lgamma(alpha[k])
-        psi_alpha[k] = _psi(alpha[k])
+    alpha = 1.0 / p2
+    log_alpha = np.log(alpha)
+    lg_alpha, psi_alpha = _lgamma_psi(alpha)
     acc = 0.0
     for i in range(e.size):
         jj = j[i]
