@@ -165,6 +165,13 @@ def test_target_accept_auto_and_bad_values(hitachi_spec):
     assert resolve_target_accept("auto", "nutpie") == AUTO_TARGET_ACCEPT["nutpie"] == 0.9
     assert resolve_target_accept(None, "pymc") == AUTO_TARGET_ACCEPT["pymc"] == 0.95
     assert resolve_target_accept(0.8, "pymc") == 0.8
+    # with nutpie 0.8 from LARGE_FIRMS firms; an explicit number always wins
+    from smeintl.measurement import LARGE_FIRMS
+
+    assert resolve_target_accept("auto", "nutpie", LARGE_FIRMS - 1) == 0.9
+    assert resolve_target_accept("auto", "nutpie", LARGE_FIRMS) == 0.8
+    assert resolve_target_accept("auto", "pymc", LARGE_FIRMS) == 0.95
+    assert resolve_target_accept(0.9, "nutpie", LARGE_FIRMS) == 0.9
     for bad in (1.5, "fast", "0.9", True):
         with pytest.raises(ValueError, match="target_accept must be 'auto' or a number in \\(0, 1\\), got"):
             resolve_target_accept(bad, "nutpie")
@@ -321,16 +328,19 @@ def test_marginal_loglik_equals_per_firm_multivariate_normal(group):
 
 def test_centered_latent_scores_for_large_groups(hitachi_spec):
     """With >= CENTER_LATENT_AT firms per group and >= CENTER_LATENT_ITEMS items per construct
-    the scores are sampled centred (one eta_<construct> per construct), the choice is recorded,
+    the scores are sampled centred (split into their sample mean, log sd and shape, as the
+    item parameters are standardized from STANDARDIZE_AT firms), the choice is recorded,
     and a short fit recovers the truth."""
     spec = hitachi_spec
     truth = typical_params(spec, n_groups=2, random_seed=3)
     sim = simulate_survey(spec, 2 * MeasurementModel.CENTER_LATENT_AT + 20, truth, n_groups=2, missing=0.03,
                           random_seed=3)
     idata = _fit(spec, sim.survey, 3, draws=200, tune=300, sampler="nutpie")
-    assert idata.attrs["latent_parameterization"] == "centered"
-    assert "z" not in idata.posterior and {"eta_doi", "eta_independence"} <= set(idata.posterior.data_vars)
-    np.testing.assert_array_equal(idata.posterior["eta"].values[..., 0], idata.posterior["eta_doi"].values)
+    assert idata.attrs["latent_parameterization"] == "split"
+    post = idata.posterior
+    assert "z" not in post and {"eta_u", "eta_mean", "eta_logsd"} <= set(post.data_vars)
+    np.testing.assert_allclose(post["eta"].values.mean(axis=2), post["eta_mean"].values, atol=1e-10)
+    np.testing.assert_allclose(post["eta"].values.std(axis=2), np.exp(post["eta_logsd"].values), rtol=1e-10)
     eta = idata.posterior["eta"].mean(("chain", "draw")).values
     for c in range(2):
         assert np.corrcoef(eta[:, c], sim.eta[:, c])[0, 1] > 0.85
@@ -339,7 +349,6 @@ def test_centered_latent_scores_for_large_groups(hitachi_spec):
     # from STANDARDIZE_AT firms the item parameters are sampled on standardized scores;
     # the reported loadings are the standardized ones over the scores' sample sd, and
     # recover the truth (every 98% interval but at most one of the 15 covers it)
-    post = idata.posterior
     assert idata.attrs["standardized_scores"] == 1 and "loading_std" in post
     sd = post["eta"].values.std(axis=2)[..., np.array([spec.construct_names.index(it.construct) for it in spec.items])]
     np.testing.assert_allclose(post["loading"].values, post["loading_std"].values / sd, rtol=1e-10)
@@ -356,6 +365,15 @@ def test_centered_latent_scores_for_large_groups(hitachi_spec):
     tiny_sim = simulate_survey(tiny, 420, typical_params(tiny, n_groups=2), n_groups=2, random_seed=3)
     assert "z" in MeasurementModel(tiny).build(tiny_sim.survey).named_vars
     assert "z" in MeasurementModel(spec, latent_parameterization="noncentered").build(sim.survey).named_vars
+    # forced centred: one free eta_<construct> per construct, standardized in the graph
+    centred = MeasurementModel(spec, latent_parameterization="centered").build(sim.survey)
+    assert {"eta_doi", "eta_independence", "loading_std"} <= set(centred.named_vars) and "eta_u" not in centred
+    # split implies standardized scores, below STANDARDIZE_AT firms too
+    few = simulate_survey(spec, 60, truth, n_groups=2, random_seed=3).survey
+    small = MeasurementModel(spec, latent_parameterization="split").build(few)
+    assert {"eta_u", "loading_std"} <= set(small.named_vars)
+    with pytest.raises(ValueError, match="split.*standardized_scores=False"):
+        MeasurementModel(spec, latent_parameterization="split", standardized_scores=False)
     with pytest.raises(ValueError, match="latent_parameterization"):
         MeasurementModel(spec, latent_parameterization="sideways")
 
@@ -475,6 +493,52 @@ def test_standardized_scores_are_a_change_of_variables(spec_name, latent):
         for n, r in zip([n[:-4] for n in pt_std if n.endswith("_std") and n != "loading_std"], rep):
             np.testing.assert_allclose(r, pt_plain[n], rtol=1e-10, atol=1e-12)
     assert checked
+
+
+def test_split_scores_are_a_change_of_variables():
+    """The split scores (sample mean, log sd and the standardized shape of ``eta_u``) have
+    exactly the multivariate normal as their margin in eta: mapped one-to-one onto eta and
+    the nuisance mean a and spread r of ``eta_u`` (``(mean, log sd, u) -> (eta, a, r)``),
+    the model's joint density is p(eta) g(a, r) |det J| up to a constant, where g makes a
+    ~ N(0, 1/F) and r ~ chi(F - 1) independent of eta.  The Jacobian J is taken by finite
+    differences at random points."""
+    import pymc as pm
+    import pytensor
+    import pytensor.tensor as pt
+    from scipy import stats
+
+    from smeintl.measurement import _split_scores
+
+    F, C = 5, 2
+    rng = np.random.default_rng(8)
+    R = np.array([[1.0, 0.45], [0.45, 1.0]])
+    mu_f = rng.normal(0.0, 0.5, (F, C))
+    with pm.Model(coords={"firm": range(F), "construct": ["a", "b"]}) as m:
+        _split_scores(pm, pt, pt.as_tensor(mu_f), pt.as_tensor(np.linalg.cholesky(R)), ["a", "b"], F)
+    assert [v.name for v in m.value_vars] == ["eta_u", "eta_mean", "eta_logsd"]
+    logq = pytensor.function(m.value_vars, m.logp())
+
+    def unpack(x):
+        return x[:F * C].reshape(F, C), x[F * C:F * C + C], x[F * C + C:]
+
+    def to_eta(x):
+        u, mean, logsd = unpack(x)
+        a = u.mean(0)
+        r = np.sqrt(((u - a) ** 2).sum(0))
+        eta = mean + np.exp(logsd) * (u - a) / u.std(0)
+        return np.concatenate([eta.ravel(), a, r])
+
+    gaps = []
+    for _ in range(4):
+        x = np.concatenate([rng.normal(size=F * C), rng.normal(size=C), rng.normal(0.0, 0.3, C)])
+        h = 1e-6
+        J = np.column_stack([(to_eta(x + h * e) - to_eta(x - h * e)) / (2 * h) for e in np.eye(x.size)])
+        y = to_eta(x)
+        eta, a, r = y[:F * C].reshape(F, C), y[F * C:F * C + C], y[F * C + C:]
+        log_p = stats.multivariate_normal(cov=R).logpdf(eta - mu_f).sum()
+        log_g = stats.norm(0.0, 1.0 / np.sqrt(F)).logpdf(a).sum() + stats.chi(F - 1).logpdf(r).sum()
+        gaps.append(float(logq(*unpack(x))) - log_p - log_g - np.linalg.slogdet(J)[1])
+    assert np.ptp(gaps) < 1e-6, gaps
 
 
 def test_standardized_scores_choice(hitachi_spec, hitachi_survey):

@@ -398,6 +398,39 @@ def _centered_scores(pm, pt, mu_f, chol, constructs: Sequence[str]):
     return pm.Deterministic("eta", pt.stack(cols, axis=1), dims=("firm", "construct"))
 
 
+def _split_scores(pm, pt, mu_f, chol, constructs: Sequence[str], n_firms: int):
+    """Latent scores eta_f ~ MvNormal(mu_f, L L') sampled as each construct's sample mean,
+    log sample sd and standardized shape: eta_c = mean_c + sd_c * (u_c - mean(u_c)) / sd(u_c).
+
+    Free: ``eta_u`` (firm, construct) ~ Normal(0, 1), whose standardized columns are uniform
+    on the sphere of standardized vectors; ``eta_mean`` and ``eta_logsd`` (flat).  The
+    density of eta enters as a potential, with the log-Jacobian of eta's polar coordinates,
+    (F - 2) log sd per construct, plus log sd for sampling sd on the log scale:
+
+        log p(eta(mean, log sd, u)) + (F - 1) log sd + sum log N(u | 0, 1)
+
+    whose margin in eta is exactly the multivariate normal.  With many firms the scores'
+    mean and spread are then coordinates of their own, which the data pin to about
+    1/sqrt(F), instead of a direction shared by every score (see ``MeasurementModel._standardized``).
+    Returns eta, the standardized scores, and each construct's sample mean and sd.
+    """
+    u = pm.Normal("eta_u", 0.0, 1.0, dims=("firm", "construct"))
+    loc = pm.Flat("eta_mean", dims="construct")
+    logsd = pm.Flat("eta_logsd", dims="construct")
+    sd = pt.exp(logsd)
+    shape = (u - u.mean(axis=0)) / u.std(axis=0)
+    eta = pm.Deterministic("eta", loc + sd * shape, dims=("firm", "construct"))
+    logp, zs = 0.0, []
+    for c in range(len(constructs)):
+        mean = mu_f[:, c]
+        for k in range(c):
+            mean = mean + chol[c, k] * zs[k]
+        zs.append((eta[:, c] - mean) / chol[c, c])
+        logp = logp + pm.logp(pm.Normal.dist(mean, chol[c, c]), eta[:, c]).sum()
+    pm.Potential("eta_prior", logp + (n_firms - 1) * logsd.sum())
+    return eta, shape, loc, sd
+
+
 class _Inputs:
     """The data arrays and prior settings of one model, packed into three shared vectors.
 
@@ -586,6 +619,12 @@ LOW_RANK_MIN_FIRMS = 200
 #: sd or means, no divergences); at 0.8 two of three fits had a divergence.  PyMC's NUTS
 #: had 69 divergences at 0.9 on the same data.
 AUTO_TARGET_ACCEPT: dict[str, float] = {"nutpie": 0.9, "pymc": 0.95}
+#: ... and with nutpie from this many firms, where the likelihood dominates and the scores
+#: are split (``latent_parameterization``): measured without a divergence at 0.8 in every
+#: run of the default instrument at 2,000 and 10,000 firms (ninth round), where 0.9 takes
+#: about a third more leapfrog steps per draw.
+LARGE_FIRMS = 2000
+AUTO_TARGET_ACCEPT_LARGE: dict[str, float] = {"nutpie": 0.8, "pymc": 0.95}
 
 
 def no_traces():
@@ -600,12 +639,14 @@ def no_traces():
     return pytensor.config.change_flags(traceback__limit=0)
 
 
-def resolve_target_accept(value, sampler: str) -> float:
-    """``value`` as a number: ``"auto"`` (or None) is :data:`AUTO_TARGET_ACCEPT` of ``sampler``."""
+def resolve_target_accept(value, sampler: str, n_firms: int | None = None) -> float:
+    """``value`` as a number: ``"auto"`` (or None) is :data:`AUTO_TARGET_ACCEPT` of ``sampler``,
+    or :data:`AUTO_TARGET_ACCEPT_LARGE` from :data:`LARGE_FIRMS` firms."""
     from .spec import valid_target_accept
 
     if value is None or value == "auto":
-        return AUTO_TARGET_ACCEPT[sampler]
+        large = n_firms is not None and n_firms >= LARGE_FIRMS
+        return (AUTO_TARGET_ACCEPT_LARGE if large else AUTO_TARGET_ACCEPT)[sampler]
     if not valid_target_accept(value):
         raise ValueError(f"target_accept must be 'auto' or a number in (0, 1), got {value!r}")
     return float(value)
@@ -624,9 +665,13 @@ class MeasurementModel:
     parameterization : {"auto", "latent", "marginal"}
         ``"marginal"`` integrates the latent scores out (all-continuous
         instruments only); ``"auto"`` picks it where possible.
-    group_parameterization, latent_parameterization : {"auto", "centered", "noncentered"}
-        How the group means and the latent scores are sampled (the same model);
-        ``"auto"``: see ``CENTER_GROUPS_AT`` and ``CENTER_LATENT_AT``.
+    group_parameterization : {"auto", "centered", "noncentered"}
+        How the group means are sampled (the same model); ``"auto"``: see ``CENTER_GROUPS_AT``.
+    latent_parameterization : {"auto", "centered", "noncentered", "split"}
+        How the latent scores are sampled (the same model); ``"split"``: centred, as each
+        construct's sample mean, log sd and standardized shape (:func:`_split_scores`;
+        implies standardized scores).  ``"auto"``: see ``CENTER_LATENT_AT``; split where
+        the scores are centred and standardized.
     standardized_scores : {"auto", True, False}
         Sample the item parameters on the latent scores standardized by their sample
         mean and sd (the same model; see :meth:`_standardized`); ``"auto"``: from
@@ -655,12 +700,18 @@ class MeasurementModel:
             raise ValueError("group_parameterization must be 'auto', 'centered' or 'noncentered', "
                              f"got {group_parameterization!r}")
         self.group_parameterization = group_parameterization
-        if latent_parameterization not in ("auto", "centered", "noncentered"):
-            raise ValueError("latent_parameterization must be 'auto', 'centered' or 'noncentered', "
+        if latent_parameterization not in ("auto", "centered", "noncentered", "split"):
+            raise ValueError("latent_parameterization must be 'auto', 'centered', 'noncentered' or 'split', "
                              f"got {latent_parameterization!r}")
         self.latent_parameterization = latent_parameterization
         if standardized_scores not in ("auto", True, False):
             raise ValueError(f"standardized_scores must be 'auto', True or False, got {standardized_scores!r}")
+        if latent_parameterization == "split":
+            # the split scores are the standardized scores' own coordinates
+            if standardized_scores is False:
+                raise ValueError("latent_parameterization='split' samples standardized scores: it cannot be "
+                                 "combined with standardized_scores=False")
+            standardized_scores = True
         self._check_priors()
         if standardized_scores is True and not self._standardizable():
             raise ValueError("standardized_scores=True needs a LogNormal loading prior and an intercept prior with a "
@@ -701,6 +752,16 @@ class MeasurementModel:
         items = np.bincount(self.layout.construct, minlength=len(self.layout.constructs))
         return bool(sizes.min() >= self.CENTER_LATENT_AT and items.min() >= self.CENTER_LATENT_ITEMS)
 
+    def _latent_choice(self, gidx: np.ndarray, G: int) -> str:
+        """"centered", "noncentered" or "split" (centred scores sampled as their sample
+        mean, log sd and standardized shape, :func:`_split_scores`; ``"auto"`` takes it
+        where the scores are centred and the item parameters standardized)."""
+        if self.latent_parameterization in ("noncentered", "centered", "split"):
+            return self.latent_parameterization
+        if not self._latent_centered(gidx, G):
+            return "noncentered"
+        return "split" if self._standardized(len(gidx)) else "centered"
+
     #: ``standardized_scores="auto"`` samples the item parameters on the sample-standardized
     #: scores from this many firms
     STANDARDIZE_AT = 200
@@ -717,7 +778,9 @@ class MeasurementModel:
         intercepts and cutpoints trade off exactly against the mean of all latent scores and
         the loadings against their spread; only the scores' population prior (mean 0, sd 1)
         holds these directions, as loosely as one over the square root of the number of
-        firms.  A diagonal mass matrix cannot follow such ridges.  Standardized, the items
+        firms.  A diagonal mass matrix cannot follow such ridges (with centred scores the
+        sample mean and sd are best sampled as coordinates of their own: :func:`_split_scores`).
+        Standardized, the items
         see the scores centred and scaled by their own sample mean and sd across firms, and
         the free item parameters are those on that scale:
 
@@ -736,20 +799,24 @@ class MeasurementModel:
             return bool(self.standardized_scores)
         return n_firms >= self.STANDARDIZE_AT and self._standardizable()
 
-    def _standardized_items(self, pm, pt, eta, lp_pri):
+    def _standardized_items(self, pm, pt, eta, lp_pri, split=None):
         """Standardized scores for the likelihood, the loadings (free ``loading_std``,
         reported ``loading``) and the per-item shift of intercepts and cutpoints (see
-        :meth:`_standardized`)."""
+        :meth:`_standardized`).  ``split``: the standardized scores, sample means and sds
+        where the scores are sampled that way (:func:`_split_scores`)."""
         lay = self.layout
         inp = self._inputs
-        mean = eta.mean(axis=0)
-        sd = eta.std(axis=0)
+        if split is None:
+            mean, sd = eta.mean(axis=0), eta.std(axis=0)
+            standardized = (eta - mean) / sd
+        else:
+            standardized, mean, sd = split
         params = {k: inp.prior("loading", k, v) for k, v in lp_pri.items() if k != "dist"}
         params["mu"] = params["mu"] + pt.log(sd)[lay.construct]
         loading_std = pm.LogNormal("loading_std", **params, dims="item")
         loading = pm.Deterministic("loading", loading_std / sd[lay.construct], dims="item")
         shift = lay.sign * loading * mean[lay.construct]
-        return (eta - mean) / sd, loading_std, shift
+        return standardized, loading_std, shift
 
     # ---------------------------------------------------------------- helpers
     def _check_priors(self) -> None:
@@ -849,14 +916,17 @@ class MeasurementModel:
                 mu_f = pt.zeros((F, C))
 
             if self.parameterization == "latent":
-                self._latent_used = "centered" if self._latent_centered(self._group_codes, G) else "noncentered"
-                if self._latent_used == "centered":
+                self._latent_used = self._latent_choice(self._group_codes, G)
+                split = None
+                if self._latent_used == "split":
+                    eta, *split = _split_scores(pm, pt, mu_f, chol, lay.constructs, F)
+                elif self._latent_used == "centered":
                     eta = _centered_scores(pm, pt, mu_f, chol, lay.constructs)
                 else:
                     z = pm.Normal("z", 0.0, 1.0, dims=("firm", "construct"))
                     eta = pm.Deterministic("eta", mu_f + z @ chol.T, dims=("firm", "construct"))
                 if self._standardized_used:
-                    eta, loading, shift = self._standardized_items(pm, pt, eta, lp_pri)
+                    eta, loading, shift = self._standardized_items(pm, pt, eta, lp_pri, split)
                 else:
                     shift = None
                 self._likelihoods(pm, pt, X, eta, loading, std, shift=shift)
@@ -1037,8 +1107,8 @@ class MeasurementModel:
         sampler, mass matrix, package versions and the diagnostics verdict.
 
         ``target_accept``: a number in (0, 1), or ``"auto"`` (:data:`AUTO_TARGET_ACCEPT`:
-        0.9 with nutpie, 0.95 with PyMC's NUTS); default the spec's ``[sampler]``.  The
-        attrs record the number used.
+        0.9 with nutpie, 0.95 with PyMC's NUTS; with nutpie 0.8 from :data:`LARGE_FIRMS`
+        firms); default the spec's ``[sampler]``.  The attrs record the number used.
 
         ``mass_matrix``: ``"diag"`` (diagonal), ``"low_rank"`` (nutpie's diagonal plus
         low-rank adaptation, nutpie only) or ``"auto"``: low-rank with nutpie from
@@ -1062,7 +1132,7 @@ class MeasurementModel:
             sampler = auto_sampler()
         if sampler not in ("pymc", "nutpie"):
             raise ValueError(f"sampler must be 'pymc', 'nutpie' or 'auto', got {sampler!r}")
-        target_accept = resolve_target_accept(target_accept or s["target_accept"], sampler)
+        target_accept = resolve_target_accept(target_accept or s["target_accept"], sampler, survey.n_firms)
         if mass_matrix not in ("auto", "diag", "low_rank"):
             raise ValueError(f"mass_matrix must be 'auto', 'diag' or 'low_rank', got {mass_matrix!r}")
         if mass_matrix == "low_rank" and sampler != "nutpie":
@@ -1331,7 +1401,11 @@ class MeasurementModel:
         """
         import pymc as pm
 
-        model = self.build(survey)
+        # the same model without the change of variables: the split scores' mean and log sd
+        # have flat densities, which cannot be drawn forward
+        plain = MeasurementModel(self.spec, group=self.group, parameterization=self.parameterization,
+                                 group_parameterization=self.group_parameterization, standardized_scores=False)
+        model = plain.build(survey)
         names = [v.name for v in model.free_RVs] + [d.name for d in model.deterministics]
         with model, warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -1446,8 +1520,9 @@ _DIAG_SKIP = ("corr_cpc", "group_z", "group_c")
 
 
 def is_score_variable(name: str) -> bool:
-    """Whether a free variable holds the per-firm latent scores: ``z`` (non-centred) or the
-    centred columns ``eta_<construct>`` (both duplicate the deterministic ``eta``)."""
+    """Whether a free variable holds the per-firm latent scores: ``z`` (non-centred), the
+    centred columns ``eta_<construct>``, or the split scores' ``eta_u``, ``eta_mean`` and
+    ``eta_logsd`` (all imply the deterministic ``eta``)."""
     return name == "z" or name.startswith("eta_")
 
 

@@ -713,8 +713,9 @@ def _section_methods(b: _Builder, spec: Spec, idata) -> None:
         "industry has at least 200 firms and every construct at least 6 items: see latent_parameterization "
         "in the settings table). From 200 firms the item parameters are sampled on the latent scores "
         "standardized by their own sample mean and sd (loading * sd, intercepts and cutpoints moved by "
-        "sign * loading * mean, their priors moved with them): standardized_scores in the settings table. "
-        "The parameterizations give the same model; they differ in how well the sampler moves.",
+        "sign * loading * mean, their priors moved with them): standardized_scores in the settings table; "
+        "centred scores are then sampled as each construct's sample mean, log sd and standardized shape "
+        "(latent_parameterization split). The parameterizations give the same model; they differ in how well the sampler moves.",
         "Item non-response: the likelihood runs over the answered cells only; nothing is imputed.",
         "Convergence thresholds: R-hat <= {rhat}, bulk and tail ESS >= {ess_bulk}, {divergences} divergent "
         "transitions, E-BFMI >= {ebfmi}.".format(**THRESHOLDS),

@@ -70,7 +70,8 @@ DEFAULT_SAMPLER: dict[str, Any] = {
     "draws": 1000,
     "tune": 1000,
     "chains": 4,
-    # "auto": 0.9 with nutpie, 0.95 with PyMC's NUTS (measured: see measurement.AUTO_TARGET_ACCEPT)
+    # "auto": 0.9 with nutpie (0.8 from 2,000 firms), 0.95 with PyMC's NUTS (measured: see
+    # measurement.AUTO_TARGET_ACCEPT)
     "target_accept": "auto",
     "sampler": "auto",  # nutpie where installed (faster here), else PyMC NUTS
     "quick_draws": 300,
