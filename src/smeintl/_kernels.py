@@ -91,23 +91,36 @@ def _softplus(x):
 
 
 @_jit
-def _ordinal_cell(lin, lo, hi):
+def _category_parts(cut):
+    """For each position k of the padded cutpoints, log(1 - d) and d / (1 - d) with
+    d = exp(cut[k] - cut[k + 1]): the parts of :func:`_ordinal_cell` that depend on the
+    category's two cutpoints only, once per call instead of once per answer.  (The last
+    position of each item pairs it with the next item's first: never read.)"""
+    log1m = np.empty(cut.size)
+    ratio = np.empty(cut.size)
+    for k in range(cut.size - 1):
+        d = math.exp(cut[k] - cut[k + 1])
+        log1m[k] = math.log1p(-d)
+        ratio[k] = d / (1.0 - d)
+    return log1m, ratio
+
+
+@_jit
+def _ordinal_cell(lin, lo, hi, log1m_d, r):
     """log(sigmoid(lin - lo) - sigmoid(lin - hi)) and its derivatives in a = lin - lo, b = lin - hi.
 
-    log sigmoid(a) + log sigmoid(-b) + log(1 - exp(b - a))
-        = (a - |a|)/2 - (b + |b|)/2 + log((1 - exp(b - a)) / ((1 + exp(-|a|)) (1 + exp(-|b|)))),
+    log sigmoid(a) + log sigmoid(-b) + log(1 - d),  d = exp(b - a) = exp(lo - hi),
+        = (a - |a|)/2 - (b + |b|)/2 + log(1 - d) - log((1 + exp(-|a|)) (1 + exp(-|b|))),
 
-    three exponentials and one logarithm, which the derivatives reuse.  Exact in both tails
-    (where PyMC's difference of probabilities underflows); ``1 - exp(b - a)`` loses relative
-    precision when two cutpoints nearly coincide (an absolute error of about 1e-16 / (a - b)).
-    ``(a - |a|)/2`` rather than ``min(a, 0)`` gives the right derivative at ``a = 0``."""
+    two exponentials and one logarithm per answer, which the derivatives reuse; ``log1m_d``
+    = log(1 - d) and ``r`` = d / (1 - d) come from :func:`_category_parts`.  Exact in both
+    tails (where PyMC's difference of probabilities underflows).  ``(a - |a|)/2`` rather
+    than ``min(a, 0)`` gives the right derivative at ``a = 0``."""
     a = lin - lo
     b = lin - hi
     ea, sa = _log_sigmoid_parts(a)
     eb, sb = _log_sigmoid_parts(b)
-    d = math.exp(b - a)
-    lp = 0.5 * (a - b - abs(a) - abs(b)) + math.log((1.0 - d) / ((1.0 + ea) * (1.0 + eb)))
-    r = d / (1.0 - d)
+    lp = 0.5 * (a - b - abs(a) - abs(b)) + log1m_d - math.log((1.0 + ea) * (1.0 + eb))
     return lp, 1.0 - sa + r, -sb - r
 
 
@@ -142,10 +155,12 @@ def _add_lin(g_eta, g_sig, g1, e, it, j, dl, s, x):
 
 @_jit
 def _ordinal(eta, signed, p1, p2, p3, e, it, j, pos, yf, g_eta, g_sig, g1, g2, g3):
+    log1m_d, ratio = _category_parts(p2)
     acc = 0.0
     for i in range(e.size):
         x, s, lin = _lin(eta, signed, p1, e[i], it[i], j[i])
-        lp, da, db = _ordinal_cell(lin, p2[pos[i]], p2[pos[i] + 1])
+        k = pos[i]
+        lp, da, db = _ordinal_cell(lin, p2[k], p2[k + 1], log1m_d[k], ratio[k])
         acc += lp
         dl = da + db
         _add_lin(g_eta, g_sig, g1, e[i], it[i], j[i], dl, s, x)
@@ -158,11 +173,13 @@ def _ordinal(eta, signed, p1, p2, p3, e, it, j, pos, yf, g_eta, g_sig, g1, g2, g
 def _percent(eta, signed, p1, p2, p3, e, it, j, pos, yf, g_eta, g_sig, g1, g2, g3):
     """Ordinal category (0 %, inside, 100 %; padded width 4 per item) plus the Beta value inside."""
     lg_phi, psi_phi = _lgamma_psi(p3)
+    log1m_d, ratio = _category_parts(p2)
     acc = 0.0
     for i in range(e.size):
         jj = j[i]
         x, s, lin = _lin(eta, signed, p1, e[i], it[i], jj)
-        lp, da, db = _ordinal_cell(lin, p2[pos[i]], p2[pos[i] + 1])
+        k = pos[i]
+        lp, da, db = _ordinal_cell(lin, p2[k], p2[k + 1], log1m_d[k], ratio[k])
         dl = da + db
         g2[pos[i]] -= da
         g2[pos[i] + 1] -= db
