@@ -44,7 +44,7 @@ else:
     survey = simulate_survey(spec, cfg["n"], truth, n_groups=5, missing=0.03, random_seed=1).survey
 t0 = time.perf_counter()
 idata = MeasurementModel(spec, parameterization=cfg["param"]).fit(
-    survey, draws=cfg["draws"], tune=cfg["tune"], chains=cfg["chains"], random_seed=1,
+    survey, draws=cfg["draws"], tune=cfg["tune"], chains=cfg["chains"], random_seed=cfg["seed"],
     sampler=cfg["sampler"], progressbar=False, log_likelihood=cfg["n"] <= 2000,
     posterior_predictive=cfg["n"] <= 2000)
 wall = time.perf_counter() - t0
@@ -86,9 +86,10 @@ def _child(code: str, arg: str, env=None) -> dict:
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-def bench_fit(n: int, sampler: str, spec: str, param: str, draws: int, tune: int, chains: int) -> dict:
+def bench_fit(n: int, sampler: str, spec: str, param: str, draws: int, tune: int, chains: int,
+              seed: int = 1) -> dict:
     cfg = dict(n=n, sampler=sampler, spec=str(ROOT / spec), data=str(ROOT / "data/hitachi_synthetic.csv"),
-               param=param, draws=draws, tune=tune, chains=chains)
+               param=param, draws=draws, tune=tune, chains=chains, seed=seed)
     res = _child(FIT_CHILD, json.dumps(cfg))
     if "error" not in res:
         res["ess_per_s"] = res["min_ess_bulk"] / res["sample_s"]
@@ -192,6 +193,7 @@ def main(argv=None) -> int:
     ap.add_argument("--draws", type=int, default=1000)
     ap.add_argument("--tune", type=int, default=1000)
     ap.add_argument("--chains", type=int, default=4)
+    ap.add_argument("--seed", type=int, default=1, help="sampler seed of the fit rows (default 1; the data are fixed)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results.csv"))
     a = ap.parse_args(argv)
     TIMEOUT[0] = a.timeout
@@ -212,12 +214,14 @@ def main(argv=None) -> int:
         for n in a.sizes:
             for s in a.samplers:
                 add(f"fit hitachi n={n} {s}",
-                    bench_fit(0 if n == 41 else n, s, "models/hitachi.toml", "auto", a.draws, a.tune, a.chains))
+                    bench_fit(0 if n == 41 else n, s, "models/hitachi.toml", "auto", a.draws, a.tune, a.chains,
+                              a.seed))
     if "continuous" in a.rows:
         for param in ("marginal", "latent"):
             for s in a.samplers:
                 add(f"fit continuous n=1000 {param} {s}",
-                    bench_fit(1000, s, "tests/data/specs/continuous_two.toml", param, a.draws, a.tune, a.chains))
+                    bench_fit(1000, s, "tests/data/specs/continuous_two.toml", param, a.draws, a.tune, a.chains,
+                              a.seed))
     if "study" in a.rows:
         for s in a.samplers:
             for w in (1, 2):
