@@ -53,6 +53,22 @@ def test_fit_samples_cleanly(hitachi_fit):
     assert d.max_rhat < 1.1
 
 
+def test_rhat_problem_counts_the_values_over_the_threshold():
+    """A failed R-hat names the worst variable and how many of its values are over the
+    threshold (a few of many latent scores vs a whole parameter vector)."""
+    import arviz as az
+
+    rng = np.random.default_rng(3)
+    eta = rng.normal(size=(2, 2000, 50))
+    eta[1, :, :2] += 1.0  # two scores whose chains disagree
+    idata = az.from_dict(posterior={"eta": eta, "group_sd": rng.normal(size=(2, 2000))},
+                         sample_stats={"diverging": np.zeros((2, 2000), dtype=bool)})
+    d = diagnose(idata)
+    assert d.failed and d.worst["rhat"] == "eta"
+    assert any(p.startswith("R-hat") and "(worst: eta; 2 of 50 values over): chains disagree" in p
+               for p in d.problems), d.problems
+
+
 def test_posterior_predictive_respects_scales(hitachi_fit, hitachi_spec):
     pp = hitachi_fit.posterior_predictive
     for it in hitachi_spec.items:

@@ -1573,7 +1573,12 @@ def diagnose(idata, var_names: list[str] | None = None) -> Diagnostics:
     n_draws = int(post.sizes["chain"] * post.sizes["draw"])
     problems = []
     if not (max_rhat <= THRESHOLDS["rhat"]):
-        problems.append(f"R-hat {max_rhat:.3f} > {THRESHOLDS['rhat']} (worst: {w_rhat}): chains disagree")
+        # how many values of the worst variable are over: a few of 20,000 latent scores is
+        # another picture than every loading
+        vals = np.asarray(rhat[w_rhat].values, dtype=float).ravel()
+        vals = vals[np.isfinite(vals)]
+        share = f"; {int((vals > THRESHOLDS['rhat']).sum())} of {vals.size} values over" if vals.size > 1 else ""
+        problems.append(f"R-hat {max_rhat:.3f} > {THRESHOLDS['rhat']} (worst: {w_rhat}{share}): chains disagree")
     if not (min_essb >= THRESHOLDS["ess_bulk"]):
         problems.append(f"bulk ESS {min_essb:.0f} < {THRESHOLDS['ess_bulk']} (worst: {w_essb}): too few effective draws")
     if not (min_esst >= THRESHOLDS["ess_tail"]):
