@@ -67,6 +67,10 @@ def test_rhat_problem_counts_the_values_over_the_threshold():
     assert d.failed and d.worst["rhat"] == "eta"
     assert any(p.startswith("R-hat") and "(worst: eta; 2 of 50 values over): chains disagree" in p
                for p in d.problems), d.problems
+    # one chain: no R-hat at all, still a failed verdict and a message, not an error
+    one = az.from_dict(posterior={"eta": eta[:1]}, sample_stats={"diverging": np.zeros((1, 2000), dtype=bool)})
+    d1 = diagnose(one)
+    assert d1.failed and any(p.startswith("R-hat nan") for p in d1.problems), d1.problems
 
 
 def test_posterior_predictive_respects_scales(hitachi_fit, hitachi_spec):

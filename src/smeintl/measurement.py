@@ -1575,7 +1575,8 @@ def diagnose(idata, var_names: list[str] | None = None) -> Diagnostics:
     if not (max_rhat <= THRESHOLDS["rhat"]):
         # how many values of the worst variable are over: a few of 20,000 latent scores is
         # another picture than every loading
-        vals = np.asarray(rhat[w_rhat].values, dtype=float).ravel()
+        # (no finite R-hat at all, e.g. one chain: no worst variable)
+        vals = np.asarray(rhat[w_rhat].values if w_rhat else [], dtype=float).ravel()
         vals = vals[np.isfinite(vals)]
         share = f"; {int((vals > THRESHOLDS['rhat']).sum())} of {vals.size} values over" if vals.size > 1 else ""
         problems.append(f"R-hat {max_rhat:.3f} > {THRESHOLDS['rhat']} (worst: {w_rhat}{share}): chains disagree")
