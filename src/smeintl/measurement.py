@@ -378,23 +378,32 @@ def _pattern_statistics(Z: np.ndarray, groups: np.ndarray) -> dict[str, np.ndarr
             "s2_pattern": np.array(s2).reshape(-1, I, I), "n_pattern": np.array(n_pat)}
 
 
-def _centered_scores(pm, pt, mu_f, chol, constructs: Sequence[str]):
-    """Latent scores eta_f ~ MvNormal(mu_f, L L') for every firm, sampled centred.
-
-    Written as a chain of univariate normals, eta_c | eta_<c ~ Normal(mu_c + sum_k<c L_ck z_k,
-    L_cc) with z_k = (eta_k - mean_k) / L_kk, one free variable ``eta_<construct>`` per
-    construct (its density is exactly the multivariate normal's).  PyMC's ``MvNormal`` with
-    a (firm, construct) mean solves one triangular system per firm: about 10 ms of extra
-    gradient time at 10,000 firms against next to nothing here.  ``eta`` stacks the columns.
-    """
+def _normal_chain(mu_f, chol, n_constructs: int, column):
+    """The multivariate normal eta_f ~ MvNormal(mu_f, L L') as a chain of univariate normals,
+    eta_c | eta_<c ~ Normal(mu_c + sum_k<c L_ck z_k, L_cc) with z_k = (eta_k - mean_k) / L_kk.
+    ``column(c, mean, sigma)`` returns construct c's column of scores (a free variable, or
+    a given column whose density it records); returns the columns."""
     zs, cols = [], []
-    for c, name in enumerate(constructs):
+    for c in range(n_constructs):
         mean = mu_f[:, c]
         for k in range(c):
             mean = mean + chol[c, k] * zs[k]
-        e = pm.Normal(f"eta_{name}", mean, chol[c, c], dims="firm")
+        e = column(c, mean, chol[c, c])
         zs.append((e - mean) / chol[c, c])
         cols.append(e)
+    return cols
+
+
+def _centered_scores(pm, pt, mu_f, chol, constructs: Sequence[str]):
+    """Latent scores eta_f ~ MvNormal(mu_f, L L') for every firm, sampled centred.
+
+    Written as a chain of univariate normals (:func:`_normal_chain`), one free variable
+    ``eta_<construct>`` per construct (its density is exactly the multivariate normal's).  PyMC's ``MvNormal`` with
+    a (firm, construct) mean solves one triangular system per firm: about 10 ms of extra
+    gradient time at 10,000 firms against next to nothing here.  ``eta`` stacks the columns.
+    """
+    cols = _normal_chain(mu_f, chol, len(constructs),
+                         lambda c, mean, sigma: pm.Normal(f"eta_{constructs[c]}", mean, sigma, dims="firm"))
     return pm.Deterministic("eta", pt.stack(cols, axis=1), dims=("firm", "construct"))
 
 
@@ -420,14 +429,14 @@ def _split_scores(pm, pt, mu_f, chol, constructs: Sequence[str], n_firms: int):
     sd = pt.exp(logsd)
     shape = (u - u.mean(axis=0)) / u.std(axis=0)
     eta = pm.Deterministic("eta", loc + sd * shape, dims=("firm", "construct"))
-    logp, zs = 0.0, []
-    for c in range(len(constructs)):
-        mean = mu_f[:, c]
-        for k in range(c):
-            mean = mean + chol[c, k] * zs[k]
-        zs.append((eta[:, c] - mean) / chol[c, c])
-        logp = logp + pm.logp(pm.Normal.dist(mean, chol[c, c]), eta[:, c]).sum()
-    pm.Potential("eta_prior", logp + (n_firms - 1) * logsd.sum())
+    logps = []
+
+    def column(c, mean, sigma):
+        logps.append(pm.logp(pm.Normal.dist(mean, sigma), eta[:, c]).sum())
+        return eta[:, c]
+
+    _normal_chain(mu_f, chol, len(constructs), column)
+    pm.Potential("eta_prior", sum(logps) + (n_firms - 1) * logsd.sum())
     return eta, shape, loc, sd
 
 
