@@ -521,6 +521,41 @@ class Comparison:
     def n_draws(self) -> int:
         return int(self.true_types.shape[0])
 
+    def summary(self) -> pd.DataFrame:
+        """The headline findings, one row per finding (index ``finding``): ``title``,
+        ``deterministic`` (the original method's verdict; None when it cannot say),
+        ``posterior_probability``, ``replicated_probability`` and ``verdict`` (all
+        columns, with the definitions, are in :attr:`findings`)."""
+        titles = {f.key: f.title for f in FINDINGS}
+        cols = ["deterministic", "posterior_probability", "replicated_probability", "verdict"]
+        table = self.findings.set_index("finding")[cols].copy()
+        table.insert(0, "title", [titles.get(k, k) for k in table.index])
+        return table
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serializable summary: the findings table (every column), the agreement,
+        the number of firms and draws, the interval probability, type names and notes
+        (without the per-firm tables and the draws; NaN as None)."""
+
+        def clean(v):
+            if isinstance(v, (np.bool_, bool)):
+                return bool(v)
+            if isinstance(v, (np.integer, int)):
+                return int(v)
+            if isinstance(v, (np.floating, float)):
+                return float(v) if math.isfinite(v) else None
+            return None if v is None or v is pd.NA else v
+
+        return {
+            "n_firms": len(self.firm_ids),
+            "n_draws": self.n_draws,
+            "prob": float(self.prob),
+            "type_names": list(self.type_names),
+            "findings": [{k: clean(v) for k, v in row.items()} for row in self.findings.to_dict(orient="records")],
+            "agreement": {k: clean(v) for k, v in self.agreement.items()},
+            "notes": list(self.notes),
+        }
+
     def text(self) -> str:
         """The findings table and the agreement line, as plain text."""
         pct = f"{100 * self.prob:g}%"

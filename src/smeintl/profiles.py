@@ -95,6 +95,7 @@ __all__ = [
     "baseline_test",
     "outcome_relation",
     "DeterministicResult",
+    "SummaryDict",
     "run_deterministic",
 ]
 
@@ -651,14 +652,47 @@ def _counts(codes: np.ndarray, names: Sequence[str]) -> dict[str, Any]:
     }
 
 
+class SummaryDict(dict):
+    """The summary of a :class:`DeterministicResult`: the JSON-serializable dict
+    (``result.summary["types"]``, written as ``summary.json``) that, called, gives the
+    headline table as a DataFrame (``result.summary()``), like the ``summary()`` of the
+    other result objects."""
+
+    __slots__ = ()
+
+    def __call__(self) -> pd.DataFrame:
+        return _headline_table(self)
+
+
+def _headline_table(s: Mapping[str, Any]) -> pd.DataFrame:
+    """One row per ideal type (nearest-type counts) and per threshold flag: ``kind``
+    (``type`` / ``flag``), ``name``, ``rule``, ``count``, ``n`` (firms with the needed
+    indices), ``share`` (NaN when ``n`` is 0)."""
+    t = s["types"]
+    rows = [
+        {"kind": "type", "name": nm, "rule": "nearest ideal type", "count": t["counts"][nm], "n": t["n_typed"],
+         "share": t["shares"][nm]}
+        for nm in t["names"]
+    ]
+    rows += [
+        {"kind": "flag", "name": fn, "rule": f["rule"], "count": f["count"], "n": f["n"], "share": f["share"]}
+        for fn, f in s["flags"].items()
+    ]
+    table = pd.DataFrame(rows, columns=["kind", "name", "rule", "count", "n", "share"])
+    table["share"] = table["share"].astype(float)
+    return table
+
+
 @dataclass(frozen=True, eq=False)
 class DeterministicResult:
     """Result of :func:`run_deterministic`.
 
     ``firms``: one row per firm (see :func:`run_deterministic`); ``summary``: a
-    JSON-serializable dict; ``indices``: the :class:`~smeintl.indices.IndicesResult`;
+    JSON-serializable dict (a :class:`SummaryDict`: ``summary()`` is the headline table
+    as a DataFrame); ``indices``: the :class:`~smeintl.indices.IndicesResult`;
     ``empirical`` and ``baseline``: the empirical ideal and baseline test (None
-    without an outcome); ``spec``: the spec used.
+    without an outcome); ``spec``: the spec used.  :meth:`text` is the summary as
+    plain text, :meth:`to_dict` a plain copy of the summary dict.
     """
 
     firms: pd.DataFrame
@@ -668,9 +702,21 @@ class DeterministicResult:
     empirical: EmpiricalIdealResult | None = None
     baseline: BaselineResult | None = None
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.summary, SummaryDict):
+            object.__setattr__(self, "summary", SummaryDict(self.summary))
+
     def summary_text(self) -> str:
         """A readable plain-text table of the summary."""
         return _summary_text(self.summary)
+
+    def text(self) -> str:
+        """The summary as readable plain text (same as :meth:`summary_text`)."""
+        return self.summary_text()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The summary as a plain JSON-serializable dict (a copy; what ``summary.json`` holds)."""
+        return _jsonable(self.summary)
 
 
 def _outcome_series(survey: Any, spec: Spec, ids: pd.Index) -> pd.Series | None:
