@@ -14,33 +14,25 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from .api import DEFAULT_SEED, fit_settings
+from .errors import UserError
+from .resources import DEFAULT_DATA, DEFAULT_SPEC, bundled_path
+
 EXIT_USAGE = 2
 
-
-class UserError(Exception):
-    """A mistake the user can fix; printed without a traceback."""
-
-
-def _repo_default(rel: str) -> Path:
-    """A bundled file: next to the source tree, else relative to the working directory."""
-    here = Path(__file__).resolve().parents[2] / rel
-    return here if here.exists() else Path(rel)
-
-
-DEFAULT_DATA = "data/hitachi_synthetic.csv"
-DEFAULT_SPEC = "models/hitachi.toml"
+__all__ = ["main", "build_parser", "UserError", "EXIT_USAGE"]
 
 
 def _spec(path: str | None):
     from .spec import load_spec
 
-    return load_spec(path or _repo_default(DEFAULT_SPEC))
+    return load_spec(path or bundled_path(DEFAULT_SPEC))
 
 
 def _survey(path: str | None, spec):
     from .data import load_survey
 
-    return load_survey(path or _repo_default(DEFAULT_DATA), spec)
+    return load_survey(path or bundled_path(DEFAULT_DATA), spec)
 
 
 def _prepare_out(out: Path, force: bool, what: str) -> None:
@@ -99,15 +91,8 @@ def cmd_indices(args) -> int:
 
 
 def _fit_kwargs(args, spec) -> dict:
-    quick = getattr(args, "quick", False)
-    s = spec.sampler
-    return dict(
-        draws=args.draws or (s["quick_draws"] if quick else s["draws"]),
-        tune=args.tune if args.tune is not None else (s["quick_tune"] if quick else s["tune"]),
-        chains=args.chains or (s["quick_chains"] if quick else s["chains"]),
-        random_seed=args.seed,
-        sampler=args.sampler,
-    )
+    kw = fit_settings(spec, quick=getattr(args, "quick", False), draws=args.draws, tune=args.tune, chains=args.chains)
+    return dict(kw, random_seed=args.seed, sampler=args.sampler)
 
 
 def cmd_fit(args) -> int:
@@ -255,7 +240,7 @@ def _add_sampling(p):
     p.add_argument("--draws", type=int, default=None, help="draws per chain (default from the spec)")
     p.add_argument("--tune", type=int, default=None, help="tuning steps per chain (default from the spec)")
     p.add_argument("--chains", type=int, default=None, help="number of chains (default from the spec)")
-    p.add_argument("--seed", type=int, default=20190601, help="random seed (default 20190601)")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED})")
     p.add_argument("--sampler", choices=["pymc", "nutpie", "auto"], default=None, help="NUTS implementation")
     p.add_argument("--no-group", action="store_true", help="switch the industry level off")
     p.add_argument("--no-progress", action="store_true", help="hide the sampler's progress bar")
@@ -300,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("prior-check", help="what the priors imply on the data scale")
     _add_common(p, data_optional=True)
     p.add_argument("--draws", type=int, default=500, help="prior draws (default 500)")
-    p.add_argument("--seed", type=int, default=20190601)
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED)
     p.add_argument("--no-group", action="store_true")
     p.set_defaults(func=cmd_prior_check)
 
@@ -319,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="survey file (default: the one the fit was made on)")
     p.add_argument("--out", default=None, help="output folder (default reports/<fit>-robustness)")
     p.add_argument("--checks", nargs="+", default=None, help="run only these checks (default: all)")
-    p.add_argument("--seed", type=int, default=20190601, help="seed of the bootstrap and the refits")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the bootstrap and the refits")
     p.add_argument("--bootstrap", type=int, default=2000, help="firm bootstrap replicates (default 2000)")
     p.add_argument("--models", nargs="+", choices=MODEL_VARIANTS, default=list(MODEL_VARIANTS),
                    help="alternative models of the model comparison (default: all)")

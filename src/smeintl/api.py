@@ -1,0 +1,533 @@
+"""The main job as a Python function: :func:`analyze` and its :class:`Analysis`.
+
+``analyze`` runs the steps of ``smeintl run`` in memory: validate the data, the
+deterministic ideal-profile method, the fit of the measurement model, its diagnostics,
+the posterior predictive comparison and the robustness checks.  The returned
+:class:`Analysis` holds every result; :meth:`Analysis.write_report` writes the report
+folder that ``smeintl run`` writes (the command is ``analyze`` followed by
+``write_report``), atomically: into a temporary folder next to the target, renamed at the
+end, so a failed or interrupted write leaves no half report, and an existing folder is
+replaced only with ``force=True``.
+
+    >>> import smeintl
+    >>> analysis = smeintl.analyze(quick=True)          # the bundled data and instrument
+    >>> analysis.summary()                              # the headline findings
+    >>> analysis.write_report("reports/first-look")
+
+Nothing here imports the command line (:mod:`smeintl.cli`), and PyMC and ArviZ are
+imported only when a function runs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+from .errors import UserError
+from .resources import DEFAULT_DATA, DEFAULT_SPEC, bundled_path
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .data import Survey
+    from .spec import Spec
+
+__all__ = [
+    "analyze",
+    "Analysis",
+    "DEFAULT_SEED",
+    "STEPS",
+    "Steps",
+    "atomic_folder",
+    "ensure_new",
+    "fit_settings",
+]
+
+#: the default random seed of the main job (``smeintl run --seed``)
+DEFAULT_SEED = 20190601
+
+#: the steps of the main job, in order (their names are the keys of the manifest's timings)
+STEPS: tuple[str, ...] = (
+    "validate the data",
+    "deterministic ideal-profile method",
+    "fit the measurement model",
+    "diagnostics and parameter tables",
+    "posterior predictive comparison",
+    "robustness checks",
+    "write the report",
+)
+
+
+# ---------------------------------------------------------------------------
+# building blocks: the atomic output folder and the step announcements
+# ---------------------------------------------------------------------------
+def ensure_new(target: str | Path, *, force: bool = False) -> Path:
+    """Refuse an existing ``target`` unless ``force`` (before any work is done)."""
+    target = Path(target)
+    if target.exists() and not force:
+        raise UserError(f"{target} exists; pass --force to overwrite it (nothing was written)")
+    return target
+
+
+@contextmanager
+def atomic_folder(target: str | Path, *, force: bool = False):
+    """Yield a temporary folder that replaces ``target`` only when the block succeeds."""
+    target = ensure_new(target, force=force)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    tmp.chmod(0o755)  # mkdtemp makes it private; a report folder is meant to be shared
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{time.time_ns()}")
+        target.rename(old)
+        tmp.rename(target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(target)
+
+
+_STDOUT = object()  # "sys.stdout at the time of use" (pytest and notebooks replace it)
+
+
+def _stream(log: Any):
+    """The stream of the step announcements: ``True`` (or the default) sys.stdout at call
+    time, ``False``/``None`` none, else the file-like object given."""
+    if log is True or log is _STDOUT:
+        return sys.stdout
+    if log is None or log is False:
+        return None
+    return log
+
+
+class Steps:
+    """Announces each step, times it, and records the timings for the manifest.
+
+    ``stream``: where the announcements go (default sys.stdout; None: nowhere, the steps
+    are still timed); ``start``: the number of steps already done (a later part of the
+    same job continues the count).
+    """
+
+    def __init__(self, total: int, stream: Any = _STDOUT, *, start: int = 0):
+        self.total = total
+        self.k = start
+        self.timings: dict[str, float] = {}
+        self.stream = _stream(stream)
+
+    def say(self, text: str) -> None:
+        """Print a line under the current step (nothing without a stream)."""
+        if self.stream is not None:
+            print(text, file=self.stream, flush=True)
+
+    @contextmanager
+    def step(self, name: str):
+        self.k += 1
+        self.say(f"[{self.k}/{self.total}] {name} ...")
+        t0 = time.perf_counter()
+        yield
+        dt = time.perf_counter() - t0
+        self.timings[name] = round(dt, 3)
+        self.say(f"[{self.k}/{self.total}] {name} done ({dt:.1f} s)")
+
+
+def fit_settings(spec: Spec, *, quick: bool = False, draws: int | None = None, tune: int | None = None,
+                 chains: int | None = None) -> dict[str, int]:
+    """Draws, tuning steps and chains of the main fit: those given, else the spec's
+    ``[sampler]`` settings (its ``quick_*`` ones for a quick run)."""
+    s = spec.sampler
+    return dict(
+        draws=draws or (s["quick_draws"] if quick else s["draws"]),
+        tune=tune if tune is not None else (s["quick_tune"] if quick else s["tune"]),
+        chains=chains or (s["quick_chains"] if quick else s["chains"]),
+    )
+
+
+# ---------------------------------------------------------------------------
+# inputs
+# ---------------------------------------------------------------------------
+def _is_path(x: Any) -> bool:
+    return isinstance(x, (str, os.PathLike))
+
+
+def _resolve_spec(spec: Any, data: Any) -> Spec:
+    from .data import Survey
+    from .spec import Spec, load_spec
+
+    if spec is None:
+        return data.spec if isinstance(data, Survey) else load_spec(bundled_path(DEFAULT_SPEC))
+    if isinstance(spec, Spec):
+        return spec
+    if _is_path(spec):
+        return load_spec(Path(spec))
+    raise TypeError(f"spec must be a path or a Spec (smeintl.load_spec), not {type(spec).__name__}")
+
+
+def _check_data(data: Any, spec: Spec) -> Any:
+    """The survey itself or the path to read it from; refuse a survey of another spec."""
+    from .data import Survey
+
+    if data is None:
+        return bundled_path(DEFAULT_DATA)
+    if isinstance(data, Survey):
+        if data.spec.hash != spec.hash:
+            raise UserError(
+                f"the survey ({data.source}) was validated against spec {data.spec.name} "
+                f"({data.spec.source}, hash {data.spec.hash[:12]}), not the given spec {spec.name} "
+                f"({spec.source}, hash {spec.hash[:12]}); pass spec=None or load the data with this spec"
+            )
+        return data
+    if _is_path(data):
+        return Path(data)
+    raise TypeError(f"data must be a path or a Survey (smeintl.load_survey), not {type(data).__name__}")
+
+
+def _file(source: str) -> Path | None:
+    """The file a spec or survey was read from; None for one built from text or a frame."""
+    return None if not source or source.startswith("<") else Path(source)
+
+
+# ---------------------------------------------------------------------------
+# the analysis
+# ---------------------------------------------------------------------------
+def analyze(
+    data: str | os.PathLike | Survey | None = None,
+    *,
+    spec: str | os.PathLike | Spec | None = None,
+    seed: int = DEFAULT_SEED,
+    quick: bool = False,
+    group: bool = True,
+    robustness: bool = True,
+    draws: int | None = None,
+    tune: int | None = None,
+    chains: int | None = None,
+    sampler: str | None = None,
+    progress: bool = True,
+    log: Any = True,
+) -> Analysis:
+    """Run the main job on a survey and return its :class:`Analysis` (nothing is written).
+
+    ``data``: a survey file (.csv, .xlsx, .sav) or a :class:`~smeintl.data.Survey`
+    (default: the bundled ``data/hitachi_synthetic.csv``); ``spec``: an instrument spec
+    file or a :class:`~smeintl.spec.Spec` (default: the survey's own spec when ``data`` is
+    a Survey, else the bundled ``models/hitachi.toml``); a Survey validated against
+    another spec is refused.  ``seed``: the seed of the fit and the robustness checks;
+    ``quick``: the spec's short chains (``quick_*`` sampler settings) and only the
+    robustness checks that do not refit the model; ``group``: the industry level of the
+    model; ``robustness``: run the robustness checks; ``draws``, ``tune``, ``chains``,
+    ``sampler``: override the spec's sampler settings; ``progress``: the samplers'
+    progress bars; ``log``: where the step announcements go (True: stdout, False: nowhere,
+    or a file-like object).
+
+    On a cold compile cache with every robustness check to run, the refits' models compile
+    in a second process while the main fit compiles and samples (see
+    :func:`smeintl.robustness.start_refit_compile`); it is stopped when ``analyze`` ends.
+
+    Raises :class:`~smeintl.data.DataError`, :class:`~smeintl.spec.SpecError`,
+    :class:`~smeintl.errors.UserError` (a mismatch of data and spec) for the user's
+    mistakes, and lets KeyboardInterrupt through.
+    """
+    from .data import load_survey
+    from .measurement import MeasurementModel, summarize_fit
+    from .predictive import compare
+    from .profiles import run_deterministic
+
+    t_all = time.perf_counter()
+    spec_obj = _resolve_spec(spec, data)
+    source = _check_data(data, spec_obj)
+    quick, robustness, group = bool(quick), bool(robustness), bool(group)
+    fit_kw = fit_settings(spec_obj, quick=quick, draws=draws, tune=tune, chains=chains)
+    steps = Steps(total=len(STEPS), stream=log)
+    say = steps.say
+
+    with steps.step(STEPS[0]):
+        survey = source if not isinstance(source, Path) else load_survey(source, spec_obj)
+        say(f"    {survey.n_firms} firms, {len(survey.group_names)} industries, "
+            f"{int(survey.missing.sum())} missing answers")
+    with steps.step(STEPS[1]):
+        det = run_deterministic(survey)
+    refit_compile = None
+    try:
+        with steps.step(STEPS[2]):
+            model = MeasurementModel(spec_obj, group=group)
+            say(f"    {model.parameterization} parameterization, {fit_kw['chains']} chains x "
+                f"{fit_kw['draws']} draws after {fit_kw['tune']} tuning, seed {seed}"
+                + (" (quick run)" if quick else ""))
+            if robustness and not quick:
+                from .robustness import start_refit_compile
+
+                # cold cache: the robustness refits' models compile on the second core meanwhile
+                # (stopped when analyze ends; the process is a daemon, and Ctrl-C reaches it too)
+                refit_compile = start_refit_compile(model, survey)
+                if refit_compile is not None:
+                    say("    compile cache cold: the robustness refits' models compile in a second process meanwhile")
+            idata = model.fit(survey, progressbar=progress, random_seed=seed, sampler=sampler, **fit_kw)
+        with steps.step(STEPS[3]):
+            fit_summary = summarize_fit(idata, spec_obj)
+            say("    " + fit_summary.diagnostics.text().replace("\n", "\n    "))
+        with steps.step(STEPS[4]):
+            comparison = compare(idata, survey, spec_obj)
+        robustness_result = None
+        with steps.step(STEPS[5]):
+            if not robustness:
+                say("    skipped (robustness checks not requested)")
+            else:
+                from .robustness import CHECKS, REFIT_CHECKS, run_robustness
+
+                checks = [c for c in CHECKS if c not in REFIT_CHECKS] if quick else None
+                if quick:
+                    say(f"    quick run: skipping the checks that refit the model ({', '.join(REFIT_CHECKS)})")
+                robustness_result = run_robustness(idata, survey, spec_obj, checks=checks, seed=seed,
+                                                   progress=progress, refit_compile=refit_compile)
+    finally:
+        if refit_compile is not None:  # run_robustness stops it too; here also on errors
+            refit_compile.stop()
+
+    return Analysis(
+        spec=spec_obj,
+        survey=survey,
+        deterministic=det,
+        idata=idata,
+        fit_summary=fit_summary,
+        comparison=comparison,
+        robustness=robustness_result,
+        seed=seed,
+        quick=quick,
+        group=group,
+        fit_settings=dict(fit_kw, sampler=sampler),
+        timings=dict(steps.timings),
+        seconds=round(time.perf_counter() - t_all, 3),
+        spec_path=_file(spec_obj.source),
+        data_path=_file(survey.source),
+        log=log,
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class Analysis:
+    """Everything :func:`analyze` found.
+
+    ``spec`` and ``survey`` (validated); ``deterministic`` the
+    :class:`~smeintl.profiles.DeterministicResult`; ``idata`` the fit (ArviZ
+    InferenceData) and ``fit_summary`` its parameter tables and ``diagnostics``;
+    ``comparison`` the :class:`~smeintl.predictive.Comparison`; ``robustness`` the
+    :class:`~smeintl.robustness.RobustnessResult` (None when not run); ``seed``,
+    ``quick``, ``group`` and ``fit_settings`` (draws, tune, chains, sampler as given) the
+    settings; ``timings`` seconds per step; ``seconds`` the whole analysis;
+    ``spec_path`` / ``data_path`` the files read (None for objects built in memory).
+
+    :meth:`summary` (DataFrame of the headline findings), :meth:`text` (prose),
+    :meth:`to_dict` (JSON-ready) and :meth:`write_report` (the ``smeintl run`` folder).
+    """
+
+    spec: Spec
+    survey: Survey
+    deterministic: Any
+    idata: Any
+    fit_summary: Any
+    comparison: Any
+    robustness: Any
+    seed: int
+    quick: bool
+    group: bool
+    fit_settings: dict[str, Any]
+    timings: dict[str, float]
+    seconds: float
+    spec_path: Path | None = None
+    data_path: Path | None = None
+    log: Any = field(default=True, repr=False)
+
+    # ---- views -------------------------------------------------------------
+    @property
+    def diagnostics(self):
+        """The fit's convergence diagnostics (``.failed``, ``.text()``, ``.to_dict()``)."""
+        return self.fit_summary.diagnostics
+
+    @property
+    def failed(self) -> bool:
+        """True when the fit failed its convergence diagnostics."""
+        return bool(self.diagnostics.failed)
+
+    def summary(self) -> Any:
+        """The headline findings: one row per finding (index ``finding``) with its title,
+        the deterministic method's verdict, the posterior and replicated probabilities and
+        the verdict (:meth:`Comparison.summary <smeintl.predictive.Comparison.summary>`),
+        and, when the robustness checks ran, ``robustness``: the variants whose verdict
+        equals their baseline's, of those evaluated."""
+        table = self.comparison.summary()
+        if self.robustness is not None:
+            agreement = self.robustness.summary()["agreement"]
+            table["robustness"] = [agreement.get(k) for k in table.index]
+        return table
+
+    def text(self) -> str:
+        """The analysis in prose: data, the deterministic types, the fit's diagnostics,
+        the findings with their probabilities and, when run, the robustness summary."""
+        s, sv = self.spec, self.survey
+        fs = self.fit_settings
+        L = [
+            f"Analysis of {sv.source} ({sv.n_firms} firms) with the instrument {s.name} ({s.source}); "
+            f"seed {self.seed}" + ("; quick run: short chains, not for conclusions" if self.quick else ""),
+            "",
+        ]
+        t = self.deterministic.summary["types"]
+        parts = []
+        for n in t["names"]:
+            share = t["shares"][n]
+            parts.append(f"{n} {t['counts'][n]}" + ("" if share is None else f" ({100 * share:.0f}%)"))
+        shares = ", ".join(parts)
+        L.append(f"Deterministic method (nearest ideal type, {t['n_typed']} firms typed): {shares}.")
+        L.append("")
+        L.append(
+            f"Measurement model: {self.idata.attrs.get('parameterization')} parameterization, "
+            f"{fs['chains']} chains x {fs['draws']} draws after {fs['tune']} tuning, "
+            f"sampler {self.idata.attrs.get('sampler')}."
+        )
+        L.append(self.diagnostics.text())
+        L.append("")
+        L.append(self.comparison.text())
+        L.append("")
+        if self.robustness is None:
+            L.append("Robustness checks: not run.")
+        else:
+            checks = self.robustness.checks
+            passed = sum(c.passed is True for c in checks)
+            not_passed = [c.name for c in checks if c.passed is False]
+            L.append(
+                f"Robustness checks: {len(checks)} run, {passed} passed"
+                + (f", not passed: {', '.join(not_passed)}" if not_passed else "")
+                + " (per finding: the column 'robustness' of summary(); details in .robustness.text())."
+            )
+        return "\n".join(L)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict: settings, provenance, diagnostics and each result's
+        ``to_dict()`` (without the per-firm tables and the draws)."""
+        rob = self.robustness
+        if rob is None:
+            rob_d = None
+        elif hasattr(rob, "to_dict"):
+            rob_d = rob.to_dict()
+        else:
+            rob_d = {"summary": rob.summary().reset_index().to_dict(orient="records")}
+        d = {
+            "spec": {"name": self.spec.name, "source": self.spec.source, "hash": self.spec.hash},
+            "data": {"source": self.survey.source, "hash": self.survey.data_hash, "n_firms": self.survey.n_firms},
+            "seed": self.seed,
+            "quick": self.quick,
+            "group": self.group,
+            "fit_settings": dict(self.fit_settings),
+            "sampler": self.idata.attrs.get("sampler"),
+            "parameterization": self.idata.attrs.get("parameterization"),
+            "diagnostics": self.diagnostics.to_dict(),
+            "diagnostics_verdict": "FAILED" if self.failed else "passed",
+            "deterministic": self.deterministic.to_dict(),
+            "comparison": self.comparison.to_dict(),
+            "robustness": rob_d,
+            "timings_s": dict(self.timings),
+            "seconds": self.seconds,
+        }
+        return _json_safe(d)
+
+    def manifest(self) -> dict[str, Any]:
+        """The provenance of the analysis as written to ``manifest.json`` (timings of the
+        analysis's steps; :meth:`write_report` adds its own and the total)."""
+        from .measurement import versions
+
+        return {
+            "smeintl_report": 1,
+            "spec_source": self.spec.source,
+            "spec_hash": self.spec.hash,
+            "spec_text": self.spec.text,
+            "data_source": self.survey.source,
+            "data_hash": self.survey.data_hash,
+            "seed": self.seed,
+            "quick": self.quick,
+            "sampler": self.idata.attrs.get("sampler"),
+            "parameterization": self.idata.attrs.get("parameterization"),
+            "fit_settings": dict(self.fit_settings),
+            "diagnostics": self.diagnostics.to_dict(),
+            "diagnostics_verdict": "FAILED" if self.failed else "passed",
+            "robustness": "skipped" if self.robustness is None else "run",
+            "versions": versions(),
+            "timings_s": dict(self.timings),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+
+    # ---- the report folder -------------------------------------------------
+    def write_report(self, folder: str | Path, *, force: bool = False, log: Any = None) -> Path:
+        """Write the report folder of ``smeintl run`` into ``folder`` and return its path:
+        ``index.html``, ``report.md`` and ``figures/``, the deterministic ``firms.csv`` and
+        ``summary.json``, the fit ``fit.nc`` and its tables, the comparison's files,
+        ``robustness/`` (when run) and ``manifest.json``.  Atomic: written to a temporary
+        folder next to it and renamed at the end; an existing ``folder`` is refused
+        (:class:`~smeintl.errors.UserError`) unless ``force``.  ``log``: where the step
+        announcement goes (default: as for :func:`analyze`)."""
+        from .measurement import save_fit
+        from .predictive import write_comparison
+        from .report import write_report
+
+        steps = Steps(total=len(STEPS), stream=self.log if log is None else log, start=len(STEPS) - 1)
+        target = Path(folder)
+        with atomic_folder(target, force=force) as tmp:
+            with steps.step(STEPS[-1]):
+                det = self.deterministic
+                det.firms.to_csv(tmp / "firms.csv", index=False)
+                (tmp / "summary.json").write_text(json.dumps(det.summary, indent=2, default=str) + "\n")
+                save_fit(self.idata, tmp / "fit.nc")
+                _write_tables(tmp, self.fit_summary)
+                write_comparison(self.comparison, tmp)
+                if self.robustness is not None:
+                    from .robustness import write_robustness
+
+                    write_robustness(self.robustness, tmp / "robustness")
+                manifest = self.manifest()
+                write_report(tmp, spec=self.spec, survey=self.survey, det=det, idata=self.idata,
+                             fit_summary=self.fit_summary, comparison=self.comparison,
+                             robustness=self.robustness, manifest=manifest, quick=self.quick)
+            written = steps.timings[STEPS[-1]]
+            manifest["timings_s"] = dict(self.timings) | steps.timings | {"total": round(self.seconds + written, 3)}
+            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+        return target
+
+
+def _write_tables(folder: Path, fit_summary) -> None:
+    fit_summary.loadings.to_csv(folder / "loadings.csv")
+    fit_summary.cutpoints.to_csv(folder / "cutpoints.csv", index=False)
+    fit_summary.correlation.to_csv(folder / "latent_correlation.csv", index=False)
+    fit_summary.group_means.to_csv(folder / "industry_means.csv", index=False)
+    fit_summary.latent_scores.to_csv(folder / "latent_scores.csv", index=False)
+    fit_summary.reliability.to_csv(folder / "reliability.csv", index=False)
+
+
+def _json_safe(x: Any) -> Any:
+    """Plain JSON values: numpy scalars and arrays to Python, NaN and infinities to None."""
+    if isinstance(x, Mapping):
+        return {str(k): _json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_safe(v) for v in x]
+    if hasattr(x, "tolist") and not isinstance(x, (str, bytes)):
+        return _json_safe(x.tolist())
+    if isinstance(x, bool) or x is None or isinstance(x, (int, str)):
+        return x
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, Path):
+        return str(x)
+    try:
+        import pandas as pd
+
+        if pd.isna(x):
+            return None
+    except (TypeError, ValueError):
+        pass
+    return str(x)
