@@ -254,7 +254,7 @@ def _fake_rows(study, task):
 
 
 def test_runner_records_failures_retries_and_resumes(tmp_path, monkeypatch, inproc_cluster):
-    import smeintl.study as study_mod
+    import smeintl.study.replication as study_mod  # run_replication looks _replication_rows up there
 
     monkeypatch.setattr(study_mod, "_replication_rows", _fake_rows)
     monkeypatch.setenv("SMEINTL_TEST_FAIL", "1")
