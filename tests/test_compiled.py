@@ -262,7 +262,9 @@ def test_refit_models_compile_ahead_and_are_found_on_disk(tiny):
     """``compile_refit_models`` compiles the model-comparison refits' structures without
     sampling; a later refit finds them in the disk caches (a new process would too)."""
     from smeintl._compiled import clear_cache
-    from smeintl.robustness import _comparison_plan, _context_before_fit, compile_refit_models
+    from smeintl.robustness import compile_refit_models
+    from smeintl.robustness.refit import comparison_plan as _comparison_plan
+    from smeintl.robustness.refit import context_before_fit as _context_before_fit
 
     spec, a, _b = tiny
     announced = []

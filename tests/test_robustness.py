@@ -282,7 +282,8 @@ def test_spec_variants_roundtrip_and_validate(hitachi_spec):
 
 
 def test_all_ordinal_survey(hitachi_spec, hitachi_survey):
-    from smeintl.robustness import _ordinal_survey, spec_variant
+    from smeintl.robustness import spec_variant
+    from smeintl.robustness.variants import ordinal_survey as _ordinal_survey
 
     spec_ord, _ = spec_variant(hitachi_spec, "all_ordinal")
     assert all(it.scale in ("likert", "stage") for it in spec_ord.items)
@@ -477,7 +478,7 @@ def test_vectorized_log_prior_matches_pymc(spec_name):
     from conftest import ROOT, SPECS
     from smeintl import load_spec
     from smeintl.measurement import MeasurementModel, is_score_variable
-    from smeintl.robustness import _log_prior_vectorized
+    from smeintl.robustness.prior_sensitivity import _log_prior_vectorized
     from smeintl.simulate import simulate_survey
 
     spec = load_spec(ROOT / "models" / "hitachi.toml" if spec_name == "hitachi" else SPECS / f"{spec_name}.toml")
