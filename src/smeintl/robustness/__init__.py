@@ -1,73 +1,43 @@
 """Robustness and sensitivity checks: which of the study's findings survive reasonable
 changes to the method?
 
-:func:`run_robustness` runs a set of checks (:data:`CHECKS`) and returns one
-:class:`RobustnessResult` whose ``matrix`` has one row per headline finding
-(:data:`smeintl.predictive.FINDINGS`) and one column per check variant; each cell is a
-:class:`Verdict` (whether the finding holds under that variant, with the value behind
-the verdict) written as text.  Exact definitions of every check are in
-``docs/robustness.md``.  The deterministic variants reuse the deterministic pipeline
-(:func:`~smeintl.indices.index_arrays`, :func:`~smeintl.profiles.type_arrays`) and the
-finding rules of :mod:`smeintl.predictive` unchanged; the posterior variants reuse
+:func:`run_robustness` runs the checks of :data:`REGISTRY` (by name: :data:`CHECKS`) and
+returns a :class:`RobustnessResult` whose ``matrix`` has one row per headline finding
+(:data:`smeintl.predictive.FINDINGS`) and one column per check variant; each cell is the
+text of a :class:`Verdict`: whether the finding holds under that variant, with the value
+behind the verdict.  Definitions of every check: ``docs/robustness.md``.  Deterministic
+variants reuse the deterministic pipeline and the finding rules of
+:mod:`smeintl.predictive` unchanged; posterior variants reuse
 :func:`~smeintl.predictive.compare`.  Every random step takes ``seed``.
 
-Modules, one check each (a :class:`Check` named ``CHECK``), in the order they run:
+Modules (each check module defines its :class:`Check` as ``CHECK``):
 
-==================================  =====================================================
-``factor_analysis``                 statsmodels ML factor analysis (oblimin-rotated
-                                    exploratory, and one factor per construct) beside the
-                                    Bayesian standardized loadings; complementarity from
-                                    the correlation of the one-factor scores
-``industry_regression``             OLS of each index on industry with HC3 errors (robust
-                                    Wald test) and ordinal logit (``OrderedModel``) of the
-                                    binned indices and of every ordinal item on industry,
-                                    beside the hierarchical industry means
-``thresholds``                      flag thresholds 0.4, 0.5, 0.6
-``weights``                         sub-dimension weights equal, by item count, the spec's
-``profiles``                        sub-dimension ideal types; 2-D types plus the
-                                    empirical ideal (needs an outcome); 2-D types on
-                                    z-standardized dimensions
-``leave_one_item_out``              each item dropped in turn (its sub-dimension too when
-                                    it was the only item)
-``leave_one_subdimension_out``      each sub-dimension dropped in turn
-``bootstrap``                       firm bootstrap (stratified by industry, seeded) of
-                                    the type and flag shares with percentile intervals
-``prior_sensitivity``               power-scaling of prior and likelihood (ArviZ
-                                    ``psens``, Pareto-smoothed importance weights, k-hat
-                                    reported); findings under the prior power-scaled by
-                                    0.5 and 2 by importance resampling, and refits with
-                                    every prior sd x2 and /2 where the importance weights
-                                    are unreliable
-``model_comparison``                PSIS-LOO (conditional on the firms' latent scores,
-                                    and with them integrated out) of the fitted model
-                                    against refits without the industry level and with
-                                    one construct (same observations, same scale); the
-                                    all-ordinal model compared on its findings only
-==================================  =====================================================
-
-and what they share:
-
-==================================  =====================================================
-``verdict``                         :class:`Verdict`, one finding under one variant;
-                                    verdicts over variants and against a baseline
-``findings``                        findings tables of :mod:`smeintl.predictive` as
-                                    verdicts
-``result``                          :class:`Check`, :class:`CheckResult`,
-                                    :class:`RobustnessResult`
-``context``                         :class:`RobustnessContext` (inputs, cached baselines,
-                                    the fit's options, refits) and the shared settings
-``variants``                        spec variants (:func:`spec_variant`), spec to TOML
-``method``                          the deterministic-variant machinery of the method
-                                    checks
-``loo``                             :func:`integrated_loglik` (Gauss-Hermite quadrature)
-``refit``                           the model-comparison refits' plan and their compile
-                                    in a second process (:func:`start_refit_compile`)
-``registry``                        :data:`REGISTRY`, the ordered checks, and
-                                    :data:`CHECKS`, :data:`CHECK_NAMES`,
-                                    :data:`REFIT_CHECKS` derived from it
-``runner``                          :func:`run_robustness`, the findings matrix,
-                                    :func:`write_robustness`
-==================================  =====================================================
+==============================  =========================================================
+``factor_analysis``             check: ML factor analysis beside the Bayesian loadings
+``industry_regression``         check: OLS (HC3) and ordinal logit on industry
+``thresholds``                  check: flag thresholds 0.4, 0.5, 0.6
+``weights``                     check: sub-dimension weights equal, by item count, spec's
+``profiles``                    check: sub-dimension types, empirical ideal, standardized
+``leave_one_item_out``          check: each item dropped in turn
+``leave_one_subdimension_out``  check: each sub-dimension dropped in turn
+``bootstrap``                   check: stratified firm bootstrap of the shares
+``prior_sensitivity``           check (refits): power-scaling, importance resampling,
+                                refits under wider and narrower priors
+``model_comparison``            check (refits): PSIS-LOO against alternative models
+``method``                      what the deterministic-variant checks share
+``verdict``                     :class:`Verdict`; verdicts over variants, against a baseline
+``findings``                    findings tables of :mod:`smeintl.predictive` as verdicts
+``result``                      :class:`Check`, :class:`CheckResult`, :class:`RobustnessResult`
+``context``                     :class:`RobustnessContext`; settings shared by the checks
+``variants``                    spec variants (:func:`spec_variant`), spec to TOML
+``loo``                         :func:`integrated_loglik` (latent scores integrated out)
+``refit``                       the comparison refits' plan; their compile in a second
+                                process (:func:`start_refit_compile`)
+``registry``                    :data:`REGISTRY`, and :data:`CHECKS`, :data:`CHECK_NAMES`,
+                                :data:`REFIT_CHECKS`, :func:`output_names` derived from it
+``runner``                      :func:`run_robustness`, the findings matrix,
+                                :func:`write_robustness`
+==============================  =========================================================
 """
 
 from __future__ import annotations

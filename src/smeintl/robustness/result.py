@@ -32,8 +32,8 @@ class CheckResult:
     passed: bool | None
     table: pd.DataFrame
     text: str
-    findings: dict = field(default_factory=dict)
-    variants: dict = field(default_factory=dict)
+    findings: dict[str, Verdict] = field(default_factory=dict)
+    variants: dict[str, dict[str, Verdict]] = field(default_factory=dict)
     reference: str = "deterministic"
     seconds: float = 0.0
 
