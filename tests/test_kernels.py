@@ -1,4 +1,4 @@
-"""The fused likelihood kernels (smeintl._kernels) against PyMC's own distributions:
+"""The fused likelihood kernels (smeintl.families.kernels) against PyMC's own distributions:
 value and gradient of every item family, the far tails, and the Op in compiled graphs."""
 
 import math
@@ -10,8 +10,8 @@ import scipy.special
 pm = pytest.importorskip("pymc")
 pt = pytest.importorskip("pytensor.tensor")
 
-from smeintl import _kernels  # noqa: E402
-from smeintl._kernels import OUTER_CUT, cells_logp  # noqa: E402
+from smeintl.families import kernels as _kernels  # noqa: E402
+from smeintl.families.kernels import OUTER_CUT, cells_logp  # noqa: E402
 
 F, C, I, N = 30, 2, 4, 300
 
@@ -165,7 +165,7 @@ def test_ordered_transform_matches_pymc():
     import pytensor
     from pymc.distributions.transforms import ordered
 
-    from smeintl._kernels import ordered_transform
+    from smeintl.families.kernels import ordered_transform
 
     rng = np.random.default_rng(11)
     x = rng.normal(0, 1.2, (4, 3))

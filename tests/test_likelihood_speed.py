@@ -9,7 +9,7 @@ import scipy.special
 
 def test_cacheable_digamma_matches_scipy():
     pytest.importorskip("numba")
-    from smeintl._kernels import _psi_positive
+    from smeintl.families.kernels import _psi_positive
     from smeintl._numba import register
 
     assert register()
@@ -41,7 +41,7 @@ def test_centered_scores_density_matches_mvnormal():
     import pytensor.tensor as pt
     import scipy.stats
 
-    from smeintl.measurement import _centered_scores
+    from smeintl.measurement.latent import _centered_scores
 
     rng = np.random.default_rng(5)
     F = 30

@@ -19,6 +19,7 @@ from smeintl.measurement import (
     summarize_fit,
 )
 from smeintl.simulate import simulate_survey, typical_params
+from smeintl.measurement.posterior import add_firm_loglik
 
 from pathlib import Path
 
@@ -449,7 +450,7 @@ def test_firm_loglik_matches_pymc_for_every_item_family(spec_name):
                 post[name].values[...] = np.sort(post[name].values, axis=-1)
         idata = az.InferenceData(posterior=post)
         ref = _model_loglik_per_draw(mm, model, idata, survey)
-    mm._add_firm_loglik(idata, survey)
+    add_firm_loglik(mm, idata, survey)
     got = idata.log_likelihood["responses"].values
     assert got.shape == (1, 12, 25) and ref.shape == (1, 12)
     assert np.isfinite(ref).all()
@@ -527,7 +528,7 @@ def test_split_scores_are_a_change_of_variables():
     import pytensor.tensor as pt
     from scipy import stats
 
-    from smeintl.measurement import _split_scores
+    from smeintl.measurement.latent import _split_scores
 
     F, C = 5, 2
     rng = np.random.default_rng(8)

@@ -2,7 +2,7 @@
 
 nutpie compiles a PyMC model's log-density and its gradient to a numba C callback.
 :class:`~smeintl.measurement.MeasurementModel` puts every data array and every prior
-setting into shared variables (``measurement._Inputs``), so models that differ only in
+setting into shared variables (``measurement.model._Inputs``), so models that differ only in
 those values (a refit under wider priors, the replications of a simulation study, the
 same instrument on a new survey with as many firms) are the same function of them.
 
@@ -179,11 +179,15 @@ def _code_hash() -> str:
     """The source of the modules that define the log-density and how it is compiled (as
     read when first needed in the process): the structure key holds the generative graph
     only, so the likelihood code is keyed here."""
-    from . import _kernels, _numba, measurement
+    from . import _numba, families, measurement
+    from .families import kernels
 
     h = hashlib.sha256()
-    for mod in (measurement, _kernels, _numba, sys.modules[__name__]):
-        h.update(Path(mod.__file__).read_bytes())
+    files = [*sorted(Path(measurement.__file__).parent.glob("*.py")),
+             *sorted(Path(families.__file__).parent.glob("*.py")),
+             Path(kernels.__file__), Path(_numba.__file__), Path(sys.modules[__name__].__file__)]
+    for path in files:
+        h.update(path.read_bytes())
     return h.hexdigest()
 
 

@@ -32,7 +32,7 @@ def register() -> bool:
     except ImportError:
         return False
 
-    from ._kernels import _psi_positive
+    from .families.kernels import _psi_positive
 
     psi_positive = numba_basic.numba_njit(_psi_positive)
 

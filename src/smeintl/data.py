@@ -701,16 +701,7 @@ def _to_numbers(cells: list[Any], rows: Iterable[int]) -> tuple[np.ndarray, list
 
 
 def _allowed(item: Item) -> str:
-    lo, hi = _fmt(item.min), _fmt(item.max)
-    if item.scale in ("likert", "stage"):
-        return f"whole numbers {lo} to {hi} ({item.scale})"
-    if item.scale == "percent":
-        return f"numbers {lo} to {hi} (percent)"
-    if item.scale == "count":
-        return f"whole numbers 0 or more (count; values above the cap {hi} count as {hi} when scaled)"
-    if item.scale == "binary":
-        return "0 or 1 (binary)"
-    return f"any finite number ({item.scale}; scaled on {lo} to {hi})"
+    return item.family.allowed(item, _fmt(item.min), _fmt(item.max))
 
 
 def _range_problems(
@@ -731,23 +722,10 @@ def _range_problems(
         present &= mask
     finite = np.isfinite(v)
     whole = finite & (np.floor(v) == v)
-    scale = item.scale
-    if scale in ("likert", "stage"):
-        in_range = finite & (v >= item.min) & (v <= item.max)
-        need_whole = True
-    elif scale == "count":
-        in_range = finite & (v >= 0)
-        need_whole = True
-    elif scale == "binary":
-        in_range = finite & ((v == 0) | (v == 1))
-        need_whole = False
-    elif scale == "continuous":  # the declared range only sets the scaling (clipped there)
-        in_range = finite
-        need_whole = False
-    else:  # percent
-        in_range = finite & (v >= item.min) & (v <= item.max)
-        need_whole = False
-    ok = in_range & (whole if need_whole else True)
+    family = item.family
+    with np.errstate(invalid="ignore"):
+        in_range = finite & family.valid(v, item)
+    ok = in_range & (whole if family.whole_numbers else True)
     bad = np.flatnonzero(present & ~ok)
     if bad.size == 0:
         return []

@@ -89,19 +89,11 @@ def _as_float(X: Any, width: int, what: str) -> np.ndarray:
 def _scale_plan(spec: Spec) -> tuple[np.ndarray, ...]:
     lo, span, cap, clip, rev = [], [], [], [], []
     for it in spec.items:
-        if it.scale == "count":
-            lo.append(0.0)
-            span.append(it.cap)
-            cap.append(it.cap)
-        elif it.scale == "binary":
-            lo.append(0.0)
-            span.append(1.0)
-            cap.append(np.inf)
-        else:  # likert, stage, percent (0-100 by default), continuous
-            lo.append(it.min)
-            span.append(it.max - it.min)
-            cap.append(np.inf)
-        clip.append(it.scale == "continuous")
+        a, s, c, k = it.family.scaling(it)  # each item family's scaling (smeintl.families)
+        lo.append(a)
+        span.append(s)
+        cap.append(c)
+        clip.append(k)
         rev.append(bool(it.reverse))
     return (np.array(lo), np.array(span), np.array(cap), np.array(clip), np.array(rev))
 

@@ -38,7 +38,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from .spec import ORDINAL_SCALES, Spec
+from .spec import Spec
 
 __all__ = [
     "CAPTIONS",
@@ -454,56 +454,6 @@ def plot_industry_means(summary) -> Figure:
 # ---------------------------------------------------------------------------
 # posterior predictive checks
 # ---------------------------------------------------------------------------
-def _count_bins(cap: float) -> list[tuple[float, float, str]]:
-    cap = max(float(cap), 1.0)
-    edges = np.unique(np.round(np.linspace(0, cap, 6)).astype(int))
-    bins: list[tuple[float, float, str]] = []
-    bins.append((0, 0, "0"))
-    prev = 1
-    for e in edges[1:]:
-        e = int(e)
-        if e - 1 >= prev:
-            bins.append((prev, e - 1, f"{prev}" if e - 1 == prev else f"{prev}-{e - 1}"))
-        prev = e
-    bins.append((prev, np.inf, f"{prev}+"))
-    return bins
-
-
-def _item_stats(v: np.ndarray, item, bins) -> np.ndarray:
-    """Statistics of answers ``v`` (..., n) of one item -> (..., k)."""
-    with np.errstate(all="ignore"):
-        if item.scale in ORDINAL_SCALES or item.scale == "binary":
-            cats = np.arange(int(item.min), int(item.max) + 1) if item.scale != "binary" else np.array([0, 1])
-            return np.stack([(np.rint(v) == c).mean(axis=-1) for c in cats], axis=-1)
-        if item.scale == "percent":
-            rng = item.max - item.min
-            return np.stack([
-                (v <= item.min).mean(axis=-1),
-                (v >= item.max).mean(axis=-1),
-                (v.mean(axis=-1) - item.min) / rng,
-            ], axis=-1)
-        return np.stack([((v >= lo) & (v <= hi)).mean(axis=-1) for lo, hi, _ in bins], axis=-1)
-
-
-def _item_stat_labels(item, bins) -> list[str]:
-    if item.scale in ORDINAL_SCALES:
-        return [str(c) for c in range(int(item.min), int(item.max) + 1)]
-    if item.scale == "binary":
-        return ["0", "1"]
-    if item.scale == "percent":
-        return [f"={item.min:g}", f"={item.max:g}", "mean"]
-    return [b[2] for b in bins]
-
-
-def _continuous_bins(item) -> list[tuple[float, float, str]]:
-    edges = np.linspace(item.min, item.max, 6)
-    out = [(-np.inf, edges[1], f"<{edges[1]:.3g}")]
-    for a, b in zip(edges[1:-2], edges[2:-1]):
-        out.append((a, b, f"{a:.3g}-{b:.3g}"))
-    out.append((edges[-2], np.inf, f">{edges[-2]:.3g}"))
-    return out
-
-
 def plot_ppc(idata, spec: Spec, prob: float = 0.9, max_draws: int = 500) -> Figure:
     """Posterior predictive checks per item: a grid of small panels.
 
@@ -528,8 +478,6 @@ def plot_ppc(idata, spec: Spec, prob: float = 0.9, max_draws: int = 500) -> Figu
     nrow = int(np.ceil(n / ncol))
     fig = _new_figure(3.3 * ncol, 2.55 * nrow + 0.5)
     axes = np.atleast_1d(fig.subplots(nrow, ncol, squeeze=False)).ravel()
-    colors = {"ordinal": "#1b9e77", "binary": "#1b9e77", "percent": "#d95f02", "count": "#7570b3",
-              "continuous": "#e7298a"}
     for ax, it in zip(axes, items):
         o = np.asarray(obs[it.name].values, dtype=float)
         R = np.asarray(pp[it.name].values, dtype=float)
@@ -538,18 +486,12 @@ def plot_ppc(idata, spec: Spec, prob: float = 0.9, max_draws: int = 500) -> Figu
             R = R[np.round(np.linspace(0, R.shape[0] - 1, max_draws)).astype(int)]
         m = np.isfinite(o)
         o, R = o[m], R[:, m]
-        if it.scale == "count":
-            bins = _count_bins(it.cap)
-        elif it.scale == "continuous":
-            bins = _continuous_bins(it)
-        else:
-            bins = []
-        so = _item_stats(o, it, bins)
-        sr = _item_stats(R, it, bins)
+        family = it.family
+        so = family.ppc_statistics(o, it)
+        sr = family.ppc_statistics(R, it)
         med, lo, hi = _quantiles(sr, prob)
         x = np.arange(so.shape[-1])
-        fam = "ordinal" if it.scale in ORDINAL_SCALES else it.scale
-        col = colors.get(fam, "#1f78b4")
+        col = family.color
         ax.bar(x, hi - lo, bottom=lo, width=0.6, color=col, alpha=0.35, edgecolor="none")
         ax.hlines(med, x - 0.3, x + 0.3, color=col, lw=1.5)
         outside = (so < lo) | (so > hi)
@@ -557,7 +499,7 @@ def plot_ppc(idata, spec: Spec, prob: float = 0.9, max_draws: int = 500) -> Figu
         if outside.any():
             ax.scatter(x[outside], so[outside], color="#d7191c", edgecolor="black", s=24, zorder=4)
         ax.set_xticks(x)
-        ax.set_xticklabels(_item_stat_labels(it, bins), fontsize=7)
+        ax.set_xticklabels(family.ppc_labels(it), fontsize=7)
         ax.set_ylim(0, max(0.05, float(np.nanmax(np.concatenate([hi, so]))) * 1.15))
         ax.set_title(f"{it.name}\n({it.scale}, n={int(m.sum())})", fontsize=8)
         ax.tick_params(axis="y", labelsize=7)

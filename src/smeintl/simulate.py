@@ -46,32 +46,11 @@ def typical_params(spec: Spec, *, n_groups: int = 5, loading: float = 1.5, corre
     """
     lay = ItemLayout.from_spec(spec)
     rng = np.random.default_rng([int(random_seed), 11])
-    I = len(lay.names)
     C = len(lay.constructs)
     p: dict[str, np.ndarray] = {}
-    lam = np.full(I, float(loading))
-    lam[lay.family("count")] = 0.8 * loading / 1.5
-    lam[lay.family("continuous")] = 0.8 * loading / 1.5
-    p["loading"] = lam
-    for K, idx in lay.ordinal_groups().items():
-        base = np.linspace(-2.0, 2.0, K - 1)
-        p[f"cutpoints_{K}"] = np.tile(base, (idx.size, 1)) + rng.normal(0, 0.2, (idx.size, 1))
-    n = lay.family("percent").size
-    if n:
-        p["pct_intercept"] = np.full(n, -0.5)
-        p["pct_cutpoints"] = np.tile([-1.2, 3.0], (n, 1))
-        p["pct_precision"] = np.full(n, 8.0)
-    n = lay.family("count").size
-    if n:
-        p["count_intercept"] = np.log(np.maximum(lay.hi[lay.family("count")] / 3.0, 1.0))
-        p["count_inv_dispersion"] = np.full(n, 0.3)
-    n = lay.family("binary").size
-    if n:
-        p["binary_intercept"] = np.linspace(-0.8, 0.8, n)
-    n = lay.family("continuous").size
-    if n:
-        p["cont_intercept"] = np.zeros(n)
-        p["cont_sigma"] = np.full(n, 0.6)
+    p["loading"] = np.array([f.typical_loading(float(loading)) for f in lay.families()])
+    for block in lay.blocks():
+        p.update(block.family.typical(lay, block, rng))
     if C > 1:
         R = np.full((C, C), float(correlation))
         np.fill_diagonal(R, 1.0)
@@ -150,8 +129,8 @@ def simulate_survey(
         eta = eta + p["group_mean"][groups]
     std = standardization_of(lay)
     X = draw_items(p, eta, lay, rng, standardization=std)
-    pct = lay.family("percent")
-    X[:, pct] = np.round(X[:, pct], 2)
+    for block in lay.blocks():
+        X[:, block.idx] = block.family.finish_simulated(X[:, block.idx])
     if missing > 0:
         drop = rng.random(X.shape) < missing
         for j in range(X.shape[1]):

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from . import families
+
 __all__ = [
     "SCALES",
     "ORDINAL_SCALES",
@@ -37,7 +39,7 @@ __all__ = [
     "default_spec_path",
 ]
 
-#: allowed scale types of an item
+#: scale types of the built-in item families (:mod:`smeintl.families`; the registry may hold more)
 SCALES = ("likert", "stage", "percent", "count", "binary", "continuous")
 #: scale types modelled as ordered categories
 ORDINAL_SCALES = ("likert", "stage")
@@ -109,11 +111,14 @@ class Item:
     @property
     def n_categories(self) -> int:
         """Number of ordered categories (ordinal and binary scales)."""
-        if self.scale in ORDINAL_SCALES:
-            return int(round(self.max - self.min)) + 1
-        if self.scale == "binary":
-            return 2
-        raise AttributeError(f"item {self.name!r} of scale {self.scale!r} has no categories")
+        return self.family.n_categories(self)
+
+    @property
+    def family(self):
+        """The item family serving this item's scale (:mod:`smeintl.families`)."""
+        from .families import family_of
+
+        return family_of(self.scale)
 
     @property
     def cap(self) -> float:
@@ -353,8 +358,8 @@ def _build(raw: dict, text: str, source: str) -> Spec:
             problems.append(f"{key}.name: {iname!r} is a reserved firm column")
         seen_i.add(iname)
         scale = str(it.get("scale", ""))
-        if scale not in SCALES:
-            problems.append(f"{key}.scale: unknown scale type {scale!r}; allowed: {', '.join(SCALES)}")
+        if scale not in families.scales():
+            problems.append(f"{key}.scale: unknown scale type {scale!r}; allowed: {', '.join(families.scales())}")
         cons = it.get("construct")
         if cons is None or str(cons) not in seen_c:
             problems.append(
@@ -514,27 +519,9 @@ def _build(raw: dict, text: str, source: str) -> Spec:
 
 
 def _item_range(it: dict, scale: str, key: str, problems: list[str]) -> tuple[float, float]:
-    if scale == "percent":
-        return float(it.get("min", 0.0)), float(it.get("max", 100.0))
-    if scale == "binary":
-        return 0.0, 1.0
-    if scale == "count":
-        cap = it.get("cap", it.get("max"))
-        if not _num(cap) or cap <= 0:
-            problems.append(f"{key}.cap: count item needs a positive 'cap', got {cap!r}")
-            cap = 1.0
-        return 0.0, float(cap)
-    lo = it.get("min", 0 if scale == "stage" else None)
-    hi = it.get("max")
-    if not _num(lo) or not _num(hi):
-        problems.append(f"{key}: scale {scale!r} needs numeric 'min' and 'max', got min={lo!r} max={hi!r}")
-        return 0.0, 1.0
-    if hi <= lo:
-        problems.append(f"{key}: 'max' ({hi}) must be greater than 'min' ({lo})")
-        return float(lo), float(lo) + 1.0
-    if scale in ORDINAL_SCALES and (int(lo) != lo or int(hi) != hi):
-        problems.append(f"{key}: ordinal scale {scale!r} needs whole-number 'min' and 'max'")
-    return float(lo), float(hi)
+    if scale not in families.scales():
+        return 0.0, 1.0  # the unknown scale is reported already
+    return families.family_of(scale).item_range(it, scale, key, problems)
 
 
 def _profile_set(raw_types: Any, dims: tuple[str, ...], key: str, problems: list[str], required: bool) -> ProfileSet:

@@ -32,7 +32,7 @@ def _section_data(b: _Builder, r: ReportInputs) -> None:
     rows = []
     for it in spec.items:
         m = int(miss.get(it.name, 0))
-        rng = f"{it.min:g}-{it.max:g}" if it.scale != "count" else f"0-{it.cap:g} (cap)"
+        rng = it.family.range_text(it)
         rows.append([it.name, it.construct, it.subdimension, it.scale, rng, "yes" if it.reverse else "",
                      str(m), _pct(m / n if n else float("nan"))])
     b.add(_table(["item", "construct", "sub-dimension", "scale", "range", "reverse", "missing", "missing %"], rows,

@@ -55,28 +55,8 @@ def _section_robustness(b: _Builder, r: ReportInputs) -> None:
     for n in getattr(robustness, "notes", ()) or ():
         b.p(f"Note: {n}", cls="muted")
 
-_LIKELIHOOD = {
-    "likert": "ordered logistic (graded response) with per-item cutpoints over the full declared range",
-    "stage": "ordered logistic (graded response) with per-item cutpoints over the full declared range",
-    "percent": "ordered beta: ordered logistic over {minimum, interior, maximum} with two cutpoints, and "
-               "Beta(mu, phi) for interior answers, logit(mu) = intercept + lambda * eta",
-    "count": "negative binomial, log link: log mu = intercept + lambda * eta",
-    "binary": "Bernoulli, logit link: logit p = intercept + lambda * eta",
-    "continuous": "Normal on the item standardized by its declared range (centre, range/6), "
-                  "mean intercept + lambda * eta, residual sd sigma",
-}
-
-_SCALING = {
-    "likert": "(x - min) / (max - min)",
-    "stage": "(x - min) / (max - min)",
-    "percent": "(x - min) / (max - min) (x / 100 for 0-100)",
-    "count": "min(x, cap) / cap",
-    "binary": "x (0 or 1)",
-    "continuous": "(x - min) / (max - min) with the declared range",
-}
-
-
 def _section_methods(b: _Builder, r: ReportInputs) -> None:
+    from ..families import family_of
     from ..measurement import THRESHOLDS
     from ..predictive import FINDING_RULES, FINDINGS
 
@@ -84,7 +64,7 @@ def _section_methods(b: _Builder, r: ReportInputs) -> None:
     b.h(3, "Deterministic method")
     scales = list(dict.fromkeys(it.scale for it in spec.items))
     b.add(_List([
-        "Item scaling to [0, 1]: " + "; ".join(f"{s}: {_SCALING[s]}" for s in scales)
+        "Item scaling to [0, 1]: " + "; ".join(f"{s}: {family_of(s).scaling_text}" for s in scales)
         + "; reverse-coded items v -> 1 - v.",
         "Sub-dimension score: weighted mean of the scaled items present; missing when fewer than half of its items "
         "are answered. Construct index: weighted mean of its sub-dimension scores (in [0, 1]); Sullivan-style sum "
@@ -109,7 +89,7 @@ def _section_methods(b: _Builder, r: ReportInputs) -> None:
     rows = []
     for s in scales:
         its = [it.name for it in spec.items if it.scale == s]
-        rows.append([s, _LIKELIHOOD[s], ", ".join(its)])
+        rows.append([s, family_of(s).model_text, ", ".join(its)])
     b.add(_table(["scale", "likelihood (linear predictor lambda_i * eta)", "items"], rows,
                  numeric=[False, False, False]))
     b.add(_List([

@@ -10,20 +10,26 @@ from typing import Mapping
 from ..spec import Spec
 
 _SBC_PARAM_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\[([^\]]*)\])?\s*$")
-_SBC_NAMES = (
-    "loading",
-    "corr",
-    "eta",
-    "group_mean",
-    "group_sd",
-    "binary_intercept",
-    "pct_intercept",
-    "pct_precision",
-    "count_intercept",
-    "count_inv_dispersion",
-    "cont_intercept",
-    "cont_sigma",
-)
+_STRUCTURE_NAMES = ("loading", "corr", "eta", "group_mean", "group_sd")
+
+
+def _sbc_names() -> tuple[str, ...]:
+    """Parameters an SBC may track: the latent structure's and every item family's
+    per-item parameters (one item dimension)."""
+    from .. import families
+
+    return _STRUCTURE_NAMES + tuple(n for f in families.families() for n in f.params
+                                    if len(f.param_dims(n, families.Block(f, f.name, ()))) == 1)
+
+
+def _family_blocks(spec: Spec) -> dict[str, list]:
+    """Per item dimension (``<prefix>_item``), the blocks of the spec's items that have it."""
+    from ..measurement import ItemLayout
+
+    out: dict[str, list] = {}
+    for b in ItemLayout.from_spec(spec).blocks():
+        out.setdefault(b.family.item_dim(b), []).append(b)
+    return out
 
 
 def _default_sbc_parameters(spec: Spec, grid: Mapping[str, tuple]) -> list[str]:
@@ -52,9 +58,6 @@ def _param_dims(spec: Spec, name: str) -> tuple[str, ...] | None:
     from ..measurement import ItemLayout
 
     lay = ItemLayout.from_spec(spec)
-    fam = {"binary_intercept": "binary", "pct_intercept": "percent", "pct_precision": "percent",
-           "count_intercept": "count", "count_inv_dispersion": "count", "cont_intercept": "continuous",
-           "cont_sigma": "continuous"}
     if name == "loading":
         return ("item",)
     if name == "corr":
@@ -65,9 +68,10 @@ def _param_dims(spec: Spec, name: str) -> tuple[str, ...] | None:
         return ("group", "construct") if spec.group_column else None
     if name == "group_sd":
         return ("construct",) if spec.group_column else None
-    if name in fam:
-        pre = {"binary": "binary", "percent": "pct", "count": "count", "continuous": "cont"}[fam[name]]
-        return (f"{pre}_item",) if lay.family(fam[name]).size else None
+    for blocks in _family_blocks(spec).values():
+        b = blocks[0]
+        if name in b.family.param_names(b):
+            return b.family.param_dims(name, b)
     return None
 
 
@@ -85,9 +89,9 @@ def _dim_labels(spec: Spec, dim: str, n_firms: int = 0, n_groups: int = 0) -> li
         return [f"S{f + 1:05d}" for f in range(n_firms)]
     if dim == "group":
         return [f"G{g + 1}" for g in range(n_groups)]
-    fams = {"binary_item": "binary", "pct_item": "percent", "count_item": "count", "cont_item": "continuous"}
-    if dim in fams:
-        return [lay.names[k] for k in lay.family(fams[dim])]
+    blocks = _family_blocks(spec).get(dim)
+    if blocks:
+        return [lay.names[k] for b in blocks for k in b.idx]
     raise KeyError(dim)
 
 
@@ -96,8 +100,8 @@ def _check_sbc_parameter(text: str, spec: Spec, grid: Mapping[str, tuple]) -> st
         name, idx = _parse_sbc_parameter(text)
     except ValueError as exc:
         return str(exc)
-    if name not in _SBC_NAMES:
-        return f"unknown parameter {name!r}; known: {', '.join(_SBC_NAMES)}"
+    if name not in _sbc_names():
+        return f"unknown parameter {name!r}; known: {', '.join(_sbc_names())}"
     dims = _param_dims(spec, name)
     if dims is None:
         return f"the instrument {spec.name!r} has no parameter {name!r}"

@@ -50,13 +50,8 @@ def shift_params(spec: Spec, params: Mapping[str, np.ndarray], shift: Mapping[st
     if not np.any(delta):
         return p
     d = lay.sign * np.asarray(p["loading"], dtype=float) * delta[lay.construct]  # (I,)
-    for K, idx in lay.ordinal_groups().items():
-        p[f"cutpoints_{K}"] = p[f"cutpoints_{K}"] - d[idx][:, None]
-    for fam, key in (("percent", "pct_intercept"), ("count", "count_intercept"),
-                     ("binary", "binary_intercept"), ("continuous", "cont_intercept")):
-        idx = lay.family(fam)
-        if idx.size:
-            p[key] = p[key] + d[idx]
+    for block in lay.blocks():
+        p.update(block.family.shift_location(p, d[block.idx], block))
     return p
 
 

@@ -331,6 +331,20 @@ def cells_logp(family: str, eta, signed, p1, p2, p3, e, item, j, pos, yf):
     return CellsLogp(family)(eta, signed, p1, p2, p3, e, item, j, pos, yf)[0][0]
 
 
+def add_cells_potential(ctx, kind: str, name: str, idx, f, j, p1, p2, p3=None, pos=None, y=None) -> None:
+    """Add the potential ``y_<name>``: the kernel ``kind``'s total log-likelihood of the
+    observed cells ``(f, j)`` of the items ``idx`` (``ctx``: a
+    :class:`smeintl.families.BuildContext`).  The cells' indices and answers are model
+    inputs (``data_<name>_*``)."""
+    items = idx[j]
+    data = {"eta": f * ctx.n_constructs + ctx.layout.construct[items], "item": items, "j": j,
+            "pos": np.zeros(f.size, dtype=int) if pos is None else pos}
+    ints = [ctx.inputs.add(f"data_{name}_{k}", v, dtype=np.int64) for k, v in data.items()]
+    yf = ctx.inputs.add(f"data_{name}_y", np.zeros(f.size) if y is None else y, dtype=np.float64)
+    ctx.pm.Potential(f"y_{name}", cells_logp(kind, ctx.eta_flat, ctx.signed, p1, p2,
+                                             np.zeros(1) if p3 is None else p3, *ints, yf))
+
+
 @register_funcify_default_op_cache_key(CellsLogp)
 def numba_funcify_CellsLogp(op, node, **kwargs):
     fill = _FILL[op.family]

@@ -1,0 +1,300 @@
+"""The item-family protocol and the registry every other module loops over.
+
+An item *family* is one likelihood of the measurement model together with everything
+the rest of the toolkit needs to know about items of that kind.  Each family is one
+object (one module of this package) and owns:
+
+- the spec side: which scale names it serves (``likert`` and ``stage`` are both
+  ordinal), the item range it reads from a spec table (:meth:`Family.item_range`);
+- the data side: which raw answers are allowed, in words (:meth:`Family.allowed`) and
+  as a vectorized test (:meth:`Family.valid`);
+- the deterministic method's scaling to [0, 1] (:meth:`Family.scaling`);
+- the model: parameter names, coordinates, default priors, the PyMC likelihood
+  (:meth:`Family.build`);
+- the generative side in numpy: random answers (:meth:`Family.draw`), the expected
+  scaled answer (:meth:`Family.expected`) and the log-likelihood of observed answers at
+  given latent scores (:meth:`Family.loglik`, for LOO with the scores integrated out);
+- the latent-response residual variance (:meth:`Family.residual_variance`, for
+  standardized loadings and omega);
+- its wording in reports (:attr:`Family.model_text`, :attr:`Family.scaling_text`).
+
+Items of one family are modelled in *blocks* (:class:`Block`): one block per family by
+default, one per number of categories for the ordinal family.  A new family is a
+subclass of :class:`Family` passed to :func:`register`; nothing outside this package
+branches on a scale name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+__all__ = ["Family", "Block", "BuildContext", "register", "unregister", "families", "family_of",
+           "scales", "sigmoid", "logit", "log_sigmoid"]
+
+
+def logit(p):
+    return np.log(p) - np.log1p(-p)
+
+
+def sigmoid(x):
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, dtype=float)))
+
+
+def log_sigmoid(x: np.ndarray) -> np.ndarray:
+    from scipy.special import log_expit
+
+    return log_expit(x)
+
+
+def _num(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and np.isfinite(x)
+
+
+@dataclass(frozen=True, eq=False)
+class Block:
+    """Items of one family modelled together: ``idx`` their positions in spec order."""
+
+    family: "Family"
+    key: str  # unique within a model: "ordinal5", "percent", ...
+    idx: np.ndarray
+    n_categories: int | None = None  # ordinal blocks
+
+    @property
+    def size(self) -> int:
+        return int(self.idx.size)
+
+
+@dataclass
+class BuildContext:
+    """What a family's :meth:`Family.build` needs from the model being built.
+
+    ``pm``/``pt``: PyMC and ``pytensor.tensor``; ``inputs``: the model's packed inputs
+    (``measurement.model._Inputs``: ``add`` data, ``prior`` settings); ``priors``: the
+    spec's merged priors; ``X``: raw answers (F, I); ``eta_flat``: the latent scores
+    flattened (firm-major); ``signed``: loading * sign per item; ``shift``: per-item
+    shift of intercepts and cutpoints on standardized scores, or None;
+    ``standardization``: centre and scale of the continuous items; ``n_constructs``.
+    """
+
+    pm: Any
+    pt: Any
+    inputs: Any
+    priors: Mapping[str, Mapping[str, Any]]
+    layout: Any
+    X: np.ndarray
+    eta_flat: Any
+    signed: Any
+    shift: Any
+    standardization: Mapping[str, np.ndarray] | None
+    n_constructs: int
+
+    def cells(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Observed cells of the items ``idx``: firm, position in ``idx``, answer."""
+        sub = self.X[:, idx]
+        f, j = np.nonzero(~np.isnan(sub))
+        return f, j, sub[f, j]
+
+    def shifted(self, idx: np.ndarray):
+        return None if self.shift is None else self.shift[idx]
+
+    def linear_predictor(self, f: np.ndarray, items: np.ndarray):
+        """``eta[f, construct(item)] * signed[item]`` of the cells ``(f, items)`` as a graph."""
+        lay = self.layout
+        return self.eta_flat[f * self.n_constructs + lay.construct[items]] * self.signed[items]
+
+
+class Family:
+    """One item family; subclasses override what differs (see the module docstring).
+
+    Class attributes: ``name`` (the family), ``scales`` (scale names it serves in a
+    spec), ``whole_numbers`` (answers must be whole numbers), ``linear`` (identity link
+    with a residual sd: omega uses it), ``ordinal`` (ordered categories), ``loading_prior`` (key of the default loading
+    prior in the spec's ``[priors]``), ``params`` (posterior parameter names, for one
+    block; ordinal blocks name theirs by number of categories), ``prefix`` (of its
+    item dimension ``<prefix>_item``), ``model_text``, ``scaling_text``.
+    """
+
+    name: str = ""
+    scales: tuple[str, ...] = ()
+    whole_numbers: bool = False
+    linear: bool = False
+    ordinal: bool = False
+    loading_prior: str = "loading"
+    params: tuple[str, ...] = ()
+    prefix: str = ""
+    model_text: str = ""
+    scaling_text: str = "(x - min) / (max - min)"
+
+    # ------------------------------------------------------------------ spec
+    def item_range(self, it: Mapping[str, Any], scale: str, key: str, problems: list[str]) -> tuple[float, float]:
+        """(min, max) of an item table ``it``; problems appended with ``key``."""
+        return self.checked_range(it.get("min"), it.get("max"), scale, key, problems)
+
+    @staticmethod
+    def checked_range(lo, hi, scale: str, key: str, problems: list[str]) -> tuple[float, float]:
+        """``(lo, hi)`` as numbers with ``lo < hi``, else a problem and a stand-in range."""
+        if not _num(lo) or not _num(hi):
+            problems.append(f"{key}: scale {scale!r} needs numeric 'min' and 'max', got min={lo!r} max={hi!r}")
+            return 0.0, 1.0
+        if hi <= lo:
+            problems.append(f"{key}: 'max' ({hi}) must be greater than 'min' ({lo})")
+            return float(lo), float(lo) + 1.0
+        return float(lo), float(hi)
+
+    def n_categories(self, item) -> int:
+        raise AttributeError(f"item {item.name!r} of scale {item.scale!r} has no categories")
+
+    def categories(self, item) -> np.ndarray | None:
+        """The answer categories of a categorical item (ordinal, binary), else None."""
+        return None
+
+    def range_keys(self, item) -> dict[str, float]:
+        """The keys of an item table that declare its range (writing a spec back)."""
+        return {"min": item.min, "max": item.max}
+
+    def range_text(self, item) -> str:
+        """The item's declared range in words (report tables)."""
+        return f"{item.min:g}-{item.max:g}"
+
+    # ------------------------------------------------------------------ data
+    def allowed(self, item, lo: str, hi: str) -> str:
+        """Allowed raw answers in words (``lo``/``hi`` formatted)."""
+        return f"numbers {lo} to {hi} ({item.scale})"
+
+    def valid(self, v: np.ndarray, item) -> np.ndarray:
+        """Which finite answers ``v`` are allowed (whole numbers are checked separately)."""
+        return (v >= item.min) & (v <= item.max)
+
+    # ------------------------------------------------------------------ deterministic scaling
+    def scaling(self, item) -> tuple[float, float, float, bool]:
+        """``(lo, span, cap, clip)``: the scaled answer is ``(min(x, cap) - lo) / span``,
+        clipped to [0, 1] where ``clip``."""
+        return item.min, item.max - item.min, np.inf, False
+
+    # ------------------------------------------------------------------ model
+    def blocks(self, layout, idx: np.ndarray) -> list[Block]:
+        """The blocks of this family's items ``idx`` (spec order)."""
+        return [Block(self, self.name, idx)] if idx.size else []
+
+    def coords(self, layout, block: Block) -> dict[str, list]:
+        return {f"{self.prefix}_item": [layout.names[k] for k in block.idx]}
+
+    def item_dim(self, block: Block) -> str:
+        return f"{self.prefix}_item"
+
+    def param_names(self, block: Block) -> tuple[str, ...]:
+        return self.params
+
+    def param_dims(self, name: str, block: Block) -> tuple[str, ...]:
+        """Dimensions of one parameter (simulation studies' tables)."""
+        return (self.item_dim(block),)
+
+    def build(self, ctx: BuildContext, block: Block) -> None:
+        """Add the block's parameters and likelihood to the PyMC model in context."""
+        raise NotImplementedError(f"family {self.name!r} has no PyMC likelihood")
+
+    # ------------------------------------------------------------------ numpy generative side
+    def draw(self, P: Mapping[str, np.ndarray], lin: np.ndarray, block: Block, layout,
+             rng: np.random.Generator, std) -> np.ndarray:
+        """Raw answers given ``lin`` = loading * sign * eta, shape (..., F, n)."""
+        raise NotImplementedError
+
+    def expected(self, P, lin, block: Block, layout, std, caps=None) -> np.ndarray:
+        """Expected scaled answer (before reverse coding), shape (..., F, n)."""
+        raise NotImplementedError
+
+    def loglik(self, P, s, lin, y, block: Block, layout, std) -> np.ndarray:
+        """Log-likelihood of the answers ``y`` (F, n; NaN missing: contributes 0) at
+        ``lin`` (F, Q, n), with the parameters of draw(s) ``s``: (F, Q, n)."""
+        raise NotImplementedError
+
+    def residual_variance(self, P, block: Block) -> np.ndarray:
+        """Latent-response residual variance per draw and item, (S, n): pi^2 / 3 for
+        logit links."""
+        S = np.asarray(P["loading"]).shape[0]
+        return np.full((S, block.size), np.pi**2 / 3)
+
+    # ------------------------------------------------------------------ checks and pictures
+    #: colour of the family's items in posterior predictive pictures
+    color: str = "#1f78b4"
+
+    def ppc_bins(self, item) -> list[tuple[float, float, str]]:
+        """Value bins ``(lo, hi, label)`` of :meth:`ppc_statistics`: five equal-width bins
+        of the declared range, open at both ends."""
+        edges = np.linspace(item.min, item.max, 6)
+        out = [(-np.inf, edges[1], f"<{edges[1]:.3g}")]
+        for a, b in zip(edges[1:-2], edges[2:-1]):
+            out.append((a, b, f"{a:.3g}-{b:.3g}"))
+        out.append((edges[-2], np.inf, f">{edges[-2]:.3g}"))
+        return out
+
+    def ppc_statistics(self, v: np.ndarray, item) -> np.ndarray:
+        """Statistics of answers ``v`` (..., n) of one item that a posterior predictive
+        check compares, (..., k): by default the shares of :meth:`ppc_bins`."""
+        with np.errstate(all="ignore"):
+            return np.stack([((v >= lo) & (v <= hi)).mean(axis=-1) for lo, hi, _ in self.ppc_bins(item)], axis=-1)
+
+    def ppc_labels(self, item) -> list[str]:
+        """Labels of :meth:`ppc_statistics`."""
+        return [b[2] for b in self.ppc_bins(item)]
+
+    def shift_location(self, P: Mapping[str, np.ndarray], d: np.ndarray, block: Block) -> dict[str, np.ndarray]:
+        """The block's parameters when the linear predictor gains ``d`` (per item of the
+        block) and the latent scale stays: the intercept (``params[0]``) gains ``d``."""
+        key = self.param_names(block)[0]
+        return {key: np.asarray(P[key], dtype=float) + d}
+
+    def finish_simulated(self, x: np.ndarray) -> np.ndarray:
+        """Simulated answers as a survey file would hold them."""
+        return x
+
+    def typical_loading(self, loading: float) -> float:
+        """The simulation's true loading of an item of this family, given the default."""
+        return loading
+
+    def typical(self, layout, block: Block, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """Plausible true parameters of the block for recovery studies."""
+        raise NotImplementedError
+
+
+_REGISTRY: dict[str, Family] = {}
+
+
+def register(family: Family) -> Family:
+    """Add a family (an instance) to the registry; its scale names must be new."""
+    taken = {s for f in _REGISTRY.values() for s in f.scales}
+    clash = set(family.scales) & taken
+    if family.name in _REGISTRY or clash:
+        raise ValueError(f"family {family.name!r} or scales {sorted(clash)} already registered")
+    _REGISTRY[family.name] = family
+    return family
+
+
+def unregister(name: str) -> None:
+    """Remove a family from the registry (tests registering their own)."""
+    _REGISTRY.pop(name, None)
+
+
+def families() -> tuple[Family, ...]:
+    """Registered families, in registration order (the order of the model's blocks)."""
+    return tuple(_REGISTRY.values())
+
+
+def scales() -> tuple[str, ...]:
+    """Every scale name a spec may use."""
+    return tuple(s for f in _REGISTRY.values() for s in f.scales)
+
+
+def family_of(scale: str) -> Family:
+    """The family serving a scale name."""
+    for f in _REGISTRY.values():
+        if scale in f.scales:
+            return f
+    raise KeyError(f"unknown scale type {scale!r}; allowed: {', '.join(scales())}")
+
+
+def items_of(layout_scales: Sequence[str], family: Family) -> np.ndarray:
+    return np.array([k for k, s in enumerate(layout_scales) if s in family.scales], dtype=int)

@@ -1,0 +1,59 @@
+"""Bayesian measurement model: items as indicators of correlated latent constructs.
+
+Modules: :mod:`.layout` (the spec's items as arrays and likelihood blocks),
+:mod:`.latent` (LKJ correlation, score parameterizations, marginal statistics),
+:mod:`.model` (:class:`MeasurementModel`: build and fit), :mod:`.generative` (numpy
+draws, expectations and log-likelihood, by item family), :mod:`.posterior` (what a fit
+adds to the draws), :mod:`.diagnostics`, :mod:`.io` (one netCDF file per fit) and
+:mod:`.summary` (parameter tables).  The item families themselves live in
+:mod:`smeintl.families`.
+"""
+
+from .diagnostics import THRESHOLDS, Diagnostics, diagnose, fit_diagnostics, is_score_variable
+from .generative import cell_loglik, draw_items, expected_scaled, param_names, posterior_params
+from .io import FitError, fit_standardization, load_fit, save_fit, versions
+from .latent import lkj_cpc_alpha
+from .layout import ItemLayout, standardization_of
+from .model import (
+    AUTO_TARGET_ACCEPT,
+    AUTO_TARGET_ACCEPT_LARGE,
+    LARGE_FIRMS,
+    LOW_RANK_MIN_FIRMS,
+    MeasurementModel,
+    _has_nutpie,
+    auto_sampler,
+    no_traces,
+    resolve_target_accept,
+)
+from .summary import FitSummary, summarize_fit
+
+__all__ = [
+    "MeasurementModel",
+    "ItemLayout",
+    "Diagnostics",
+    "FitError",
+    "FitSummary",
+    "diagnose",
+    "fit_diagnostics",
+    "is_score_variable",
+    "draw_items",
+    "expected_scaled",
+    "cell_loglik",
+    "posterior_params",
+    "param_names",
+    "standardization_of",
+    "lkj_cpc_alpha",
+    "load_fit",
+    "save_fit",
+    "fit_standardization",
+    "summarize_fit",
+    "versions",
+    "auto_sampler",
+    "resolve_target_accept",
+    "no_traces",
+    "THRESHOLDS",
+    "AUTO_TARGET_ACCEPT",
+    "AUTO_TARGET_ACCEPT_LARGE",
+    "LARGE_FIRMS",
+    "LOW_RANK_MIN_FIRMS",
+]

@@ -1,0 +1,106 @@
+"""The generative model in numpy, shared by simulation (:mod:`smeintl.simulate`), the
+posterior predictive and the true-score comparison (:mod:`smeintl.predictive`): each
+function loops over the layout's likelihood blocks and asks the block's family."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+
+from .. import families as fam
+from .layout import ItemLayout
+
+__all__ = ["draw_items", "expected_scaled", "cell_loglik", "posterior_params", "param_names"]
+
+
+def _lp(params: Mapping[str, np.ndarray], eta: np.ndarray, layout: ItemLayout) -> np.ndarray:
+    """Linear predictor s_i * lambda_i * eta_{f,c(i)}: shape (..., F, I)."""
+    lam = np.asarray(params["loading"])  # (..., I)
+    e = np.take(eta, layout.construct, axis=-1)  # (..., F, I)
+    return e * (layout.sign * lam)[..., None, :]
+
+
+def draw_items(
+    params: Mapping[str, np.ndarray],
+    eta: np.ndarray,
+    layout: ItemLayout,
+    rng: np.random.Generator,
+    *,
+    standardization: Mapping[str, np.ndarray] | None = None,
+) -> np.ndarray:
+    """Draw raw item answers from the generative model.
+
+    ``params`` holds arrays with matching leading (sample) axes, ``eta`` has shape
+    (..., F, C).  Returns (..., F, I) answers on each item's raw scale (categories as
+    min..max, percent 0-100, counts, 0/1, continuous on the original scale).
+    """
+    lp = _lp(params, eta, layout)
+    out = np.empty(lp.shape, dtype=float)
+    for b in layout.blocks():
+        out[..., b.idx] = b.family.draw(params, lp[..., b.idx], b, layout, rng, standardization)
+    return out
+
+
+def expected_scaled(
+    params: Mapping[str, np.ndarray],
+    eta: np.ndarray,
+    layout: ItemLayout,
+    *,
+    standardization: Mapping[str, np.ndarray] | None = None,
+    caps: np.ndarray | None = None,
+) -> np.ndarray:
+    """Expected *scaled* item value E[v_fi | eta_f, item parameters], shape (..., F, I).
+
+    The scaling is the deterministic method's (before reverse coding), each family's
+    :meth:`~smeintl.families.Family.expected`: ordinal (y - min)/(max - min); percent
+    y/100; count E[min(y, cap)]/cap (``caps`` replaces the declared caps of the count
+    items); binary P(y = 1); continuous (E[y] - min)/(max - min) clipped to [0, 1].
+    Reverse coding (1 - v) is applied afterwards by the caller.
+    """
+    lp = _lp(params, eta, layout)
+    out = np.empty(lp.shape, dtype=float)
+    for b in layout.blocks():
+        out[..., b.idx] = b.family.expected(params, lp[..., b.idx], b, layout, standardization, caps)
+    return out
+
+
+def cell_loglik(P: Mapping[str, np.ndarray], s, eta: np.ndarray, X: np.ndarray, layout: ItemLayout,
+                std: Mapping[str, np.ndarray] | None) -> np.ndarray:
+    """Log-likelihood of each firm's observed answers at latent scores ``eta`` (F, Q, C),
+    summed over its items -> (F, Q): each family's :meth:`~smeintl.families.Family.loglik`,
+    continuous items including the Jacobian of their standardization (densities of the
+    raw answers).
+
+    ``P``: :func:`posterior_params`; ``s``: one draw (the parameters are shared along
+    ``eta``'s second axis, e.g. quadrature nodes) or ``Q`` draws (one per position of
+    that axis).  ``tests/test_measurement.py`` checks it against PyMC's log-likelihood
+    for every item family."""
+    lam = P["loading"][s]
+    lin = np.take(eta, layout.construct, axis=-1) * (layout.sign * lam)  # (F, Q, I)
+    out = np.zeros(eta.shape[:2])
+    for b in layout.blocks():
+        out += b.family.loglik(P, s, lin[..., b.idx], X[:, b.idx], b, layout, std).sum(-1)
+    return out
+
+
+_STRUCTURE_VARS = ("loading", "corr", "group_sd", "group_mean", "eta")
+
+
+def param_names(layout: ItemLayout | None = None) -> tuple[str, ...]:
+    """Names of the model parameters in a fit (the item families' and the latent structure's)."""
+    names = list(_STRUCTURE_VARS[:1])
+    for f in fam.families():
+        names += [n for n in f.params if n not in names]
+    return tuple(names + list(_STRUCTURE_VARS[1:]))
+
+
+def posterior_params(idata, spec=None, group: str = "posterior") -> dict[str, np.ndarray]:
+    """Model parameters as numpy arrays with one leading sample axis (chain x draw stacked)."""
+    ds = getattr(idata, group)
+    out: dict[str, np.ndarray] = {}
+    for name in list(param_names()) + [v for v in ds.data_vars if str(v).startswith("cutpoints_")]:
+        if name in ds:
+            a = ds[name].values
+            out[name] = a.reshape((-1,) + a.shape[2:])
+    return out

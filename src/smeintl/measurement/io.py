@@ -1,0 +1,96 @@
+"""A fit is one netCDF file: write it atomically, read it back with the model rebuilt
+from the spec stored in its attrs, refusing a fit made with another spec or data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..spec import Spec, parse_spec
+
+__all__ = ["FitError", "save_fit", "load_fit", "fit_standardization", "versions"]
+
+
+class FitError(RuntimeError):
+    """A fit file cannot be used with the spec or data given."""
+
+
+def versions() -> dict[str, str]:
+    """Versions of the packages a fit depends on."""
+    import importlib.metadata as md
+    import platform
+
+    out = {"python": platform.python_version()}
+    for pkg in ("smeintl", "pymc", "pytensor", "arviz", "numpy", "scipy", "pandas", "xarray", "nutpie"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+
+def save_fit(idata, path: str | Path, *, overwrite: bool = False) -> Path:
+    """Write a fit to one netCDF file (atomically: temp file, then rename)."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True (CLI: --force) to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    idata.to_netcdf(str(tmp), engine="h5netcdf")
+    tmp.replace(path)
+    return path
+
+
+def load_fit(path: str | Path, spec: Spec | None = None, survey=None):
+    """Read a fit; refuse it when its spec or data hash differ from those given.
+
+    Returns ``(idata, model)`` where ``model`` is the :class:`MeasurementModel`
+    rebuilt from the spec text stored in the file.
+    """
+    import arviz as az
+
+    path = Path(path)
+    if not path.exists():
+        raise FitError(f"{path}: file not found")
+    try:
+        idata = az.from_netcdf(str(path), engine="h5netcdf")
+    except Exception as exc:  # noqa: BLE001
+        raise FitError(f"{path}: not a readable fit file ({exc})") from None
+    if "spec_text" not in idata.attrs:
+        raise FitError(f"{path}: not an smeintl fit (no spec in its attributes)")
+    stored = parse_spec(idata.attrs["spec_text"], source=f"{path} (stored spec)")
+    if spec is not None and spec.hash != stored.hash:
+        raise FitError(
+            f"{path}: the fit was made with a different spec (stored hash {stored.hash[:12]}, "
+            f"given {spec.source} hash {spec.hash[:12]}); refit or pass the matching spec"
+        )
+    if survey is not None and survey.data_hash != idata.attrs.get("data_hash"):
+        raise FitError(
+            f"{path}: the fit was made on different data (stored data hash {str(idata.attrs.get('data_hash'))[:12]}, "
+            f"given {survey.source} hash {survey.data_hash[:12]}); refit on this data"
+        )
+    from .model import MeasurementModel
+
+    model = MeasurementModel(
+        stored,
+        group=bool(int(idata.attrs.get("group", 1))),
+        parameterization=str(idata.attrs.get("parameterization", "auto")),
+        group_parameterization=str(idata.attrs.get("group_parameterization", "auto")),
+        latent_parameterization=str(idata.attrs.get("latent_parameterization", "noncentered")),
+        standardized_scores=bool(int(idata.attrs.get("standardized_scores", 0))),
+    )
+    return idata, model
+
+
+def fit_standardization(idata) -> dict[str, np.ndarray] | None:
+    s = idata.attrs.get("standardization")
+    if not s:
+        return None
+    return {k: np.asarray(v) for k, v in json.loads(s).items()}
+
+
+# ---------------------------------------------------------------------------
+# summaries

@@ -1,0 +1,700 @@
+"""The measurement model: items as indicators of correlated latent constructs.
+
+One generalized latent variable model is built from a :class:`~smeintl.spec.Spec`.
+Each firm f has latent scores eta_f (one per construct).  Each item i loads on its
+construct c(i) with a positive loading lambda_i; reverse-coded items get the sign
+s_i = -1, so the linear predictor of item i for firm f is
+
+    lp_fi = s_i * lambda_i * eta_{f, c(i)}  (+ an intercept where the family has one)
+
+and the likelihood is the item family's (:mod:`smeintl.families`: ordinal items an
+ordered logistic, percent items an ordered beta, counts a negative binomial, binary
+items a Bernoulli, continuous items a Normal on the standardized item).
+
+Identification: latent variance fixed to 1 within group, loadings positive
+(LogNormal prior), latent correlation with an LKJ prior.  Group (industry) latent
+means are partially pooled and sum-to-zero; latent scores non-centred, centred or split
+(:mod:`.latent`); from ``STANDARDIZE_AT`` firms the item parameters are sampled on the
+latent scores standardized by their own sample mean and sd (the same posterior, without
+the ridges along which intercepts and cutpoints trade off against the mean of all
+scores and the loadings against their spread).
+
+Item non-response: each family's likelihood runs over observed cells only.
+
+All-continuous instruments use the *marginal* parameterization: the latent scores
+are integrated out (y_f ~ MvNormal(a + Lambda mu_g, Lambda R Lambda' + Psi) on each
+firm's observed items), so the cost does not grow with a per-firm parameter vector;
+latent scores are drawn afterwards from their exact conditional normal (:mod:`.posterior`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+
+from .. import families as fam
+from ..families.model import LOCATION_DISTS, prior
+from ..spec import Spec
+from . import posterior as post
+from .diagnostics import diagnose
+from .generative import draw_items, posterior_params
+from .latent import _centered_scores, _lkj_cholesky, _pattern_statistics, _split_scores
+from .layout import ItemLayout, standardization_of
+
+__all__ = ["MeasurementModel", "Built", "auto_sampler", "resolve_target_accept", "no_traces",
+           "LOW_RANK_MIN_FIRMS", "LARGE_FIRMS", "AUTO_TARGET_ACCEPT", "AUTO_TARGET_ACCEPT_LARGE"]
+
+
+@dataclass(frozen=True)
+class Built:
+    """What :meth:`MeasurementModel._build` chose for one survey: the latent
+    parameterization used, whether the item parameters are on standardized scores, the
+    continuous items' standardization and each firm's group code."""
+
+    latent: str
+    standardized: bool
+    standardization: Mapping[str, np.ndarray] | None
+    group_codes: np.ndarray
+
+
+class _Inputs:
+    """The data arrays and prior settings of one model, packed into three shared vectors.
+
+    Every value enters the graph as a slice of ``inputs_int`` or ``inputs_float`` between
+    offsets held in ``inputs_offsets``, never as a constant.  A model's graph then depends
+    on its structure only: new data or new priors of the same structure give the same
+    graph (PyTensor's disk cache serves them, and :mod:`smeintl._compiled` reuses one
+    compiled nutpie model for all of them).  Packed, because nutpie's compiled wrapper
+    unpacks each shared variable separately: 30 separate ones made every compile of the
+    default instrument about 15 s longer than these three.
+
+    ``shared=False`` makes every input a constant instead: PyTensor's C backend (PyMC's
+    own sampler) runs one thunk per operation, and the slices cost it more than the
+    compile they save (study throughput 226 -> 204 fits per hour on one worker).
+    """
+
+    def __init__(self, shared: bool = True):
+        import pytensor
+
+        self.shared = bool(shared)
+        self.pack = {"int": pytensor.shared(np.zeros(0, dtype=np.int64), name="inputs_int"),
+                     "float": pytensor.shared(np.zeros(0, dtype=np.float64), name="inputs_float")}
+        self.offsets = pytensor.shared(np.zeros(0, dtype=np.int64), name="inputs_offsets")
+        self._parts: dict[str, list[np.ndarray]] = {"int": [], "float": []}
+        self._bounds: list[int] = []
+        self.names: list[str] = []
+
+    def add(self, name: str, value, dtype=None):
+        """``value`` as a symbolic input (its shape is kept when it has two or more axes)."""
+        if name in self.names:
+            raise ValueError(f"duplicate model input {name!r}")
+        v = np.asarray(value, dtype=dtype)
+        if not self.shared:
+            import pytensor.tensor as pt
+
+            self.names.append(name)
+            return pt.as_tensor(v)
+        kind = "int" if v.dtype.kind in "iub" else "float"
+        flat = v.astype(np.int64 if kind == "int" else np.float64).ravel()
+        k = len(self.names)
+        start = sum(p.size for p in self._parts[kind])
+        self._parts[kind].append(flat)
+        self._bounds += [start, start + flat.size]
+        self.names.append(name)
+        # values are set as they come, so the graph can be evaluated at any point of the build
+        self.pack[kind].set_value(np.concatenate(self._parts[kind]))
+        self.offsets.set_value(np.asarray(self._bounds, dtype=np.int64))
+        x = self.pack[kind][self.offsets[2 * k]:self.offsets[2 * k + 1]]
+        if v.ndim == 0:
+            return x[0]
+        return x if v.ndim == 1 else x.reshape(v.shape)
+
+    def prior(self, name: str, key: str, value):
+        return self.add(f"prior_{name}_{key}", value, dtype=float)
+
+
+#: prior families with a location parameter ``mu``, which the standardized item
+
+
+LOW_RANK_MIN_FIRMS = 200
+
+#: ``target_accept="auto"`` per sampler.  Bundled data, nutpie, 4 x 1000 draws, nine seeds:
+#: at 0.9 sampling took 15-23 s (about 50 leapfrog steps), min bulk ESS 620-920, and three
+#: fits failed a diagnostic (two with one divergence, one with R-hat 1.013); at 0.95 it took
+#: 16-27 s (about 59 steps), ESS 427-662, and five failed (R-hat 1.010-1.018 on the industry
+#: sd or means, no divergences); at 0.8 two of three fits had a divergence.  PyMC's NUTS
+#: had 69 divergences at 0.9 on the same data.
+AUTO_TARGET_ACCEPT: dict[str, float] = {"nutpie": 0.9, "pymc": 0.95}
+#: ... and with nutpie from this many firms, where the likelihood dominates and the scores
+#: are split (``latent_parameterization``): measured without a divergence at 0.8 in every
+#: run of the default instrument at 2,000 and 10,000 firms (ninth round); at 0.9 a 10,000-firm
+#: fit of 2 x (250 + 250) sampled 559 s, at 0.8 322 s.
+LARGE_FIRMS = 2000
+AUTO_TARGET_ACCEPT_LARGE: dict[str, float] = {"nutpie": 0.8, "pymc": 0.95}
+
+
+def no_traces():
+    """A context in which PyTensor records no stack trace for the nodes it creates.
+
+    The traces only serve PyTensor's error messages about a user's own graph.  Without
+    them, building the default instrument's model takes 0.26 instead of 0.32 s and
+    compiling its initial-point function 0.45 instead of 0.86 s (every fit does both).
+    """
+    import pytensor
+
+    return pytensor.config.change_flags(traceback__limit=0)
+
+
+def resolve_target_accept(value, sampler: str, n_firms: int | None = None) -> float:
+    """``value`` as a number: ``"auto"`` (or None) is :data:`AUTO_TARGET_ACCEPT` of ``sampler``,
+    or :data:`AUTO_TARGET_ACCEPT_LARGE` from :data:`LARGE_FIRMS` firms."""
+    from ..spec import valid_target_accept
+
+    if value is None or value == "auto":
+        large = n_firms is not None and n_firms >= LARGE_FIRMS
+        return (AUTO_TARGET_ACCEPT_LARGE if large else AUTO_TARGET_ACCEPT)[sampler]
+    if not valid_target_accept(value):
+        raise ValueError(f"target_accept must be 'auto' or a number in (0, 1), got {value!r}")
+    return float(value)
+
+
+def auto_sampler() -> str:
+    """What ``sampler = "auto"`` means: nutpie where installed, else PyMC's NUTS."""
+    return "nutpie" if _has_nutpie() else "pymc"
+
+
+def _has_nutpie() -> bool:
+    try:
+        import nutpie  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class MeasurementModel:
+    """Generalized latent variable model of a spec's items.
+
+    Parameters
+    ----------
+    spec : Spec
+        The instrument: items, constructs, priors and sampler defaults.
+    group : bool
+        Partially pooled latent means per level of ``spec.group_column``
+        (industry); ``False`` switches the level off.
+    parameterization : {"auto", "latent", "marginal"}
+        ``"marginal"`` integrates the latent scores out (all-continuous
+        instruments only); ``"auto"`` picks it where possible.
+    group_parameterization : {"auto", "centered", "noncentered"}
+        How the group means are sampled (the same model); ``"auto"``: see ``CENTER_GROUPS_AT``.
+    latent_parameterization : {"auto", "centered", "noncentered", "split"}
+        How the latent scores are sampled (the same model); ``"split"``: centred, as each
+        construct's sample mean, log sd and standardized shape (:func:`_split_scores`;
+        implies standardized scores).  ``"auto"``: see ``CENTER_LATENT_AT``; split where
+        the scores are centred and standardized.
+    standardized_scores : {"auto", True, False}
+        Sample the item parameters on the latent scores standardized by their sample
+        mean and sd (the same model; see :meth:`_standardized`); ``"auto"``: from
+        ``STANDARDIZE_AT`` firms, where the priors allow.  Latent parameterization only.
+
+    Nothing is built or sampled in the constructor; :meth:`fit` returns the fit.
+    """
+
+    def __init__(self, spec: Spec, *, group: bool = True, parameterization: str = "auto",
+                 group_parameterization: str = "auto", latent_parameterization: str = "auto",
+                 standardized_scores: bool | str = "auto"):
+        if parameterization not in ("auto", "latent", "marginal"):
+            raise ValueError(f"parameterization must be 'auto', 'latent' or 'marginal', got {parameterization!r}")
+        self.spec = spec
+        self.layout = ItemLayout.from_spec(spec)
+        self.group = bool(group) and spec.group_column is not None
+        if parameterization == "marginal" and not self.layout.all_continuous:
+            raise ValueError(
+                "the marginal parameterization needs an all-continuous instrument; "
+                f"this spec has scales {sorted(set(self.layout.scales))}"
+            )
+        if parameterization == "auto":
+            parameterization = "marginal" if self.layout.all_continuous else "latent"
+        self.parameterization = parameterization
+        if group_parameterization not in ("auto", "centered", "noncentered"):
+            raise ValueError("group_parameterization must be 'auto', 'centered' or 'noncentered', "
+                             f"got {group_parameterization!r}")
+        self.group_parameterization = group_parameterization
+        if latent_parameterization not in ("auto", "centered", "noncentered", "split"):
+            raise ValueError("latent_parameterization must be 'auto', 'centered', 'noncentered' or 'split', "
+                             f"got {latent_parameterization!r}")
+        self.latent_parameterization = latent_parameterization
+        if standardized_scores not in ("auto", True, False):
+            raise ValueError(f"standardized_scores must be 'auto', True or False, got {standardized_scores!r}")
+        if latent_parameterization == "split":
+            # the split scores are the standardized scores' own coordinates
+            if standardized_scores is False:
+                raise ValueError("latent_parameterization='split' samples standardized scores: it cannot be "
+                                 "combined with standardized_scores=False")
+            standardized_scores = True
+        self._check_priors()
+        if standardized_scores is True and not self._standardizable():
+            raise ValueError("standardized_scores=True needs a LogNormal loading prior and an intercept prior with a "
+                             f"location 'mu' ({', '.join(LOCATION_DISTS)}); got loading "
+                             f"{self.spec.priors['loading'].get('dist')!r}, intercept "
+                             f"{self.spec.priors['intercept'].get('dist', 'Normal')!r}")
+        self.standardized_scores = standardized_scores
+
+    #: groups at least this large get centred group means under ``group_parameterization="auto"``
+    CENTER_GROUPS_AT = 25
+
+    def _group_centered(self, gidx: np.ndarray, G: int) -> bool:
+        if self.group_parameterization != "auto":
+            return self.group_parameterization == "centered"
+        sizes = np.bincount(gidx, minlength=G)
+        return bool(sizes.min() >= self.CENTER_GROUPS_AT)
+
+    #: ``latent_parameterization="auto"`` samples the latent scores centred when every group
+    #: (or the whole sample, without groups) has this many firms ...
+    CENTER_LATENT_AT = 200
+    #: ... and every construct has this many items (enough answers to pin each firm's score)
+    CENTER_LATENT_ITEMS = 6
+
+    def _latent_centered(self, gidx: np.ndarray, G: int) -> bool:
+        """Centred latent scores (eta ~ MvNormal(group mean, R)) or non-centred (eta = mean + L z).
+
+        Non-centred scores move jointly with their group mean: with thousands of firms per
+        group that coupling makes the sampler take long trajectories.  Centred, the group
+        mean given the scores is pinned down by the many firms and each score is informed
+        by the firm's own answers.  With few items per construct each score is vague and
+        centred scores form a funnel with the loadings, so the automatic choice also asks
+        for ``CENTER_LATENT_ITEMS`` items per construct.  Measured on the default instrument
+        (1,000 firms in 5 groups, nutpie, 2 x 500 draws): min bulk ESS 191 centred vs 127
+        non-centred at the same number of leapfrog steps."""
+        if self.latent_parameterization != "auto":
+            return self.latent_parameterization == "centered"
+        sizes = np.bincount(gidx, minlength=max(G, 1))
+        items = np.bincount(self.layout.construct, minlength=len(self.layout.constructs))
+        return bool(sizes.min() >= self.CENTER_LATENT_AT and items.min() >= self.CENTER_LATENT_ITEMS)
+
+    def _latent_choice(self, gidx: np.ndarray, G: int) -> str:
+        """"centered", "noncentered" or "split" (centred scores sampled as their sample
+        mean, log sd and standardized shape, :func:`_split_scores`; ``"auto"`` takes it
+        where the scores are centred and the item parameters standardized)."""
+        if self.latent_parameterization in ("noncentered", "centered", "split"):
+            return self.latent_parameterization
+        if not self._latent_centered(gidx, G):
+            return "noncentered"
+        return "split" if self._standardized(len(gidx)) else "centered"
+
+    #: ``standardized_scores="auto"`` samples the item parameters on the sample-standardized
+    #: scores from this many firms
+    STANDARDIZE_AT = 200
+
+    def _standardizable(self) -> bool:
+        pri = self.spec.priors
+        return (pri["loading"].get("dist") == "LogNormal"
+                and pri["intercept"].get("dist", "Normal") in LOCATION_DISTS and "mu" in pri["intercept"])
+
+    def _standardized(self, n_firms: int) -> bool:
+        """Whether the item parameters are sampled relative to the sample of latent scores.
+
+        With many firms the likelihood pins each item's linear predictor, so the item
+        intercepts and cutpoints trade off exactly against the mean of all latent scores and
+        the loadings against their spread; only the scores' population prior (mean 0, sd 1)
+        holds these directions, as loosely as one over the square root of the number of
+        firms.  A diagonal mass matrix cannot follow such ridges (with centred scores the
+        sample mean and sd are best sampled as coordinates of their own: :func:`_split_scores`).
+        Standardized, the items
+        see the scores centred and scaled by their own sample mean and sd across firms, and
+        the free item parameters are those on that scale:
+
+            loading_std = loading * sd(eta_c),   shift_i = sign_i * loading_i * mean(eta_c)
+            cutpoints_std = cutpoints - shift,   intercept_std = intercept + shift
+
+        The priors move with them (a LogNormal loading's log-location by log sd(eta_c), a
+        location prior's ``mu`` by the shift), so the model is the same posterior over the
+        reported parameters, exactly: a change of variables, not a new prior.  The reported
+        ``loading``, ``cutpoints_*`` and intercepts are deterministic functions of the
+        standardized ones.  (The loadings' change of scale adds log sd(eta_c) per item to
+        the free variables' log prior; :func:`smeintl.robustness` evaluates the analyst's
+        priors on a model without it.)
+        """
+        if self.standardized_scores != "auto":
+            return bool(self.standardized_scores)
+        return n_firms >= self.STANDARDIZE_AT and self._standardizable()
+
+    def _standardized_items(self, pm, pt, inp, eta, lp_pri, split=None):
+        """Standardized scores for the likelihood, the loadings (free ``loading_std``,
+        reported ``loading``) and the per-item shift of intercepts and cutpoints (see
+        :meth:`_standardized`).  ``split``: the standardized scores, sample means and sds
+        where the scores are sampled that way (:func:`_split_scores`)."""
+        lay = self.layout
+        if split is None:
+            mean, sd = eta.mean(axis=0), eta.std(axis=0)
+            standardized = (eta - mean) / sd
+        else:
+            standardized, mean, sd = split
+        params = {k: inp.prior("loading", k, v) for k, v in lp_pri.items() if k != "dist"}
+        params["mu"] = params["mu"] + pt.log(sd)[lay.construct]
+        loading_std = pm.LogNormal("loading_std", **params, dims="item")
+        loading = pm.Deterministic("loading", loading_std / sd[lay.construct], dims="item")
+        shift = lay.sign * loading * mean[lay.construct]
+        return standardized, loading_std, shift
+
+    # ---------------------------------------------------------------- helpers
+    def _check_priors(self) -> None:
+        dists = {self.spec.priors[k].get("dist") for k in ("loading", *(f.loading_prior for f in fam.families()))}
+        if len(dists) != 1:
+            raise ValueError(
+                f"priors.loading, priors.loading_count and priors.loading_continuous must use one distribution, got {dists}"
+            )
+
+    def _loading_prior_arrays(self) -> dict[str, np.ndarray]:
+        pri = self.spec.priors
+        entries = [pri[f.loading_prior] for f in self.layout.families()]
+        names = [k for k in entries[0] if k != "dist"]
+        return {"dist": entries[0]["dist"], **{n: np.array([float(e[n]) for e in entries]) for n in names}}
+    def coords(self, survey) -> dict[str, list]:
+        lay = self.layout
+        c: dict[str, list] = {
+            "firm": list(map(str, survey.items.index)),
+            "item": list(lay.names),
+            "construct": list(lay.constructs),
+        }
+        for block in lay.blocks():
+            c.update(block.family.coords(lay, block))
+        if len(lay.constructs) > 1:
+            c["construct_"] = list(lay.constructs)
+        if self.group:
+            c["group"] = list(survey.group_names)
+        return c
+
+    def _standardization(self, survey=None) -> dict[str, np.ndarray] | None:
+        """Continuous items are modelled on z = (y - centre) / (range / 6) with the
+        centre and range of the *declared* scale (data-independent, so priors and
+        simulated truths mean the same thing on every data set)."""
+        return standardization_of(self.layout)
+
+    # ---------------------------------------------------------------- build
+    def build(self, survey, *, inputs: str = "shared"):
+        """Build the PyMC model for a survey (no sampling).
+
+        Returns the ``pymc.Model``; the model object itself is not changed (the choices
+        made for this survey come with :meth:`_build`).
+
+        ``inputs="shared"`` (default): data and prior settings are inputs of the graph (see
+        ``_Inputs``), so every survey and prior of this structure gives the same graph;
+        ``"constant"``: they are constants, which PyMC's own sampler runs faster.
+        """
+        if inputs not in ("shared", "constant"):
+            raise ValueError(f"inputs must be 'shared' or 'constant', got {inputs!r}")
+        return self._build(survey, inputs=inputs)[0]
+
+    def _build(self, survey, *, inputs: str = "shared") -> tuple[Any, "Built"]:
+        """The model and what was chosen for this survey (:class:`Built`)."""
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        lay = self.layout
+        pri = self.spec.priors
+        X = survey.items[list(lay.names)].to_numpy(dtype=float)
+        F, I = X.shape
+        C = len(lay.constructs)
+        coords = self.coords(survey)
+        std = self._standardization(survey)
+        group_codes = np.asarray(survey.groups, dtype=int) if self.group else np.zeros(F, dtype=int)
+
+        inp = _Inputs(shared=inputs == "shared")
+        standardized_used = self.parameterization == "latent" and self._standardized(F)
+        latent_used = self.latent_parameterization
+        with pm.Model(coords=coords) as model:
+            lp_pri = self._loading_prior_arrays()
+            # on standardized scores the loadings are drawn after the scores (see _standardized)
+            loading = None if standardized_used else prior(pm, "loading", lp_pri, inp, dims="item")
+            # latent correlation (LKJ prior through canonical partial correlations)
+            if C > 1:
+                chol = _lkj_cholesky(pm, pt, C, inp.prior("lkj", "eta", float(pri["lkj_eta"]["eta"])))
+                pm.Deterministic("corr", chol @ chol.T, dims=("construct", "construct_"))
+            else:
+                chol = pt.ones((1, 1))
+            # group means
+            if self.group:
+                G = len(survey.group_names)
+                gidx = np.asarray(survey.groups, dtype=int)
+                gidx_data = inp.add("data_group", gidx)
+                tau = prior(pm, "group_sd", pri["group_sd"], inp, dims="construct")
+                # ZeroSumNormal constrains its *last* axes: groups go last, then transpose.
+                if self._group_centered(gidx, G):
+                    # many firms per group: the data pin each mean down, centred mixes better
+                    gc = pm.ZeroSumNormal("group_c", sigma=tau[:, None], dims=("construct", "group"),
+                                          n_zerosum_axes=1)
+                    gmean = pm.Deterministic("group_mean", gc.T, dims=("group", "construct"))
+                else:
+                    gz = pm.ZeroSumNormal("group_z", sigma=1.0, dims=("construct", "group"), n_zerosum_axes=1)
+                    gmean = pm.Deterministic("group_mean", gz.T * tau, dims=("group", "construct"))
+                mu_f = gmean[gidx_data]
+            else:
+                G = 0
+                mu_f = pt.zeros((F, C))
+
+            if self.parameterization == "latent":
+                latent_used = self._latent_choice(group_codes, G)
+                split = None
+                if latent_used == "split":
+                    eta, *split = _split_scores(pm, pt, mu_f, chol, lay.constructs, F)
+                elif latent_used == "centered":
+                    eta = _centered_scores(pm, pt, mu_f, chol, lay.constructs)
+                else:
+                    z = pm.Normal("z", 0.0, 1.0, dims=("firm", "construct"))
+                    eta = pm.Deterministic("eta", mu_f + z @ chol.T, dims=("firm", "construct"))
+                if standardized_used:
+                    eta, loading, shift = self._standardized_items(pm, pt, inp, eta, lp_pri, split)
+                else:
+                    shift = None
+                self._likelihoods(pm, pt, inp, X, eta, loading, std, shift=shift)
+            else:
+                self._marginal_likelihood(pm, pt, inp, X, mu_f, chol, loading, std, group_codes)
+        return model, Built(latent_used, bool(standardized_used), std, group_codes)
+
+
+    def _likelihoods(self, pm, pt, inp, X, eta, loading, std, shift=None):
+        """One likelihood per block of items (:meth:`ItemLayout.blocks`), added by the
+        block's family (:meth:`smeintl.families.Family.build`).  Each answer's linear
+        predictor is ``eta[f, c(item)] * loading * sign + intercept``; the data are
+        model inputs.
+
+        ``shift`` (per item, or None): ``eta`` are the standardized scores and ``loading``
+        the standardized loadings; intercepts and cutpoints are drawn shifted (see
+        :meth:`_standardized`)."""
+        lay = self.layout
+        ctx = fam.BuildContext(pm=pm, pt=pt, inputs=inp, priors=self.spec.priors, layout=lay, X=X,
+                               eta_flat=eta.reshape((-1,)), signed=loading * lay.sign, shift=shift,
+                               standardization=std, n_constructs=len(lay.constructs))
+        for block in lay.blocks():
+            block.family.build(ctx, block)
+
+    def _marginal_likelihood(self, pm, pt, inp, X, mu_f, chol, loading, std, group_codes):
+        """Latent scores integrated out, through sufficient statistics.
+
+        For the firms of one missingness pattern p (observed items o) and group g,
+        y_f ~ MvNormal(m_g, S_p) with m_g = a_o + Lambda_o mu_g and S_p = Lambda_o R
+        Lambda_o' + Psi_o, so the log-likelihood needs only n, sum y and sum y y' per
+        (pattern, group): the cost per gradient does not grow with the number of firms.
+
+        The patterns are batched rather than looped over: each pattern's covariance is
+        the full item covariance with the unobserved rows and columns replaced by those
+        of the identity (same determinant and, on the observed block, same inverse as the
+        observed submatrix), and the sufficient statistics are zero-padded.  The graph
+        therefore has the same few nodes whatever the number of patterns, which keeps
+        compile times short (a Python loop over about 100 pattern x group blocks made
+        nutpie's numba compile of a 500-firm, 6-item instrument take 7 to over 15 minutes
+        on new data; batched, it compiles and samples in about 75 s).
+        """
+        lay = self.layout
+        pri = self.spec.priors
+        I = X.shape[1]
+        C = len(lay.constructs)
+        a = pm.Normal("cont_intercept", 0.0, 1.0, dims="cont_item")
+        sd = prior(pm, "cont_sigma", pri["residual_sd"], inp, dims="cont_item")
+        Z = (X - std["mean"]) / std["sd"]
+        onehot = np.zeros((I, C))
+        onehot[np.arange(I), lay.construct] = 1.0
+        Lam = onehot * (loading * lay.sign)[:, None]  # (I, C)
+        R = chol @ chol.T
+        cov = Lam @ R @ Lam.T + pt.diag(sd**2)
+
+        st = _pattern_statistics(Z, group_codes)
+        O = st["observed"].astype(float)  # (P, I)
+        M = O[:, :, None] * O[:, None, :]
+        S = M * cov[None] + (1.0 - M) * np.eye(I)[None]  # (P, I, I)
+        Sinv = pt.linalg.inv(S)
+        # log-determinant through the Cholesky factor (PyTensor's batched slogdet rewrite fails)
+        logdet = 2.0 * pt.sum(pt.log(pt.diagonal(pt.linalg.cholesky(S), axis1=-2, axis2=-1)), axis=-1)  # (P,)
+        Ob = O[st["pattern"]]  # (B, I)
+        m = a[None, :] + (mu_f[st["first_row"]] @ Lam.T if self.group else 0.0)
+        m = m * Ob  # (B, I): zero where unobserved
+        Sb = Sinv[st["pattern"]]  # (B, I, I)
+        n = st["n"]
+        quad = (pt.sum(Sinv * st["s2_pattern"])
+                - 2.0 * pt.sum(Sb * m[:, :, None] * st["s1"][:, None, :])
+                + pt.sum(Sb * (n[:, None, None] * m[:, :, None] * m[:, None, :])))
+        n_p = st["n_pattern"]
+        total = -0.5 * (pt.sum(n_p * logdet) + float(np.sum(n_p * O.sum(1))) * np.log(2 * np.pi) + quad)
+        pm.Potential("marginal_loglik", total)
+
+    # ---------------------------------------------------------------- fit
+    def fit(
+        self,
+        survey,
+        *,
+        draws: int | None = None,
+        tune: int | None = None,
+        chains: int | None = None,
+        random_seed: int = 0,
+        sampler: str | None = None,
+        target_accept: float | str | None = None,
+        cores: int | None = None,
+        progressbar: bool = True,
+        log_likelihood: bool = True,
+        posterior_predictive: bool = True,
+        mass_matrix: str = "auto",
+    ):
+        """Sample the posterior and return an :class:`arviz.InferenceData`.
+
+        The result holds the posterior (with latent scores ``eta``), a posterior
+        predictive survey for every item, the per-firm log-likelihood (``responses``: the sum over each firm's observed answers),
+        the observed data, and attrs recording the spec text, data hash, seed,
+        sampler, mass matrix, package versions and the diagnostics verdict.
+
+        ``target_accept``: a number in (0, 1), or ``"auto"`` (:data:`AUTO_TARGET_ACCEPT`:
+        0.9 with nutpie, 0.95 with PyMC's NUTS; with nutpie 0.8 from :data:`LARGE_FIRMS`
+        firms); default the spec's ``[sampler]``.  The attrs record the number used.
+
+        ``mass_matrix``: ``"diag"`` (diagonal), ``"low_rank"`` (nutpie's diagonal plus
+        low-rank adaptation, nutpie only) or ``"auto"``: low-rank with nutpie from
+        :data:`LOW_RANK_MIN_FIRMS` firms.  With many firms the item intercepts and
+        cutpoints all trade off against the mean of the latent scores, a direction
+        that a diagonal mass matrix cannot follow (default instrument, 1,000 firms,
+        2 x 400 draws: min bulk ESS 15 diagonal, 132 low-rank; 300 firms: 39 vs
+        239); with few firms the group sd's geometry dominates and the diagonal mixes
+        better (41 firms, 4 x 1000: 656 vs 234; 100 firms: 203 vs 84).
+        """
+        import pymc as pm
+
+        if random_seed is None:
+            raise ValueError("random_seed is required: every fit takes an explicit seed")
+        s = self.spec.sampler
+        draws = int(draws or s["draws"])
+        tune = int(tune if tune is not None else s["tune"])
+        chains = int(chains or s["chains"])
+        sampler = sampler or s["sampler"]
+        if sampler == "auto":
+            sampler = auto_sampler()
+        if sampler not in ("pymc", "nutpie"):
+            raise ValueError(f"sampler must be 'pymc', 'nutpie' or 'auto', got {sampler!r}")
+        target_accept = resolve_target_accept(target_accept or s["target_accept"], sampler, survey.n_firms)
+        if mass_matrix not in ("auto", "diag", "low_rank"):
+            raise ValueError(f"mass_matrix must be 'auto', 'diag' or 'low_rank', got {mass_matrix!r}")
+        if mass_matrix == "low_rank" and sampler != "nutpie":
+            raise ValueError("mass_matrix='low_rank' needs the nutpie sampler; PyMC's NUTS adapts a diagonal one")
+        if mass_matrix == "auto":
+            mass_matrix = "low_rank" if sampler == "nutpie" and survey.n_firms >= LOW_RANK_MIN_FIRMS else "diag"
+        t0 = time.perf_counter()
+        # nutpie: one compiled model per structure (_compiled); PyMC NUTS: constants run faster
+        with no_traces():
+            model, built = self._build(survey, inputs="shared" if sampler == "nutpie" else "constant")
+        t_build = time.perf_counter() - t0
+        with model, warnings.catch_warnings(), no_traces():
+            warnings.filterwarnings("ignore", category=UserWarning, module="pymc")
+            warnings.filterwarnings("ignore", category=FutureWarning)
+            warnings.filterwarnings("ignore", category=RuntimeWarning)
+            t1 = time.perf_counter()
+            timing: dict[str, Any] = {}
+            if sampler == "nutpie":
+                from .. import _compiled
+                from .._numba import register
+
+                register()  # disk-cacheable digamma: the compiled model is reused across processes
+                # one compiled model per structure in this process (data and priors are inputs)
+                idata, timing = _compiled.sample(model, draws=draws, tune=tune, chains=chains,
+                                                 target_accept=target_accept, random_seed=int(random_seed),
+                                                 progressbar=progressbar, low_rank=mass_matrix == "low_rank")
+            else:
+                idata = pm.sample(
+                    draws=draws,
+                    tune=tune,
+                    chains=chains,
+                    random_seed=int(random_seed),
+                    progressbar=progressbar,
+                    compute_convergence_checks=False,
+                    # chains run one after another by default: on small machines PyMC's
+                    # multiprocess sampling was measured 5-50x slower than sequential chains
+                    cores=cores if cores is not None else 1,
+                    target_accept=target_accept,
+                )
+            t_sample = time.perf_counter() - t1
+            if log_likelihood and self.parameterization == "latent":
+                post.add_firm_loglik(self, idata, survey)
+        std = built.standardization
+        if self.parameterization == "marginal":
+            if log_likelihood:
+                post.add_marginal_loglik(self, idata, survey, std)
+            post.add_marginal_eta(self, idata, survey, std, random_seed)
+        if posterior_predictive:
+            post.add_posterior_predictive(self, idata, survey, std, random_seed)
+        post.add_observed(self, idata, survey)
+        diag = diagnose(idata)
+        idata.attrs.update(
+            post.fit_attrs(self, built, survey, random_seed, sampler, mass_matrix, draws, tune, chains, target_accept)
+            | {
+                "diagnostics": json.dumps(diag.to_dict()),
+                "failed": int(diag.failed),
+                "timing": json.dumps({"build_s": t_build, "sample_s": t_sample, **timing}),
+            }
+        )
+        return idata
+
+    def compile(self, survey) -> dict[str, Any]:
+        """Compile this model for nutpie on ``survey`` without sampling.
+
+        Any later nutpie fit of the same structure (same instrument, options and number
+        of firms per group; data and priors may differ), in this process or another,
+        then loads it from the disk caches instead of compiling it.  ``smeintl run``
+        compiles the robustness refits' models this way in a second process while the
+        main fit compiles and samples.  Returns ``{"compile_s", "compile_reused"}``.
+        """
+        if not _has_nutpie():
+            raise RuntimeError("compiling for nutpie needs nutpie installed")
+        from .. import _compiled
+        from .._numba import register
+
+        with no_traces():
+            model = self.build(survey, inputs="shared")
+        register()
+        with model, warnings.catch_warnings(), no_traces():
+            warnings.simplefilter("ignore")
+            _compiled_model, reused, seconds = _compiled.compiled_model(model)
+        return {"compile_s": seconds, "compile_reused": reused}
+
+    def compiled_on_disk(self, survey) -> bool:
+        """Whether a nutpie fit on ``survey`` finds its compiled model in this process or
+        in the disk caches (see :meth:`compile`); builds the model (a fraction of a second)."""
+        from .. import _compiled
+
+        with no_traces(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _compiled.on_disk(self.build(survey, inputs="shared"))
+
+    # ---------------------------------------------------------------- prior predictive
+    def prior_predictive(self, survey, *, draws: int = 500, random_seed: int = 0) -> dict[str, Any]:
+        """Draw surveys from the prior predictive (same firms, groups and missingness).
+
+        Returns a dict with ``params`` (prior draws), ``eta`` and ``items`` (draws, F, I).
+        """
+        import pymc as pm
+
+        # the same model without the change of variables: the split scores' mean and log sd
+        # have flat densities, which cannot be drawn forward
+        plain = MeasurementModel(self.spec, group=self.group, parameterization=self.parameterization,
+                                 group_parameterization=self.group_parameterization, standardized_scores=False)
+        model, built = plain._build(survey)
+        names = [v.name for v in model.free_RVs] + [d.name for d in model.deterministics]
+        with model, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pri = pm.sample_prior_predictive(draws=draws, var_names=names, random_seed=int(random_seed))
+        P = posterior_params(pri, self.spec, group="prior")
+        std = built.standardization
+        if "eta" not in P:
+            rng0 = np.random.default_rng([int(random_seed), 3])
+            C = len(self.layout.constructs)
+            R = P["corr"] if C > 1 else np.ones((draws, 1, 1))
+            L = np.linalg.cholesky(R)
+            z = rng0.standard_normal((draws, survey.n_firms, C))
+            mu = P["group_mean"][:, np.asarray(survey.groups)] if self.group else 0.0
+            P["eta"] = mu + np.einsum("sij,sfj->sfi", L, z)
+        rng = np.random.default_rng([int(random_seed), 4])
+        Y = draw_items(P, P["eta"], self.layout, rng, standardization=std)
+        return {"params": P, "eta": P["eta"], "items": Y}
+
+
+# ---------------------------------------------------------------------------

@@ -1,0 +1,193 @@
+"""What a fit adds to the sampler's draws: the per-firm log-likelihood (for LOO), the
+marginal parameterization's latent scores, the posterior predictive surveys, the
+observed data and the attrs that make the fit file self-describing.
+
+Each function takes the :class:`~smeintl.measurement.MeasurementModel` (``self``) that
+made the fit.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import numpy as np
+
+from .generative import cell_loglik, draw_items, posterior_params
+from .io import versions
+from .latent import _pattern_groups
+from .layout import standardization_of
+
+__all__ = ["fit_attrs", "add_firm_loglik", "add_marginal_loglik", "add_marginal_eta",
+           "add_posterior_predictive", "add_observed"]
+
+
+def fit_attrs(self, built, survey, seed, sampler, mass_matrix, draws, tune, chains, target_accept) -> dict[str, Any]:
+    """The attrs of a fit: spec, data hash, seed, sampler settings, what was chosen, versions."""
+    std = built.standardization
+    a = {
+        "smeintl_fit": 1,
+        "spec_text": self.spec.text,
+        "spec_source": str(self.spec.source),
+        "spec_hash": self.spec.hash,
+        "data_hash": survey.data_hash,
+        "data_source": str(survey.source),
+        "random_seed": int(seed),
+        "sampler": sampler,
+        "parameterization": self.parameterization,
+        "group": int(self.group),
+        "group_parameterization": self.group_parameterization,
+        # resolved: what the sampler actually saw
+        "latent_parameterization": built.latent,
+        "mass_matrix": mass_matrix,
+        "standardized_scores": int(built.standardized),
+        "draws": draws,
+        "tune": tune,
+        "chains": chains,
+        "target_accept": target_accept,
+        "versions": json.dumps(versions()),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    if std is not None:
+        a["standardization"] = json.dumps({k: v.tolist() for k, v in std.items()})
+    return a
+
+def add_firm_loglik(self, idata, survey) -> None:
+    """Per-firm log-likelihood (sum over the firm's observed answers), for LOO:
+    :func:`cell_loglik` at each draw's latent scores, in batches of draws."""
+    import xarray as xr
+
+    post = idata.posterior
+    P = posterior_params(idata, self.spec)
+    X = survey.items[list(self.layout.names)].to_numpy(dtype=float)
+    std = standardization_of(self.layout)
+    S, F = P["eta"].shape[:2]
+    total = np.empty((S, F))
+    batch = max(1, int(4e5 // max(1, F * X.shape[1])))  # cells per batch: a few MB per array
+    for a in range(0, S, batch):
+        sel = np.arange(a, min(S, a + batch))
+        total[sel] = cell_loglik(P, sel, P["eta"][sel].transpose(1, 0, 2), X, self.layout, std).T
+    nc, nd = post.sizes["chain"], post.sizes["draw"]
+    da = xr.DataArray(
+        total.reshape(nc, nd, F),
+        dims=("chain", "draw", "firm"),
+        coords={"chain": post.chain, "draw": post.draw, "firm": list(survey.items.index)},
+    )
+    idata.add_groups({"log_likelihood": xr.Dataset({"responses": da})})
+
+def _marginal_setup(self, idata, survey, std):
+    """Posterior, parameters, standardized answers, item-construct map and latent correlations."""
+    lay = self.layout
+    P = posterior_params(idata, self.spec)
+    S, C = P["loading"].shape[0], len(lay.constructs)
+    X = survey.items[list(lay.names)].to_numpy(dtype=float)
+    Z = (X - std["mean"]) / std["sd"]
+    onehot = np.zeros((X.shape[1], C))
+    onehot[np.arange(X.shape[1]), lay.construct] = 1.0
+    R = P["corr"] if C > 1 else np.ones((S, 1, 1))
+    return idata.posterior, P, Z, onehot, R
+
+def add_marginal_loglik(self, idata, survey, std) -> None:
+    """Per-firm marginal log-likelihood (MvNormal on the firm's observed items)."""
+    import xarray as xr
+    from scipy import stats
+
+    lay = self.layout
+    post, P, Z, onehot, R = _marginal_setup(self, idata, survey, std)
+    nc, nd = post.sizes["chain"], post.sizes["draw"]
+    S, (F, I) = P["loading"].shape[0], Z.shape
+    groups = np.asarray(survey.groups, dtype=int) if self.group else np.zeros(F, dtype=int)
+    out = np.zeros((S, F))
+    parts = list(_pattern_groups(Z, groups))
+    for s in range(S):
+        Lam = onehot * (P["loading"][s] * lay.sign)[:, None]
+        cov = Lam @ R[s] @ Lam.T + np.diag(P["cont_sigma"][s] ** 2)
+        for cols, g, rows in parts:
+            m = P["cont_intercept"][s][cols]
+            if self.group:
+                m = m + Lam[cols] @ P["group_mean"][s, g]
+            out[s, rows] = stats.multivariate_normal(m, cov[np.ix_(cols, cols)]).logpdf(Z[np.ix_(rows, cols)])
+    # the Jacobian of the standardization, so the values are densities of the raw answers
+    out -= (np.log(std["sd"])[None, :] * (~np.isnan(Z))).sum(1)[None, :]
+    da = xr.DataArray(
+        out.reshape(nc, nd, F),
+        dims=("chain", "draw", "firm"),
+        coords={"chain": post.chain, "draw": post.draw, "firm": list(survey.items.index)},
+    )
+    idata.add_groups({"log_likelihood": xr.Dataset({"responses": da})})
+
+def add_marginal_eta(self, idata, survey, std, seed) -> None:
+    """Draw latent scores from their exact conditional normal given y and parameters."""
+    import xarray as xr
+
+    lay = self.layout
+    post, P, Z, onehot, R = _marginal_setup(self, idata, survey, std)
+    nc, nd = post.sizes["chain"], post.sizes["draw"]
+    S, (F, I), C = P["loading"].shape[0], Z.shape, len(lay.constructs)
+    obs = ~np.isnan(Z)
+    rng = np.random.default_rng([int(seed), 2])
+    mu_f = P["group_mean"][:, np.asarray(survey.groups)] if self.group else np.zeros((S, F, C))
+    eta = np.empty((S, F, C))
+    patterns: dict[bytes, np.ndarray] = {}
+    for f in range(F):
+        patterns.setdefault(obs[f].tobytes(), []).append(f)  # type: ignore[attr-defined]
+    Zf = np.nan_to_num(Z)
+    for s in range(S):
+        Lam = onehot * (P["loading"][s] * lay.sign)[:, None]
+        Rinv = np.linalg.inv(R[s])
+        psi = P["cont_sigma"][s] ** 2
+        resid = (Zf - P["cont_intercept"][s]) / psi  # (F, I)
+        prior_part = mu_f[s] @ Rinv.T  # (F, C)
+        for key, firms in patterns.items():
+            o = np.frombuffer(key, dtype=bool)
+            rows = np.asarray(firms)
+            prec = Rinv + Lam[o].T @ (Lam[o] / psi[o][:, None])
+            cov = np.linalg.inv(prec)
+            m = (prior_part[rows] + resid[np.ix_(rows, np.nonzero(o)[0])] @ Lam[o]) @ cov.T
+            chol = np.linalg.cholesky((cov + cov.T) / 2)
+            eta[s, rows] = m + rng.standard_normal((rows.size, C)) @ chol.T
+    da = xr.DataArray(
+        eta.reshape(nc, nd, F, C),
+        dims=("chain", "draw", "firm", "construct"),
+        coords={"chain": post.chain, "draw": post.draw, "firm": list(survey.items.index),
+                "construct": list(lay.constructs)},
+    )
+    idata.posterior["eta"] = da
+
+def add_posterior_predictive(self, idata, survey, std, seed) -> None:
+    """Replicated surveys y_rep, one per posterior draw, every firm and item."""
+    import xarray as xr
+
+    post = idata.posterior
+    nc, nd = post.sizes["chain"], post.sizes["draw"]
+    P = posterior_params(idata, self.spec)
+    rng = np.random.default_rng([int(seed), 1])
+    Y = draw_items(P, P["eta"], self.layout, rng, standardization=std)
+    F = Y.shape[1]
+    Y = Y.reshape(nc, nd, F, -1)
+    ds = xr.Dataset(
+        {
+            name: xr.DataArray(Y[..., k].astype(np.float32), dims=("chain", "draw", "firm"))
+            for k, name in enumerate(self.layout.names)
+        },
+        coords={"chain": post.chain, "draw": post.draw, "firm": list(survey.items.index)},
+    )
+    if "posterior_predictive" in idata.groups():
+        del idata.posterior_predictive
+    idata.add_groups({"posterior_predictive": ds})
+
+def add_observed(self, idata, survey) -> None:
+    import xarray as xr
+
+    X = survey.items[list(self.layout.names)]
+    ds = xr.Dataset(
+        {name: xr.DataArray(X[name].to_numpy(dtype=float), dims=("firm",)) for name in self.layout.names},
+        coords={"firm": list(X.index)},
+    )
+    if self.group:
+        ds["group"] = xr.DataArray(np.asarray(survey.groups, dtype=int), dims=("firm",))
+    if "observed_data" in idata.groups():
+        del idata.observed_data
+    idata.add_groups({"observed_data": ds})
+
