@@ -23,8 +23,6 @@ from typing import Any, Mapping
 from . import families
 
 __all__ = [
-    "SCALES",
-    "ORDINAL_SCALES",
     "DEFAULT_PRIORS",
     "DEFAULT_SAMPLER",
     "SpecError",
@@ -39,10 +37,6 @@ __all__ = [
     "default_spec_path",
 ]
 
-#: scale types of the built-in item families (:mod:`smeintl.families`; the registry may hold more)
-SCALES = ("likert", "stage", "percent", "count", "binary", "continuous")
-#: scale types modelled as ordered categories
-ORDINAL_SCALES = ("likert", "stage")
 
 #: Weakly informative default priors of the measurement model, by parameter.
 #: A spec's ``[priors]`` table overrides any entry (``defaults | spec``).

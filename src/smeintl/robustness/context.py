@@ -185,7 +185,7 @@ class RobustnessContext:
         from ..measurement import MeasurementModel
 
         par = self.fit_parameterization
-        if par == "marginal" and not all(it.scale == "continuous" for it in spec.items):
+        if par == "marginal" and not all(it.family.linear for it in spec.items):
             par = "auto"
         return MeasurementModel(spec, group=group, parameterization=par if par in ("latent", "marginal") else "auto",
                                 standardized_scores=standardized_scores)

@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 
 from ..predictive import FINDING_RULES, FINDINGS
-from ..spec import ORDINAL_SCALES
 from .context import RobustnessContext
 from .findings import industry_codes
 from .result import Check, CheckResult, skip
@@ -128,7 +127,7 @@ def check_industry_regression(ctx: RobustnessContext) -> CheckResult:
         rows.append({"kind": "test", "variable": c, "model": "ordinal logit of the binned index (5 classes), LR test",
                      "n": o["n"], "statistic": o["statistic"], "df": o["df"], "p": o["p"], "note": o["note"]})
     for it in spec.items:
-        if it.scale not in ORDINAL_SCALES:
+        if not it.family.ordinal:
             continue
         o = _ordinal_lr(survey.items[it.name].to_numpy(dtype=float), industry)
         rows.append({"kind": "ordinal item", "variable": it.name, "model": "ordinal logit on industry, LR test",

@@ -10,7 +10,7 @@ import numpy as np
 import tomli_w
 
 from ..indices import item_matrix
-from ..spec import ORDINAL_SCALES, ProfileSet, Spec, parse_spec
+from ..spec import ProfileSet, Spec, parse_spec
 
 #: categories of a non-ordinal item in the all-ordinal model: round(4 v), v in [0, 1]
 ORDINAL_LEVELS = 4
@@ -35,11 +35,7 @@ def spec_to_raw(spec: Spec) -> dict[str, Any]:
     for it in spec.items:
         d: dict[str, Any] = {"name": it.name, "construct": it.construct, "subdimension": it.subdimension,
                              "scale": it.scale}
-        if it.scale == "count":
-            d["cap"] = float(it.max)
-        elif it.scale != "binary":
-            d["min"] = it.min
-            d["max"] = it.max
+        d.update(it.family.range_keys(it))
         d["reverse"] = bool(it.reverse)
         d["weight"] = float(it.weight)
         if it.label:
@@ -210,15 +206,16 @@ def spec_variant(spec: Spec, kind: str, value: Any = None) -> tuple[Spec | None,
         if emp.get("dimensions") and not all(d in spec.subdimension_names for d in emp["dimensions"]):
             emp.pop("dimensions")
     elif kind == "all_ordinal":
-        if all(it.scale in ORDINAL_SCALES for it in spec.items):
+        if all(it.family.ordinal for it in spec.items):
             return None, "every item is already ordinal"
         for it, d in zip(spec.items, raw["items"]):
-            if it.scale in ORDINAL_SCALES:
+            if it.family.ordinal:
                 continue
             d.pop("cap", None)
             d["scale"] = "likert"
             d["min"] = 0
-            d["max"] = 1 if it.scale == "binary" else ORDINAL_LEVELS
+            # two-category items keep their two categories
+            d["max"] = 1 if it.family.categories(it) is not None else ORDINAL_LEVELS
     else:
         raise ValueError(f"unknown spec variant {kind!r}")
     return spec_from_raw(raw, label), ""
@@ -245,7 +242,7 @@ def ordinal_survey(spec_ord: Spec, survey) -> Any:
     V = np.where(rev, 1.0 - S, S)
     frame = survey.to_frame()
     for j, it in enumerate(spec.items):
-        if it.scale in ORDINAL_SCALES or it.scale == "binary":
+        if it.family.categories(it) is not None:  # ordinal and binary items as they are
             continue
         v = np.clip(V[:, j], 0.0, 1.0)
         frame[it.name] = np.where(np.isnan(v), np.nan, np.floor(ORDINAL_LEVELS * v + 0.5))
