@@ -84,6 +84,35 @@ def test_reused_compiled_model_samples_exactly_like_a_fresh_compile(tiny):
     assert not np.array_equal(first.posterior["loading"].values, reused.posterior["loading"].values)
 
 
+def test_public_compile_path_when_nutpie_internals_are_missing(tiny, monkeypatch):
+    """Where nutpie lacks the internals the disk cache builds on, the structure is compiled
+    with nutpie's public compile_pymc_model, reused across data as before, and the fit
+    is complete (the model's own firm labels on the draws)."""
+    from smeintl import _compiled
+    from smeintl.measurement import MeasurementModel
+
+    spec, a, b = tiny
+
+    def missing(*args, **kwargs):
+        raise ImportError("cannot import name '_make_functions' from 'nutpie.compile_pymc'")
+
+    monkeypatch.setattr(_compiled, "_compile_cached", missing)
+    monkeypatch.setattr(_compiled, "_FALLBACK", [])
+    _compiled.clear_cache()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            first = MeasurementModel(spec).fit(a, random_seed=5, **SHORT)
+            second = MeasurementModel(spec).fit(b, random_seed=6, **SHORT)
+    finally:
+        _compiled.clear_cache()
+    assert _compiled._FALLBACK and "_make_functions" in _compiled._FALLBACK[0]
+    assert json.loads(second.attrs["timing"])["compile_reused"]
+    assert first.posterior["loading"].shape == (2, 60, len(spec.items))
+    assert list(second.posterior["eta"].coords["firm"].values) == list(b.items.index)
+    assert np.isfinite(second.log_likelihood["responses"].values).all()
+
+
 def test_build_refuses_unknown_inputs_mode(tiny):
     from smeintl.measurement import MeasurementModel
 
@@ -207,8 +236,8 @@ def test_reuse_leaves_the_first_models_values_alone(tiny):
 def test_mass_matrix_choice_is_used_and_recorded(tiny, monkeypatch):
     """``mass_matrix``: "low_rank" reaches nutpie (other draws than the diagonal with the
     same seed), "auto" switches at LOW_RANK_MIN_FIRMS, and the fit records what it used."""
-    from smeintl import measurement
     from smeintl.measurement import MeasurementModel
+    from smeintl.measurement import model as measurement
 
     spec, a, _b = tiny
     with warnings.catch_warnings():

@@ -129,11 +129,24 @@ def _init_fn(model):
 
 
 def _flat_init(model, init, shapes: dict[str, tuple[int, ...]]):
-    """``init`` flattened into nutpie's vector of free parameters, as nutpie does."""
-    from nutpie.compile_pymc import _rv_dict_to_flat_array_wrapper, _wrap_with_lock
-
+    """``init`` flattened into nutpie's vector of free parameters (the free variables in
+    the model's order, each raveled; one call at a time: nutpie calls it from its chains'
+    threads)."""
     names = [model.rvs_to_values[rv].name for rv in model.free_RVs]
-    return _rv_dict_to_flat_array_wrapper(_wrap_with_lock(init), names=names, shapes=[shapes[n] for n in names])
+    lock = threading.Lock()
+
+    def flat(seed=None) -> np.ndarray:
+        with lock:
+            point = init(seed)
+        parts = []
+        for name in names:
+            value = np.asarray(point[name])
+            if tuple(value.shape) != tuple(shapes[name]):
+                raise ValueError(f"initial value of {name} has shape {value.shape}, expected {shapes[name]}")
+            parts.append(value.ravel().astype("float64"))
+        return np.ascontiguousarray(np.concatenate(parts) if parts else np.zeros(0))
+
+    return flat
 
 
 def _values_for(names, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -147,15 +160,10 @@ def _values_for(names, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 def _rebind(compiled, model, values: dict[str, np.ndarray], init):
     """The compiled model of another model of the same structure, bound to ``model``
     (``values``: its shared values; ``init``: its initial-point function)."""
-    import pandas as pd
-
     out = compiled.with_data(**_values_for(compiled.shared_data, values))
-    coords = dict(compiled.coords or {})
-    for name, vals in model.coords.items():
-        if vals is not None:
-            coords[name] = pd.Index(vals)
-    # the new model's initial points (they depend on its priors)
-    return dataclasses.replace(out, initial_point_func=_flat_init(model, init, compiled.shapes), _coords=coords)
+    # the new model's initial points (they depend on its priors); its coordinates are
+    # set on the draws (:func:`sample`)
+    return dataclasses.replace(out, initial_point_func=_flat_init(model, init, compiled.shapes))
 
 
 # PyTensor functions of each structure (nutpie's ``_make_functions``: the rewritten
@@ -392,6 +400,24 @@ def _callback(src: str, name: str, c_sig, key: str | None, extract, n_dim: int, 
 
 
 def _compile(model, dkey: str, values: dict[str, np.ndarray], init):
+    """The compiled model through the disk caches (:func:`_compile_cached`), or where
+    this nutpie lacks the internals they build on, nutpie's public
+    ``compile_pymc_model`` (the same model, compiled in full in every process)."""
+    try:
+        return _compile_cached(model, dkey, values, init)
+    except (ImportError, AttributeError) as exc:
+        import nutpie
+
+        _FALLBACK.append(f"{type(exc).__name__}: {exc}")
+        compiled = nutpie.compile_pymc_model(model)
+        return dataclasses.replace(compiled, initial_point_func=_flat_init(model, init, compiled.shapes))
+
+
+#: why the public compile path was taken in this process (empty: the disk caches served)
+_FALLBACK: list[str] = []
+
+
+def _compile_cached(model, dkey: str, values: dict[str, np.ndarray], init):
     """nutpie's ``compile_pymc_model(model)`` (numba backend, default settings), with
     PyTensor functions and C callbacks cached on disk (``dkey``: the structure's disk key;
     ``values``: the model's shared values; ``init``: its initial-point function).
@@ -411,10 +437,10 @@ def _compile(model, dkey: str, values: dict[str, np.ndarray], init):
             return compiled
     functions = _load_functions(dkey)
     if functions is None:
-        from nutpie.compile_pymc import _make_functions, _wrap_with_lock
+        from nutpie.compile_pymc import _make_functions
 
         n_dim, n_expanded, logp_fn_pt, expand_fn_pt, _init, shape_info = _make_functions(
-            model, mode="NUMBA", compute_grad=True, join_expanded=True, pymc_initial_point_fn=_wrap_with_lock(init))
+            model, mode="NUMBA", compute_grad=True, join_expanded=True, pymc_initial_point_fn=init)
         functions = (n_dim, n_expanded, logp_fn_pt, expand_fn_pt, shape_info)
         _save_functions(dkey, functions)
     n_dim, n_expanded, logp_fn_pt, expand_fn_pt, shape_info = functions
@@ -586,24 +612,22 @@ def sample(model, *, draws: int, tune: int, chains: int, target_accept: float, r
     ``low_rank``: nutpie's diagonal plus low-rank mass matrix adaptation.
     """
     import nutpie
-    import pymc as pm
-    from arviz import dict_to_dataset
-    from arviz.data.base import make_attrs
-    from pymc.backends.arviz import coords_and_dims_for_inferencedata, find_constants, find_observations
-    from pymc.util import _get_seeds_per_chain
 
     compiled, reused, t_compile = compiled_model(model)
     t0 = time.perf_counter()
     idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, target_accept=target_accept,
-                          seed=_get_seeds_per_chain(random_seed, 1)[0], progress_bar=progressbar,
+                          seed=int(random_seed), progress_bar=progressbar,
                           low_rank_modified_mass_matrix=bool(low_rank),
                           **({"mass_matrix_eigval_cutoff": LOW_RANK_EIGVAL_CUTOFF} if low_rank else {}))
     t_sample = time.perf_counter() - t0
-    # as pymc.sample does for nutpie: the observed and constant data from the model
-    coords, dims = coords_and_dims_for_inferencedata(model)
-    constant_data = dict_to_dataset(find_constants(model), library=pm, coords=coords, dims=dims, default_dims=[])
-    observed_data = dict_to_dataset(find_observations(model), library=pm, coords=coords, dims=dims, default_dims=[])
-    for k, v in make_attrs({"sampling_time": t_sample, "tuning_steps": tune}, library=nutpie).items():
-        idata.posterior.attrs[k] = v
-    idata.add_groups({"constant_data": constant_data, "observed_data": observed_data}, coords=coords, dims=dims)
+    # the model's own coordinates (a reused compiled model carries its first model's labels)
+    post = idata.posterior
+    labels = {name: list(vals) for name, vals in model.coords.items()
+              if vals is not None and name in post.dims and len(vals) == post.sizes[name]}
+    idata.posterior = post.assign_coords(labels)
+    idata.posterior.attrs.update({
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()),
+        "inference_library": "nutpie", "inference_library_version": nutpie.__version__,
+        "sampling_time": t_sample, "tuning_steps": tune,
+    })
     return idata, {"compile_s": t_compile, "compile_reused": reused}
