@@ -337,3 +337,17 @@ def test_refit_compile_runs_in_a_second_process_only_when_the_cache_is_cold(tiny
     job = start_refit_compile(model, a, models=("no_industry",))
     run_robustness(None, a, spec, checks=["thresholds"], progress=False, refit_compile=job)
     assert not job.process.is_alive()
+
+
+def test_code_key_ignores_documentation_but_not_code():
+    """The disk caches are keyed by the likelihood code without its docstrings and
+    comments: a documentation edit keeps every cached model, a code edit does not."""
+    from smeintl import _compiled
+
+    src = '"""Module doc."""\n\ndef f(x):\n    """What f does."""\n    # a comment\n    return x * 2\n'
+    docs_edited = '"""Another doc."""\n\ndef f(x):\n    """Reworded."""\n    return x * 2  # other comment\n'
+    code_edited = '"""Module doc."""\n\ndef f(x):\n    """What f does."""\n    return x * 3\n'
+    fp = _compiled._code_fingerprint
+    assert fp(src) == fp(docs_edited)
+    assert fp(src) != fp(code_edited)
+    assert "measurement/summary.py" not in _compiled._LOGP_MODULES

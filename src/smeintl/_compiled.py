@@ -182,20 +182,37 @@ def _functions_path(key: str, suffix: str = ".pkl") -> Path:
     return Path(pytensor.config.base_compiledir) / "smeintl_functions" / f"{key}{suffix}"
 
 
+#: the modules whose code defines a model's log-density and how it is compiled (relative to
+#: the package); summaries, diagnostics, reports and the rest are not part of the key
+_LOGP_MODULES = ("measurement/model.py", "measurement/latent.py", "measurement/layout.py", "families/*.py",
+                 "_numba.py", "_compiled.py")
+
+
+def _code_fingerprint(source: str) -> str:
+    """The code of a module without its docstrings and comments (``ast.dump`` of the tree
+    with docstrings removed): editing documentation keeps every cached model."""
+    import ast
+
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(body, list) and body and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree, annotate_fields=False)
+
+
 @functools.lru_cache(maxsize=1)
 def _code_hash() -> str:
-    """The source of the modules that define the log-density and how it is compiled (as
-    read when first needed in the process): the structure key holds the generative graph
-    only, so the likelihood code is keyed here."""
-    from . import _numba, families, measurement
-    from .families import kernels
-
+    """The code (not the docs) of the modules that define the log-density and how it is
+    compiled (:data:`_LOGP_MODULES`, as read when first needed in the process): the
+    structure key holds the generative graph only, so the likelihood code is keyed here."""
+    root = Path(__file__).resolve().parent
     h = hashlib.sha256()
-    files = [*sorted(Path(measurement.__file__).parent.glob("*.py")),
-             *sorted(Path(families.__file__).parent.glob("*.py")),
-             Path(kernels.__file__), Path(_numba.__file__), Path(sys.modules[__name__].__file__)]
-    for path in files:
-        h.update(path.read_bytes())
+    for pattern in _LOGP_MODULES:
+        for path in sorted(root.glob(pattern)):
+            h.update(path.relative_to(root).as_posix().encode())
+            h.update(_code_fingerprint(path.read_text(encoding="utf-8")).encode())
     return h.hexdigest()
 
 
