@@ -11,7 +11,7 @@ adds to the draws), :mod:`.diagnostics`, :mod:`.io` (one netCDF file per fit) an
 
 from .diagnostics import THRESHOLDS, Diagnostics, diagnose, fit_diagnostics, is_score_variable
 from .generative import cell_loglik, draw_items, expected_scaled, param_names, posterior_params
-from .io import FitError, fit_standardization, load_fit, save_fit, versions
+from .io import FitError, fit_standardization, load_fit, save_fit
 from .latent import lkj_cpc_alpha
 from .layout import ItemLayout, standardization_of
 from .model import (
@@ -25,6 +25,7 @@ from .model import (
     no_traces,
     resolve_target_accept,
 )
+from .posterior import versions
 from .summary import FitSummary, summarize_fit
 
 __all__ = [

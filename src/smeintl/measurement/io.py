@@ -10,26 +10,11 @@ import numpy as np
 
 from ..spec import Spec, parse_spec
 
-__all__ = ["FitError", "save_fit", "load_fit", "fit_standardization", "versions"]
+__all__ = ["FitError", "save_fit", "load_fit", "fit_standardization"]
 
 
 class FitError(RuntimeError):
     """A fit file cannot be used with the spec or data given."""
-
-
-def versions() -> dict[str, str]:
-    """Versions of the packages a fit depends on."""
-    import importlib.metadata as md
-    import platform
-
-    out = {"python": platform.python_version()}
-    for pkg in ("smeintl", "pymc", "pytensor", "arviz", "numpy", "scipy", "pandas", "xarray", "nutpie"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out
-
 
 
 def save_fit(idata, path: str | Path, *, overwrite: bool = False) -> Path:

@@ -15,12 +15,25 @@ from typing import Any
 import numpy as np
 
 from .generative import cell_loglik, draw_items, posterior_params
-from .io import versions
 from .latent import _pattern_groups
 from .layout import standardization_of
 
-__all__ = ["fit_attrs", "add_firm_loglik", "add_marginal_loglik", "add_marginal_eta",
+__all__ = ["versions", "fit_attrs", "add_firm_loglik", "add_marginal_loglik", "add_marginal_eta",
            "add_posterior_predictive", "add_observed"]
+
+
+def versions() -> dict[str, str]:
+    """Versions of the packages a fit depends on."""
+    import importlib.metadata as md
+    import platform
+
+    out = {"python": platform.python_version()}
+    for pkg in ("smeintl", "pymc", "pytensor", "arviz", "numpy", "scipy", "pandas", "xarray", "nutpie"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
 
 
 def fit_attrs(self, built, survey, seed, sampler, mass_matrix, draws, tune, chains, target_accept) -> dict[str, Any]:
