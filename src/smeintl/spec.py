@@ -1,9 +1,10 @@
 """Instrument spec files: load and validate TOML, return frozen dataclasses.
 
 A spec describes one survey instrument: its constructs (any number, one included),
-their sub-dimensions, the items (scale type, range or cap, reverse flag, weight), the
-ideal profiles used by the deterministic method, and the priors and sampler settings
-of the Bayesian measurement model.  The model is data: code defaults live in
+their sub-dimensions and threshold flags, the items (scale type, range or cap, reverse
+flag, weight), the ideal profiles used by the deterministic method, the headline
+findings it declares (``[[findings]]``, :mod:`smeintl.spec_findings`; none when
+absent), and the priors and sampler settings of the Bayesian measurement model.  The model is data: code defaults live in
 :data:`DEFAULT_PRIORS` / :data:`DEFAULT_SAMPLER` and are merged as ``defaults | spec``
 (a prior that names another distribution replaces the default's parameters).
 
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from . import families
+from .spec_findings import FINDING_KINDS, Finding, parse_findings
 
 __all__ = [
     "DEFAULT_PRIORS",
@@ -28,6 +30,8 @@ __all__ = [
     "SpecError",
     "Item",
     "Construct",
+    "Finding",
+    "FINDING_KINDS",
     "IdealType",
     "ProfileSet",
     "EmpiricalIdeal",
@@ -74,6 +78,9 @@ DEFAULT_SAMPLER: dict[str, Any] = {
     "quick_tune": 300,
     "quick_chains": 2,
 }
+
+#: names a construct's flag may not take (keys of :func:`smeintl.profiles.type_arrays`)
+_RESERVED_FLAGS = frozenset({"distance", "fit", "type", "type_names", "flags", "flag_valid", "flag_names"})
 
 _DEFAULT_BASELINE = {"draws": 1000, "seed": 20190601, "min_test_firms": 20, "min_calibration": 3}
 
@@ -122,10 +129,20 @@ class Item:
 
 @dataclass(frozen=True)
 class Construct:
+    """A construct: its sub-dimensions and their weights; ``flag`` names the firms whose
+    index is at least the construct's threshold (``flag = "internationalizing"`` in the
+    spec; default ``high_<name>``)."""
+
     name: str
     label: str
     subdimensions: tuple[str, ...]
     subdimension_weights: tuple[float, ...]
+    flag: str = ""
+
+    @property
+    def flag_name(self) -> str:
+        """The name of the construct's threshold flag (``high_<name>`` when none is set)."""
+        return self.flag or f"high_{self.name}"
 
 
 @dataclass(frozen=True)
@@ -178,6 +195,7 @@ class Spec:
     baseline: Mapping[str, Any]
     priors: Mapping[str, Mapping[str, Any]]
     sampler: Mapping[str, Any]
+    findings: tuple[Finding, ...] = ()
     source: str = "<string>"
     text: str = ""
     _raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
@@ -194,6 +212,15 @@ class Spec:
     @property
     def subdimension_names(self) -> tuple[str, ...]:
         return tuple(s for c in self.constructs for s in c.subdimensions)
+
+    @property
+    def flag_names(self) -> tuple[str, ...]:
+        """The constructs' threshold flag names, in construct order."""
+        return tuple(c.flag_name for c in self.constructs)
+
+    def findings_of(self, kind: str) -> tuple[Finding, ...]:
+        """The declared findings of one kind (:data:`FINDING_KINDS`), in spec order."""
+        return tuple(f for f in self.findings if f.kind == kind)
 
     def item(self, name: str) -> Item:
         for it in self.items:
@@ -295,6 +322,7 @@ def _build(raw: dict, text: str, source: str) -> Spec:
         problems.append("[[constructs]]: at least one construct is required")
         raw_cons = []
     seen_c: set[str] = set()
+    seen_flags: dict[str, str] = {}
     seen_sd: dict[str, str] = {}
     for k, c in enumerate(raw_cons):
         key = f"constructs[{k}]"
@@ -327,8 +355,15 @@ def _build(raw: dict, text: str, source: str) -> Spec:
             problems.append(f"{key}.subdimension_weights: weights must not be negative, got {w}")
         elif sds and sum(w) <= 0:
             problems.append(f"{key}.subdimension_weights: weights must not all be zero")
+        flag = c.get("flag", f"high_{cname}")
+        if not isinstance(flag, str) or not flag.strip():
+            problems.append(f"{key}.flag: must be a non-empty string (the name of the threshold flag), got {flag!r}")
+            flag = f"high_{cname}"
+        elif flag in seen_flags:
+            problems.append(f"{key}.flag: duplicate flag name {flag!r} (also construct {seen_flags[flag]!r})")
+        seen_flags[flag] = cname
         constructs.append(
-            Construct(cname, str(c.get("label", cname)), tuple(sds), tuple(float(x) for x in w))
+            Construct(cname, str(c.get("label", cname)), tuple(sds), tuple(float(x) for x in w), flag)
         )
 
     # ---- items --------------------------------------------------------------
@@ -418,6 +453,12 @@ def _build(raw: dict, text: str, source: str) -> Spec:
     for k in thresholds_raw:
         if k not in cnames:
             problems.append(f"profiles.thresholds.{k}: not a construct; constructs: {list(cnames)}")
+    for c in constructs:
+        clash = ("an ideal type" if c.flag in profiles.type_names else "a construct" if c.flag in cnames
+                 else "a sub-dimension" if c.flag in seen_sd else "reserved" if c.flag in _RESERVED_FLAGS else "")
+        if clash:
+            problems.append(f"constructs ({c.name}).flag: {c.flag!r} is {clash}"
+                            + ("" if clash == "reserved" else " name") + "; choose another flag name")
     eps = prof_raw.get("hybrid_epsilon")
     if eps is not None and (not _num(eps) or eps < 0):
         problems.append(f"profiles.hybrid_epsilon: must be a number >= 0, got {eps!r}")
@@ -479,8 +520,11 @@ def _build(raw: dict, text: str, source: str) -> Spec:
         problems.append(f"sampler.target_accept: must be 'auto' or a number in (0, 1), "
                         f"got {sampler['target_accept']!r}")
 
+    # ---- findings -----------------------------------------------------------
+    findings = parse_findings(raw.get("findings"), constructs=cnames, types=profiles.type_names, problems=problems)
+
     known = {"instrument", "constructs", "items", "profiles", "subdimension_profiles", "empirical",
-             "baseline", "priors", "sampler"}
+             "baseline", "priors", "sampler", "findings"}
     for k in raw:
         if k not in known:
             problems.append(f"[{k}]: unknown table; known: {', '.join(sorted(known))}")
@@ -506,6 +550,7 @@ def _build(raw: dict, text: str, source: str) -> Spec:
         baseline=baseline,
         priors=priors,
         sampler=sampler,
+        findings=findings,
         source=source,
         text=text,
         _raw=raw,
