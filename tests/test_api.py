@@ -60,7 +60,7 @@ def test_analysis_results(analysis, hitachi_spec, hitachi_survey):
 
 
 def test_summary_text_to_dict(analysis):
-    from smeintl.predictive import FINDINGS
+    from conftest import HITACHI_FINDINGS as FINDINGS
 
     table = analysis.summary()
     assert isinstance(table, pd.DataFrame)

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from smeintl.cli import main
-from smeintl.predictive import FINDINGS
+from conftest import HITACHI_FINDINGS as FINDINGS
 
 from pathlib import Path
 

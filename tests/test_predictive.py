@@ -29,8 +29,8 @@ import pytest
 from smeintl.data import survey_from_frame
 from smeintl.indices import index_arrays, scale_items
 from smeintl.measurement import ItemLayout, draw_items, expected_scaled, standardization_of
+from conftest import HITACHI_FINDINGS as FINDINGS
 from smeintl.predictive import (
-    FINDINGS,
     OUTPUT_FILES,
     Comparison,
     anova_pvalue,
@@ -46,7 +46,7 @@ from smeintl.predictive import (
 )
 from smeintl.profiles import type_arrays
 from smeintl.simulate import simulate_survey, typical_params
-from smeintl.spec import load_spec, parse_spec
+from smeintl.spec import ProfileSet, SpecError, load_spec, parse_spec
 
 SPEC = load_spec()
 TYPES = SPEC.profiles.type_names
@@ -378,17 +378,29 @@ def test_spec_variants_and_refusals(small_sim):
         assert np.isnan(fd.loc[k, "posterior_probability"])
         assert fd.loc[k, "verdict"].startswith("not estimable")
         assert fd.loc[k, "deterministic"] in (True, False)
-    # a spec whose constructs and types are named otherwise: those findings are skipped
-    text = (SPEC.text.replace('"doi"', '"intl"').replace("doi =", "intl =").replace('"mnc_follower"', '"follower"'))
+    # a spec whose constructs and types are named otherwise (in its findings too; no flag
+    # name for the renamed construct): the findings follow the names, the flag is high_<name>
+    text = (SPEC.text.replace('"doi"', '"intl"').replace("doi =", "intl =").replace('"mnc_follower"', '"follower"')
+            .replace('flag = "internationalizing"', ""))
     other = parse_spec(text, source="<renamed>")
     survey = survey_from_frame(sim.survey.to_frame(), other)
     comp = compare(_fake_idata(other, survey, sim.params, sim.eta, S=10), survey)
     fd = comp.findings.set_index("finding")
     assert list(fd.index) == [f.key for f in FINDINGS]
-    for k in ("about_20pct_internationalizing", "no_mnc_followers", "industries_differ_doi", "complementary"):
-        assert fd.loc[k, "verdict"].startswith("not applicable"), k
+    assert not fd.verdict.str.startswith("not applicable").any()
+    assert fd.loc["about_20pct_internationalizing", "deterministic_quantity"] == "share_high_intl"
     assert fd.loc["most_independent", "posterior_probability"] >= 0
     assert "share_high_intl" in set(comp.sample_stats.statistic)
+    # findings naming a type the spec does not declare are refused when the spec is read ...
+    with pytest.raises(SpecError, match=r"findings\[2\] \(no_mnc_followers\)\.type: 'mnc_follower' is not a declared"):
+        parse_spec(SPEC.text.replace('name = "mnc_follower"', 'name = "follower"'), source="<renamed type>")
+    # ... and a spec changed in code keeps the row, not applicable
+    types = tuple(t for t in SPEC.profiles.types if t.name != "mnc_follower")
+    three = SPEC.replace(profiles=ProfileSet(SPEC.profiles.dimensions, types))
+    fd = compare(_fake_idata(SPEC, sim.survey, sim.params, sim.eta, S=4), sim.survey, three).findings
+    row = fd.set_index("finding").loc["no_mnc_followers"]
+    assert row.verdict == "not applicable: the spec declares no ideal type named 'mnc_follower'"
+    assert np.isnan(row.posterior_probability)
     # a fit of other data, or of other items, is refused
     other_data = simulate_survey(SPEC, 60, sim.params, random_seed=99).survey
     with pytest.raises(ValueError, match="different data"):

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from smeintl.predictive import FINDINGS
+from conftest import HITACHI_FINDINGS as FINDINGS
 
 #: tiny refits for the default suite (real sampling, but short)
 TINY = dict(draws=60, tune=100, chains=2, sampler="pymc")

@@ -23,8 +23,9 @@ through a second implementation:
 :func:`compare` puts both beside the deterministic result: per firm (type
 probabilities, probability that the deterministic type is wrong, intervals for the
 indices and distances), per sample (statistics with posterior predictive p-values),
-the headline findings of the study (:data:`FINDINGS`) with a posterior probability and
-a plain-words verdict, and the agreement of the deterministic with the posterior typing
+the headline findings the instrument declares (``spec.findings``, evaluated by
+:func:`smeintl.findings.finding_table`) with a posterior probability and a plain-words
+verdict, and the agreement of the deterministic with the posterior typing
 (Cohen's kappa).  The exact operational definitions are in ``docs/findings.md`` and in
 the docstrings below.
 
@@ -55,13 +56,13 @@ from .measurement import (
     posterior_params,
     standardization_of,
 )
-from .profiles import flag_name, pearson_r, type_arrays
-from .spec import Spec, parse_spec
+from .findings import anova_pvalue, finding_table, pearson_greater_pvalue, verdict
+from .findings import quantiles as _quantiles
+from .profiles import flag_name, type_arrays
+from .spec import Finding, Spec, parse_spec
 
 __all__ = [
     "Finding",
-    "FINDINGS",
-    "FINDING_RULES",
     "OUTPUT_FILES",
     "Comparison",
     "compare",
@@ -77,86 +78,6 @@ __all__ = [
     "verdict",
 ]
 
-# ---------------------------------------------------------------------------
-# the headline findings
-# ---------------------------------------------------------------------------
-#: numbers used by the finding definitions (kept in one place; docs/findings.md cites them)
-FINDING_RULES: dict[str, Any] = {
-    "doi": "doi",  # construct names the findings refer to
-    "independence": "independence",
-    "mnc_type": "mnc_follower",  # ideal type name of the "MNC follower"
-    "most_share": 0.5,  # most firms: share > 0.5
-    "intl_share_range": (0.10, 0.30),  # "about 20%": share in [0.10, 0.30]
-    "alpha": 0.05,  # significance level of the deterministic tests
-    "min_effect_f": 0.25,  # latent Cohen's f of the industry means ("medium" effect)
-}
-
-
-@dataclass(frozen=True)
-class Finding:
-    """A headline finding of the study: key, short title and exact operational definition."""
-
-    key: str
-    title: str
-    definition: str
-
-
-_R = FINDING_RULES
-FINDINGS: tuple[Finding, ...] = (
-    Finding(
-        "most_independent",
-        "Most firms are independent",
-        "Share of firms whose independence index is >= the spec's independence threshold "
-        "(default 0.5), among the firms whose index is defined, is greater than "
-        f"{_R['most_share']}. Deterministic: on the observed answers. Posterior probability: "
-        "share of posterior draws whose true-score share exceeds it (replicated: the same "
-        "on the replicated surveys).",
-    ),
-    Finding(
-        "about_20pct_internationalizing",
-        "About 20% of firms are internationalizing",
-        "Share of firms whose DOI is >= the spec's doi threshold (default 0.5), among the "
-        f"firms whose DOI is defined, lies in [{_R['intl_share_range'][0]:.2f}, "
-        f"{_R['intl_share_range'][1]:.2f}] (so most firms are domestic). Deterministic: on the "
-        "observed answers. Posterior probability: share of draws whose true-score share "
-        "lies in the range (replicated: the same on the replicated surveys).",
-    ),
-    Finding(
-        "no_mnc_followers",
-        "No firm is an MNC follower",
-        f"No firm's nearest ideal type is {_R['mnc_type']} (internationalized but dependent): "
-        "the count of such firms is 0. Deterministic: on the observed answers. Posterior "
-        "probability: share of draws in which no firm's true-score type is "
-        f"{_R['mnc_type']} (replicated: the same on the replicated surveys).",
-    ),
-    Finding(
-        "industries_differ_doi",
-        "DOI differs across industries",
-        f"Deterministic: one-way ANOVA (equal variances) of the DOI index on industry over "
-        f"the firms with a DOI gives p < {_R['alpha']}. Posterior probability: probability "
-        "that the industries' latent DOI means (the model's group_mean, sum-to-zero, on the "
-        "latent scale whose within-industry sd is 1) spread by more than a medium effect, "
-        f"Cohen's f = sqrt(mean over industries of mean_g^2) > {_R['min_effect_f']}. "
-        "Replicated: share of replicated surveys on which the ANOVA gives "
-        f"p < {_R['alpha']}. Not estimable without an industry level in the fit.",
-    ),
-    Finding(
-        "industries_differ_independence",
-        "Independence differs across industries",
-        "As industries_differ_doi, for the independence index and the latent independence "
-        "means.",
-    ),
-    Finding(
-        "complementary",
-        "Internationalization and independence are complementary",
-        "Deterministic: Pearson correlation of DOI and independence over the firms with both "
-        f"is positive with one-sided p < {_R['alpha']}. Posterior probability: probability "
-        "that the latent correlation of the two constructs (the model's corr, the "
-        "within-industry correlation of the latent scores) is > 0. Replicated: share of "
-        "replicated surveys on which the deterministic criterion holds.",
-    ),
-)
-
 #: files written by :func:`write_comparison` (the caller checks them for overwrites)
 OUTPUT_FILES: tuple[str, ...] = (
     "firm_types.csv",
@@ -165,28 +86,6 @@ OUTPUT_FILES: tuple[str, ...] = (
     "findings.csv",
     "agreement.json",
 )
-
-
-def verdict(p: float, reason: str | None = None) -> str:
-    """Plain-words verdict from the posterior probability that a finding holds.
-
-    ``p >= 0.95`` holds; ``0.75 <= p < 0.95`` probably holds; ``0.25 < p < 0.75``
-    uncertain; ``0.05 <= p <= 0.25`` probably does not hold; ``p < 0.05`` does not hold.
-    NaN gives ``reason`` (e.g. "not estimable: ...").
-    """
-    if p is None or not np.isfinite(p):
-        return reason or "not estimable"
-    if p >= 0.95:
-        word = "holds"
-    elif p >= 0.75:
-        word = "probably holds"
-    elif p > 0.25:
-        word = "uncertain"
-    elif p >= 0.05:
-        word = "probably does not hold"
-    else:
-        word = "does not hold"
-    return f"{word} (probability {p:.2f})"
 
 
 # ---------------------------------------------------------------------------
@@ -355,8 +254,9 @@ def sample_statistics(
     them); ``groups`` ``(F,)`` integer industry codes (positions in ``group_names``).
     Returns arrays ``(...)``:
 
-    - ``share_<flag>`` per construct (``share_internationalizing``,
-      ``share_independent``): firms with ``index >= threshold`` over firms with the index;
+    - ``share_<flag>`` per construct (the construct's flag in the spec, e.g.
+      ``share_internationalizing``): firms with ``index >= threshold`` over firms with
+      the index;
     - ``count_<type>`` and ``share_<type>`` per type name (shares over the typed firms);
     - ``mean_<construct>`` over the firms with the index, and ``mean_<construct>[<g>]``
       per industry;
@@ -367,7 +267,7 @@ def sample_statistics(
     out: dict[str, np.ndarray] = {}
     A = np.asarray(indices, dtype=float)
     for j, c in enumerate(spec.construct_names):
-        fn = flag_name(c)
+        fn = flag_name(c, spec)
         nv = ta["flag_valid"][..., j].sum(axis=-1)
         with np.errstate(invalid="ignore", divide="ignore"):
             out[f"share_{fn}"] = np.where(nv > 0, ta["flags"][..., j].sum(axis=-1) / np.maximum(nv, 1), np.nan)
@@ -392,57 +292,6 @@ def sample_statistics(
     return out
 
 
-def anova_pvalue(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
-    """One-way ANOVA (equal variances) p-value of ``values`` ``(..., F)`` on integer
-    ``groups`` ``(F,)``, over the finite values; groups without values are dropped.
-    NaN with fewer than 2 groups or no residual degrees of freedom; vectorized over
-    leading axes (the same F test as ``statsmodels.stats.oneway.anova_oneway`` with
-    ``use_var='equal'``)."""
-    from scipy import stats
-
-    v = np.asarray(values, dtype=float)
-    g = np.asarray(groups)
-    ok = np.isfinite(v)
-    levels = np.unique(g)
-    N = ok.sum(axis=-1)
-    tot = np.where(ok, v, 0.0).sum(axis=-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        grand = tot / N
-        ssb = np.zeros(v.shape[:-1])
-        ssw = np.zeros(v.shape[:-1])
-        G = np.zeros(v.shape[:-1], dtype=int)
-        for lv in levels:
-            m = ok & (g == lv)
-            n = m.sum(axis=-1)
-            mean = np.where(n > 0, np.where(m, v, 0.0).sum(axis=-1) / np.maximum(n, 1), 0.0)
-            ssb += n * (mean - grand) ** 2
-            ssw += np.where(m, (v - mean[..., None]) ** 2, 0.0).sum(axis=-1)
-            G += n > 0
-        dfb, dfw = G - 1, N - G
-        valid = (dfb >= 1) & (dfw >= 1)
-        Fstat = (ssb / np.maximum(dfb, 1)) / (ssw / np.maximum(dfw, 1))
-        p = stats.f.sf(Fstat, np.maximum(dfb, 1), np.maximum(dfw, 1))
-    p = np.where(valid & np.isfinite(Fstat), p, np.where(valid & (ssw == 0) & (ssb > 0), 0.0, np.nan))
-    return p[()] if p.ndim == 0 else p
-
-
-def pearson_greater_pvalue(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Pearson r over the pairs present and its one-sided p-value for r > 0 (t test with
-    n - 2 df, as ``scipy.stats.pearsonr(alternative='greater')``); vectorized over
-    leading axes.  Returns ``(r, p)``."""
-    from scipy import stats
-
-    x = np.asarray(x, dtype=float)
-    y = np.asarray(y, dtype=float)
-    r = pearson_r(x, y)
-    n = (np.isfinite(x) & np.isfinite(y)).sum(axis=-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        t = r * np.sqrt((n - 2) / np.maximum(1.0 - r**2, 0.0))
-        p = stats.t.sf(t, np.maximum(n - 2, 1))
-    p = np.where(np.isfinite(r) & (n >= 3), p, np.nan)
-    return r, (p[()] if np.ndim(p) == 0 else p)
-
-
 def cohens_kappa(a: np.ndarray, b: np.ndarray, n_categories: int) -> np.ndarray:
     """Cohen's kappa between code arrays ``a`` and ``b`` ``(..., F)`` (broadcast), over
     the firms where both are typed (codes >= 0): ``(p_o - p_e) / (1 - p_e)`` with
@@ -461,25 +310,10 @@ def cohens_kappa(a: np.ndarray, b: np.ndarray, n_categories: int) -> np.ndarray:
     return kappa[()] if kappa.ndim == 0 else kappa
 
 
-def _quantiles(a: np.ndarray, prob: float, axis: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    q = [(1.0 - prob) / 2.0, 0.5, (1.0 + prob) / 2.0]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        lo, med, hi = np.nanquantile(np.asarray(a, dtype=float), q, axis=axis)
-    return med, lo, hi
-
-
 def _mean_finite(a: np.ndarray) -> float:
     a = np.asarray(a, dtype=float)
     a = a[np.isfinite(a)]
     return float(a.mean()) if a.size else float("nan")
-
-
-def _prob(cond: np.ndarray, valid: np.ndarray | None = None) -> float:
-    cond = np.asarray(cond, dtype=bool)
-    if valid is not None:
-        cond = cond[np.asarray(valid, dtype=bool)]
-    return float(cond.mean()) if cond.size else float("nan")
 
 
 # ---------------------------------------------------------------------------
@@ -497,7 +331,8 @@ class Comparison:
     quantity (each construct index and ``dist_<type>``): ``deterministic``,
     ``true_median``, ``true_lo``, ``true_hi``, ``rep_median``, ``rep_lo``, ``rep_hi``.
     ``sample_stats``: one row per statistic of :func:`sample_statistics`.
-    ``findings``: one row per :data:`FINDINGS` entry.  ``agreement``: share of firms
+    ``findings``: one row per finding the spec declares (``spec.findings``; no rows when it
+    declares none); ``finding_titles``: their titles by key.  ``agreement``: share of firms
     whose deterministic type is the modal true-score type, Cohen's kappa per draw
     (median and interval), the kappa against the modal type and the replicated analogues.
     Arrays ``(S, F)`` / ``(S, F, C)`` over the draws used, firms in survey order.
@@ -516,6 +351,7 @@ class Comparison:
     type_names: tuple[str, ...] = ()
     firm_ids: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
+    finding_titles: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def n_draws(self) -> int:
@@ -526,7 +362,7 @@ class Comparison:
         ``deterministic`` (the original method's verdict; None when it cannot say),
         ``posterior_probability``, ``replicated_probability`` and ``verdict`` (all
         columns, with the definitions, are in :attr:`findings`)."""
-        titles = {f.key: f.title for f in FINDINGS}
+        titles = self.finding_titles
         cols = ["deterministic", "posterior_probability", "replicated_probability", "verdict"]
         table = self.findings.set_index("finding")[cols].copy()
         table.insert(0, "title", [titles.get(k, k) for k in table.index])
@@ -564,7 +400,7 @@ class Comparison:
             f"({len(self.firm_ids)} firms, {self.n_draws} draws, {pct} intervals)",
             "",
         ]
-        titles = {f.key: f.title for f in FINDINGS}
+        titles = self.finding_titles
         rows = []
         for r in self.findings.itertuples(index=False):
             det = "-" if r.deterministic is None or pd.isna(r.deterministic) else ("holds" if r.deterministic else "does not hold")
@@ -572,14 +408,19 @@ class Comparison:
             pr = "-" if not np.isfinite(r.replicated_probability) else f"{r.replicated_probability:.2f}"
             rows.append((titles.get(r.finding, r.finding), det, p, pr, r.verdict))
         hdr = ("finding", "deterministic", "P(holds)", "P(rep)", "verdict")
-        w = [max(len(h), *(len(x[i]) for x in rows)) for i, h in enumerate(hdr[:4])]
-        L.append("  ".join(h.ljust(w[i]) if i == 0 else h.rjust(w[i]) for i, h in enumerate(hdr[:4])) + "  " + hdr[4])
-        for x in rows:
-            L.append("  ".join(v.ljust(w[i]) if i == 0 else v.rjust(w[i]) for i, v in enumerate(x[:4])) + "  " + x[4])
-        L.append(
-            "  P(holds): posterior probability of the finding (true scores, latent parameters); "
-            "P(rep): share of replicated surveys on which the original method states it."
-        )
+        if rows:
+            w = [max(len(h), *(len(x[i]) for x in rows)) for i, h in enumerate(hdr[:4])]
+            L.append("  ".join(h.ljust(w[i]) if i == 0 else h.rjust(w[i]) for i, h in enumerate(hdr[:4]))
+                     + "  " + hdr[4])
+            for x in rows:
+                L.append("  ".join(v.ljust(w[i]) if i == 0 else v.rjust(w[i]) for i, v in enumerate(x[:4]))
+                         + "  " + x[4])
+            L.append(
+                "  P(holds): posterior probability of the finding (true scores, latent parameters); "
+                "P(rep): share of replicated surveys on which the original method states it."
+            )
+        else:
+            L.append("Findings: the instrument declares no findings.")
         L.append("")
         a = self.agreement
         if a.get("n_firms"):
@@ -677,6 +518,7 @@ def compare(
         type_names=tnames,
         firm_ids=ids,
         notes=tuple(notes),
+        finding_titles={f.key: f.title for f in spec.findings},
     )
 
 
@@ -763,148 +605,6 @@ def _sample_table(obs, rep, true, prob) -> pd.DataFrame:
         columns=["statistic", "deterministic", "rep_median", "rep_lo", "rep_hi", "ppp",
                  "true_median", "true_lo", "true_hi", "ppp_two_sided"],
     )
-
-
-def finding_table(spec, prob, obs_ind, rep_ind, st_obs, st_rep, st_true, P, groups, gnames, idata) -> pd.DataFrame:
-    """The findings table (one row per :data:`FINDINGS` entry) from the indices and their
-    sample statistics: ``obs_ind`` (F, C) deterministic indices, ``rep_ind`` (S, F, C)
-    replicated indices, ``st_obs`` / ``st_rep`` / ``st_true`` the :func:`sample_statistics`
-    of observed, replicated and true-score indices, ``P`` per-firm type probabilities,
-    ``groups`` / ``gnames`` the industry codes and labels, ``idata`` the fit (or None: the
-    posterior columns are then left empty).  Used by :func:`compare` and by the
-    robustness checks, so both apply the same finding rules (``docs/findings.md``).
-    """
-    R = FINDING_RULES
-    cn = spec.construct_names
-    rows: list[dict[str, Any]] = []
-
-    def add(f: Finding, det=None, p=np.nan, p_rep=np.nan, det_value=np.nan, det_q="", post=None, post_q="", note=""):
-        if post is not None and np.size(post):
-            med, lo, hi = _quantiles(np.asarray(post, dtype=float), prob)
-            med, lo, hi = float(med), float(lo), float(hi)
-        else:
-            med = lo = hi = float("nan")
-        rows.append(
-            {
-                "finding": f.key,
-                "definition": f.definition,
-                "deterministic": None if det is None else bool(det),
-                "posterior_probability": float(p),
-                "verdict": verdict(p, note or None),
-                "replicated_probability": float(p_rep),
-                "deterministic_value": float(det_value),
-                "deterministic_quantity": det_q,
-                "posterior_median": med,
-                "posterior_lo": lo,
-                "posterior_hi": hi,
-                "posterior_quantity": post_q,
-                "note": note,
-            }
-        )
-
-    F = {f.key: f for f in FINDINGS}
-
-    def lacking_construct(name):
-        return f"not applicable: the spec has no construct named {name!r}"
-
-    # shares ----------------------------------------------------------------
-    c_ind, c_doi = R["independence"], R["doi"]
-    f = F["most_independent"]
-    if c_ind in cn:
-        key = f"share_{flag_name(c_ind)}"
-        thr = R["most_share"]
-        o, t, r = st_obs[key], st_true[key], st_rep[key]
-        add(f, det=o > thr if np.isfinite(o) else None, p=_prob(t > thr, np.isfinite(t)),
-            p_rep=_prob(r > thr, np.isfinite(r)), det_value=o, det_q=key, post=t, post_q=f"{key} (true score)")
-    else:
-        add(f, note=lacking_construct(c_ind))
-    f = F["about_20pct_internationalizing"]
-    if c_doi in cn:
-        key = f"share_{flag_name(c_doi)}"
-        lo_, hi_ = R["intl_share_range"]
-        o, t, r = st_obs[key], st_true[key], st_rep[key]
-        inside = lambda v: (v >= lo_) & (v <= hi_)  # noqa: E731
-        add(f, det=inside(o) if np.isfinite(o) else None, p=_prob(inside(t), np.isfinite(t)),
-            p_rep=_prob(inside(r), np.isfinite(r)), det_value=o, det_q=key, post=t, post_q=f"{key} (true score)")
-    else:
-        add(f, note=lacking_construct(c_doi))
-    f = F["no_mnc_followers"]
-    mnc = R["mnc_type"]
-    if mnc in spec.profiles.type_names:
-        key = f"count_{mnc}"
-        o, t, r = st_obs[key], st_true[key], st_rep[key]
-        add(f, det=o == 0, p=_prob(t == 0), p_rep=_prob(r == 0), det_value=o, det_q=key, post=t,
-            post_q=f"{key} (true score)")
-    else:
-        add(f, note=f"not applicable: the spec declares no ideal type named {mnc!r}")
-
-    # industries ------------------------------------------------------------
-    for fkey, c in (("industries_differ_doi", c_doi), ("industries_differ_independence", c_ind)):
-        f = F[fkey]
-        if c not in cn:
-            add(f, note=lacking_construct(c))
-            continue
-        j = cn.index(c)
-        if groups is None or len(gnames) < 2:
-            add(f, note="not estimable: the survey has fewer than 2 industries (or no industry column)")
-            continue
-        det_p = _anova_statsmodels(obs_ind[:, j], groups)
-        rep_p = anova_pvalue(rep_ind[..., j], groups)
-        p_rep = _prob(rep_p < R["alpha"], np.isfinite(rep_p))
-        det = None if not np.isfinite(det_p) else det_p < R["alpha"]
-        if "group_mean" not in P:
-            add(f, det=det, p_rep=p_rep, det_value=det_p, det_q="ANOVA p",
-                note="not estimable: the fit has no industry level (group=False)")
-            continue
-        gm = np.asarray(P["group_mean"], dtype=float)[..., j]  # (S, G)
-        fval = np.sqrt(((gm - gm.mean(axis=-1, keepdims=True)) ** 2).mean(axis=-1))
-        add(f, det=det, p=_prob(fval > R["min_effect_f"]), p_rep=p_rep, det_value=det_p, det_q="ANOVA p",
-            post=fval, post_q="latent Cohen's f of the industry means")
-
-    # complementarity -------------------------------------------------------
-    f = F["complementary"]
-    if c_doi in cn and c_ind in cn:
-        a, b = cn.index(c_doi), cn.index(c_ind)
-        r_obs, p_obs = _pearson_scipy(obs_ind[:, a], obs_ind[:, b])
-        r_rep, p_rep_ = pearson_greater_pvalue(rep_ind[..., a], rep_ind[..., b])
-        det = None if not np.isfinite(p_obs) else (r_obs > 0) and (p_obs < R["alpha"])
-        p_rep = _prob((r_rep > 0) & (p_rep_ < R["alpha"]), np.isfinite(p_rep_))
-        note = f"deterministic r = {r_obs:.3f}, one-sided p = {p_obs:.3g}" if np.isfinite(p_obs) else ""
-        if "corr" in P:
-            corr = np.asarray(P["corr"], dtype=float)[:, a, b]
-            add(f, det=det, p=_prob(corr > 0), p_rep=p_rep, det_value=r_obs, det_q="Pearson r", post=corr,
-                post_q="latent correlation", note=note)
-        else:
-            add(f, det=det, p_rep=p_rep, det_value=r_obs, det_q="Pearson r",
-                note="not estimable: the fit has no latent correlation")
-    else:
-        add(f, note=f"not applicable: the spec needs constructs named {c_doi!r} and {c_ind!r}")
-    return pd.DataFrame(rows)
-
-
-def _anova_statsmodels(v: np.ndarray, groups: np.ndarray) -> float:
-    from statsmodels.stats.oneway import anova_oneway
-
-    ok = np.isfinite(v)
-    g = np.asarray(groups)[ok]
-    data = [v[ok][g == lv] for lv in np.unique(g)]
-    data = [d for d in data if d.size]
-    if len(data) < 2 or ok.sum() - len(data) < 1:
-        return float("nan")
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore")
-        res = anova_oneway(data, use_var="equal")
-    return float(res.pvalue)
-
-
-def _pearson_scipy(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    from scipy import stats
-
-    ok = np.isfinite(x) & np.isfinite(y)
-    if ok.sum() < 3 or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0:
-        return float("nan"), float("nan")
-    res = stats.pearsonr(x[ok], y[ok], alternative="greater")
-    return float(res.statistic), float(res.pvalue)
 
 
 def _agreement(det: np.ndarray, true_codes: np.ndarray, rep_codes: np.ndarray, K: int, prob: float) -> dict:

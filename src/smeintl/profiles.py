@@ -22,8 +22,9 @@ the two smallest distances differ by at most epsilon (on the distance scale in u
 Firms with a NaN distance get code ``-1``.
 
 **Flags**: a firm is *high* on construct ``c`` when ``index_c >= threshold_c``
-(``spec.thresholds``, default 0.5): ``internationalizing`` is the flag of ``doi`` and
-``independent`` the flag of ``independence`` (other constructs: ``high_<name>``).
+(``spec.thresholds``, default 0.5); the flag's name is the construct's ``flag`` in the
+spec (the bundled instrument: ``internationalizing`` for ``doi``, ``independent`` for
+``independence``), ``high_<name>`` when the spec sets none.
 Firms with a missing index have flag False in the boolean arrays, with
 ``flag_valid`` False; the per-firm table stores the flags as nullable booleans (<NA>).
 
@@ -78,7 +79,6 @@ from .spec import ProfileSet, Spec
 
 __all__ = [
     "HYBRID",
-    "FLAG_NAMES",
     "flag_name",
     "profile_deviation",
     "profile_fit",
@@ -101,13 +101,13 @@ __all__ = [
 
 #: label of the hybrid code (``K``) given by :func:`classify` with ``hybrid_epsilon``
 HYBRID = "hybrid"
-#: names of the threshold flags of the known constructs; others are ``high_<name>``
-FLAG_NAMES: dict[str, str] = {"doi": "internationalizing", "independence": "independent"}
 
 
-def flag_name(construct: str) -> str:
-    """Name of the threshold flag of a construct (``doi`` -> ``internationalizing``)."""
-    return FLAG_NAMES.get(construct, f"high_{construct}")
+def flag_name(construct: str, spec: Spec) -> str:
+    """Name of the threshold flag of a construct of ``spec``: the construct's ``flag``
+    (``doi`` -> ``internationalizing`` in the bundled instrument), ``high_<name>`` when
+    the spec sets none."""
+    return spec.construct(construct).flag_name
 
 
 # ---------------------------------------------------------------------------
@@ -294,8 +294,8 @@ def type_arrays(indices: Any, spec: Spec) -> dict[str, Any]:
 
     - ``'flags'`` ``(..., F, n_constructs)`` bool: ``index >= threshold`` (False where
       the index is missing), ``'flag_valid'`` (index present), ``'flag_names'``;
-    - one bool ``(..., F)`` entry per flag name, e.g. ``'internationalizing'`` and
-      ``'independent'``.
+    - one bool ``(..., F)`` entry per flag name (the constructs' ``flag`` in the spec,
+      e.g. ``'internationalizing'`` and ``'independent'``).
 
     Firms with a missing profile dimension get type ``-1``.
     """
@@ -312,7 +312,7 @@ def type_arrays(indices: Any, spec: Spec) -> dict[str, Any]:
     t = np.array([spec.thresholds[c] for c in spec.construct_names], dtype=float)
     valid = ~np.isnan(A)
     flags = valid & (np.where(valid, A, -np.inf) >= t)
-    names = tuple(flag_name(c) for c in spec.construct_names)
+    names = spec.flag_names
     out.update({"flags": flags, "flag_valid": valid, "flag_names": names})
     for j, nm in enumerate(names):
         out[nm] = flags[..., j]

@@ -240,7 +240,6 @@ def _agreement_line(a: Mapping[str, Any], prob: float) -> str:
 
 def _section_comparison(b: _Builder, r: ReportInputs) -> None:
     from .. import plots
-    from ..predictive import FINDINGS
 
     spec, det, comp = r.spec, r.det, r.comparison
     pct = f"{100 * comp.prob:g}%"
@@ -252,7 +251,9 @@ def _section_comparison(b: _Builder, r: ReportInputs) -> None:
     for n in comp.notes:
         b.p(f"Note: {n}", cls="bad")
     b.h(3, "Findings")
-    titles = {f.key: f.title for f in FINDINGS}
+    titles = {f.key: f.title for f in spec.findings}
+    if not len(comp.findings):
+        b.p("The instrument declares no findings (no [[findings]] in the spec): nothing to test.")
     rows = []
     for r in comp.findings.itertuples(index=False):
         det_word = _DASH if r.deterministic is None or _isnan(r.deterministic) else (
@@ -262,12 +263,13 @@ def _section_comparison(b: _Builder, r: ReportInputs) -> None:
             f"{r.posterior_quantity}: {_interval(r.posterior_median, r.posterior_lo, r.posterior_hi)}")
         rows.append([titles.get(r.finding, r.finding), det_word, dval, _p(r.posterior_probability),
                      _p(r.replicated_probability), post, str(r.verdict)])
-    b.add(_table(["finding", "deterministic", "deterministic value", "P(holds)", "P(rep)",
-                  f"posterior quantity, median [{pct}]", "verdict"], rows,
-                 numeric=[False, False, False, True, True, False, False],
-                 caption="P(holds): posterior probability that the finding holds (true scores, latent parameters); "
-                         "P(rep): share of replicated surveys on which the original method states it. Definitions in "
-                         "the methods appendix."))
+    if rows:
+        b.add(_table(["finding", "deterministic", "deterministic value", "P(holds)", "P(rep)",
+                      f"posterior quantity, median [{pct}]", "verdict"], rows,
+                     numeric=[False, False, False, True, True, False, False],
+                     caption="P(holds): posterior probability that the finding holds (true scores, latent "
+                             "parameters); P(rep): share of replicated surveys on which the original method states "
+                             "it. Definitions in the methods appendix."))
     notes = [f"{titles.get(r.finding, r.finding)}: {r.note}" for r in comp.findings.itertuples(index=False) if r.note]
     if notes:
         b.add(_List(notes))

@@ -14,10 +14,8 @@ from .base import ReportInputs
 from .blocks import _DASH, _Builder, _Defs, _f, _frame_table, _List, _pct, _Pre, _pretty, _table
 
 def _section_robustness(b: _Builder, r: ReportInputs) -> None:
-    from ..predictive import FINDINGS
-
     robustness = r.robustness
-    titles = {f.key: f.title for f in FINDINGS}
+    titles = {f.key: f.title for f in r.spec.findings}
     matrix = getattr(robustness, "matrix", None)
     summary = getattr(robustness, "summary", None)
     if callable(summary):
@@ -32,7 +30,9 @@ def _section_robustness(b: _Builder, r: ReportInputs) -> None:
             b.add(_frame_table(summ, caption="Baselines (the original method on the observed data; the posterior "
                                              "probability), then per check: variants in which the finding holds / "
                                              "variants that could evaluate it."))
-    if isinstance(matrix, pd.DataFrame) and len(matrix.columns):
+    if isinstance(matrix, pd.DataFrame) and len(matrix.columns) and not len(matrix.index):
+        b.p("The instrument declares no findings: the checks below report their own numbers only.")
+    elif isinstance(matrix, pd.DataFrame) and len(matrix.columns):
         b.h(3, "Findings matrix (every variant)")
         if len(matrix.columns) > 8 and len(matrix.index) <= 12:
             # many variants, few findings: variants as rows reads better
@@ -58,7 +58,6 @@ def _section_robustness(b: _Builder, r: ReportInputs) -> None:
 def _section_methods(b: _Builder, r: ReportInputs) -> None:
     from ..families import family_of
     from ..measurement import THRESHOLDS
-    from ..predictive import FINDING_RULES, FINDINGS
 
     spec, idata = r.spec, r.idata
     b.h(3, "Deterministic method")
@@ -146,9 +145,14 @@ def _section_methods(b: _Builder, r: ReportInputs) -> None:
                     "uncertain (0.25 < p < 0.75), probably does not hold (0.05 <= p <= 0.25), does not hold (p < 0.05)."),
     ]))
     b.h(3, "Findings: operational definitions")
-    b.add(_Defs([(f"{f.title} ({f.key})", f.definition) for f in FINDINGS]))
-    b.p("Numbers used by these definitions: " + "; ".join(f"{k} = {v}" for k, v in FINDING_RULES.items()) + ".",
-        cls="muted")
+    if not spec.findings:
+        b.p("The instrument declares no findings (no [[findings]] in the spec).")
+        return
+    b.add(_Defs([(f"{f.title} ({f.key})", f.definition) for f in spec.findings]))
+    b.p("Numbers used by these definitions (each finding's kind and parameters, from the spec): "
+        + "; ".join(f"{f.key}: {f.kind}, {f.parameter_text()}" for f in spec.findings)
+        + "; flags: " + ", ".join(f"{c.flag_name} = {c.name} >= {spec.thresholds[c.name]:g}" for c in spec.constructs)
+        + ".", cls="muted")
 
 
 def _section_provenance(b: _Builder, r: ReportInputs) -> None:

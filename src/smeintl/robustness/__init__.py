@@ -2,12 +2,12 @@
 changes to the method?
 
 :func:`run_robustness` runs the checks of :data:`REGISTRY` (by name: :data:`CHECKS`) and
-returns a :class:`RobustnessResult` whose ``matrix`` has one row per headline finding
-(:data:`smeintl.predictive.FINDINGS`) and one column per check variant; each cell is the
-text of a :class:`Verdict`: whether the finding holds under that variant, with the value
-behind the verdict.  Definitions of every check: ``docs/robustness.md``.  Deterministic
-variants reuse the deterministic pipeline and the finding rules of
-:mod:`smeintl.predictive` unchanged; posterior variants reuse
+returns a :class:`RobustnessResult` whose ``matrix`` has one row per headline finding the
+instrument declares (``spec.findings``, the spec's ``[[findings]]``) and one column per
+check variant; each cell is the text of a :class:`Verdict`: whether the finding holds
+under that variant, with the value behind the verdict.  Definitions of every check:
+``docs/robustness.md``.  Deterministic variants reuse the deterministic pipeline and the
+finding rules of :mod:`smeintl.findings` unchanged; posterior variants reuse
 :func:`~smeintl.predictive.compare`.  Every random step takes ``seed``.
 
 Modules (each check module defines its :class:`Check` as ``CHECK``):
@@ -26,7 +26,7 @@ Modules (each check module defines its :class:`Check` as ``CHECK``):
 ``model_comparison``            check (refits): PSIS-LOO against alternative models
 ``method``                      what the deterministic-variant checks share
 ``verdict``                     :class:`Verdict`; verdicts over variants, against a baseline
-``findings``                    findings tables of :mod:`smeintl.predictive` as verdicts
+``findings``                    findings tables of :mod:`smeintl.findings` as verdicts
 ``result``                      :class:`Check`, :class:`CheckResult`, :class:`RobustnessResult`
 ``context``                     :class:`RobustnessContext`; settings shared by the checks
 ``variants``                    spec variants (:func:`spec_variant`), spec to TOML

@@ -77,7 +77,7 @@ def check_bootstrap(ctx: RobustnessContext) -> CheckResult:
             lines.append(f"{r['statistic']}: {r['observed']:.3f} ({pct} interval {r['lo']:.3f} to {r['hi']:.3f})")
     lines.append("Pass criterion: the bootstrap majority agrees with the deterministic verdict of every finding"
                  + (f"; differs: {', '.join(flips)}" if flips else "") + ".")
-    return CheckResult(name, passed, table, "\n".join(lines), aggregate(variants), variants)
+    return CheckResult(name, passed, table, "\n".join(lines), aggregate(ctx.spec, variants), variants)
 
 
 CHECK = Check(CHECK_NAME, "firm bootstrap (stratified by industry, seeded) of the type and flag shares with "

@@ -160,7 +160,8 @@ class RobustnessContext:
         """The posterior verdicts of the given fit (not evaluated when it cannot be used)."""
         if "baseline_post" not in self._cache:
             prob = self.fit_problem()
-            self._cache["baseline_post"] = (na_verdicts(prob) if prob else posterior_verdicts(self.comparison().findings))
+            self._cache["baseline_post"] = (na_verdicts(self.spec, prob) if prob
+                                            else posterior_verdicts(self.comparison().findings))
         return self._cache["baseline_post"]
 
     # ---- refits --------------------------------------------------------------

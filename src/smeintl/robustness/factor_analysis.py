@@ -125,11 +125,12 @@ def check_factor_analysis(ctx: RobustnessContext) -> CheckResult:
     one_pos = bool(np.all(one[np.isfinite(one)] > 0))
     passed = bool(n_match == len(cols) and one_pos)
 
-    # complementarity from the factor scores, by the finding's rule (predictive.finding_table)
+    # the positive-correlation findings from the factor scores, by their rule (findings.finding_table)
+    corr_findings = spec.findings_of("positive_correlation")
     rows = finding_rows(spec, ctx.survey, scores)
-    cells = det_verdicts(rows, scores, spec, only=["complementary"])
+    cells = det_verdicts(rows, scores, spec, only=[f.key for f in corr_findings])
     if C < 2:
-        cells = na_verdicts("one construct")
+        cells = na_verdicts(ctx.spec, "one construct")
     text = [
         f"ML factor analysis of {len(cols)} scaled items ({method}, n = {nobs}); "
         + (f"{C} factors, oblimin rotation, matched to the constructs: " if C > 1 else "one factor: ")
@@ -137,13 +138,25 @@ def check_factor_analysis(ctx: RobustnessContext) -> CheckResult:
         f"One factor per construct: {'all loadings positive' if one_pos else 'NOT all loadings positive'} "
         f"(the model's loadings are positive after reverse coding).",
         bayes_txt,
-        "Complementarity: Pearson correlation of the one-factor (regression) scores, firms with every item of "
-        f"both constructs: {cells['complementary'].text() if 'complementary' in cells else ''}.",
+        _correlation_text(corr_findings, cells),
         *notes,
         "Pass criterion: every item's exploratory factor is its construct and every one-factor loading is positive.",
     ]
     variants = {"factor_analysis: factor scores": cells}
-    return CheckResult(name, passed, table, "\n".join(t for t in text if t), aggregate(variants), variants)
+    return CheckResult(name, passed, table, "\n".join(t for t in text if t), aggregate(ctx.spec, variants),
+                       variants)
+
+
+def _correlation_text(findings, cells) -> str:
+    """The verdicts of the positive-correlation findings on the factor scores ("" when the
+    spec declares none)."""
+    if not findings:
+        return ""
+    one = len(findings) == 1
+    parts = [("" if one else f"{f.key} ({' and '.join(f.params['constructs'])}): ")
+             + (cells[f.key].text() if f.key in cells else "") for f in findings]
+    return ("Complementarity: Pearson correlation of the one-factor (regression) scores, firms with every item of "
+            + ("both constructs: " if one else "the two constructs: ") + "; ".join(parts) + ".")
 
 
 CHECK = Check(CHECK_NAME, "ML factor analysis (exploratory, oblimin; one factor per construct) beside the Bayesian "

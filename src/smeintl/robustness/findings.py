@@ -1,6 +1,7 @@
-"""Finding evaluation for the checks: the findings table of :mod:`smeintl.predictive`
-for a variant's indices, and its rows as :class:`~.verdict.Verdict` s.  The finding
-rules live in :mod:`smeintl.predictive`; nothing is re-defined here."""
+"""Finding evaluation for the checks: the findings table of :mod:`smeintl.findings`
+(the findings the spec declares) for a variant's indices, and its rows as
+:class:`~.verdict.Verdict` s.  The finding rules live in :mod:`smeintl.findings`;
+nothing is re-defined here."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .. import predictive as _pred
-from ..predictive import FINDING_RULES, sample_statistics
+from .. import findings as _findings
+from ..predictive import sample_statistics
 from ..profiles import type_arrays
-from ..spec import Spec
+from ..spec import Finding, Spec
 from .verdict import NOT_ADDRESSED, Verdict
 
 
@@ -33,14 +34,15 @@ def _lead(ta: Mapping[str, Any]) -> dict[str, Any]:
 def finding_rows(spec: Spec, survey, ind: np.ndarray, ta: Mapping[str, Any] | None = None,
                  rep_ind: np.ndarray | None = None, rep_ta: Mapping[str, Any] | None = None,
                  eval_spec: Spec | None = None) -> pd.DataFrame:
-    """The findings table of :mod:`smeintl.predictive` for deterministic indices
-    ``ind`` (F, C) (column ``deterministic``) and, optionally, replicates ``rep_ind`` (R, F, C)
-    (column ``replicated_probability``: share of the replicates in which it holds).
+    """The findings table of :mod:`smeintl.findings` (one row per finding ``eval_spec``, default
+    ``spec``, declares) for deterministic indices ``ind`` (F, C) (column ``deterministic``) and,
+    optionally, replicates ``rep_ind`` (R, F, C) (column ``replicated_probability``: share of the
+    replicates in which it holds).
 
-    Calls :func:`smeintl.predictive.finding_table` with no posterior, so the finding rules are exactly
+    Calls :func:`smeintl.findings.finding_table` with no posterior, so the finding rules are exactly
     those of :func:`~smeintl.predictive.compare`.
     """
-    fn = _pred.finding_table
+    fn = _findings.finding_table
     es = eval_spec or spec
     groups, gnames = industry_codes(survey, spec)
     ta = ta if ta is not None else type_arrays(ind, spec)
@@ -55,18 +57,21 @@ def finding_rows(spec: Spec, survey, ind: np.ndarray, ta: Mapping[str, Any] | No
         return fn(es, 0.9, ind, rep_ind, st_obs, st_rep, st_rep, {}, groups, gnames, None)
 
 
-def value_text(quantity: str, value: float, ind: np.ndarray | None = None, spec: Spec | None = None) -> str:
-    """The value behind a deterministic verdict, as shown in its cell."""
+def value_text(quantity: str, value: float, ind: np.ndarray | None = None, spec: Spec | None = None,
+               finding: Finding | None = None) -> str:
+    """The value behind a deterministic verdict, as shown in its cell (a Pearson r with
+    the one-sided p of the ``finding``'s two constructs when ``ind`` and ``spec`` are given)."""
     if not np.isfinite(value):
         return "undefined"
     if quantity == "ANOVA p":
         return f"p={value:.3g}"
     if quantity == "Pearson r":
         txt = f"r={value:.2f}"
-        if ind is not None and spec is not None:
+        pair = finding.params.get("constructs") if finding is not None else None
+        if ind is not None and spec is not None and pair and all(c in spec.construct_names for c in pair):
             cn = spec.construct_names
-            a, b = cn.index(FINDING_RULES["doi"]), cn.index(FINDING_RULES["independence"])
-            _r, p = _pred.pearson_greater_pvalue(ind[:, a], ind[:, b])
+            a, b = cn.index(pair[0]), cn.index(pair[1])
+            _r, p = _findings.pearson_greater_pvalue(ind[:, a], ind[:, b])
             if np.isfinite(p):
                 txt += f", p={float(p):.3g}"
         return txt
@@ -80,6 +85,7 @@ def det_verdicts(rows: pd.DataFrame, ind: np.ndarray | None = None, spec: Spec |
     """Verdicts from the ``deterministic`` column of a findings table (those not in
     ``only``, when given: not addressed)."""
     out: dict[str, Verdict] = {}
+    declared = {f.key: f for f in spec.findings} if spec is not None else {}
     for r in rows.itertuples(index=False):
         if only is not None and r.finding not in only:
             out[r.finding] = NOT_ADDRESSED
@@ -94,7 +100,7 @@ def det_verdicts(rows: pd.DataFrame, ind: np.ndarray | None = None, spec: Spec |
                 reason = "undefined (too few firms with values)"
             out[r.finding] = Verdict.na(reason)
             continue
-        val = value_text(r.deterministic_quantity, float(r.deterministic_value), ind, spec)
+        val = value_text(r.deterministic_quantity, float(r.deterministic_value), ind, spec, declared.get(r.finding))
         out[r.finding] = Verdict.of_value(bool(det), val)
     return out
 

@@ -10,11 +10,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..predictive import FINDING_RULES, FINDINGS
 from .context import RobustnessContext
 from .findings import industry_codes
 from .result import Check, CheckResult, skip
-from .verdict import NOT_ADDRESSED, Verdict, aggregate, any_evaluated, flipped
+from .verdict import NOT_ADDRESSED, Verdict, aggregate, any_evaluated, finding_keys, flipped
 
 CHECK_NAME = "industry_regression"
 #: bins of a construct index for the ordinal regression: 5 equal-width classes on [0, 1]
@@ -58,6 +57,16 @@ def _ordinal_lr(y: np.ndarray, g: np.ndarray) -> dict[str, Any]:
     return out
 
 
+def _holds_text(differ: dict[str, tuple[str, float]]) -> str:
+    """When a group-difference finding holds, by its significance level."""
+    if not differ:
+        return "The spec declares no group-difference finding (kind groups_differ)."
+    alphas = sorted({a for _c, a in differ.values()})
+    if len(alphas) == 1:
+        return f"A finding holds when p < {alphas[0]:g}."
+    return "A finding holds when p < its alpha (" + ", ".join(f"{k}: {a:g}" for k, (_c, a) in differ.items()) + ")."
+
+
 def check_industry_regression(ctx: RobustnessContext) -> CheckResult:
     """OLS (HC3) and ordinal regressions of the indices and ordinal items on industry."""
     import statsmodels.api as sm
@@ -70,7 +79,8 @@ def check_industry_regression(ctx: RobustnessContext) -> CheckResult:
         return skip(name, "the survey has no industry column")
     if len(gnames) < 2:
         return skip(name, "the survey has fewer than 2 industries")
-    alpha = float(FINDING_RULES["alpha"])
+    # the group-difference findings: construct and significance level of each
+    differ = {f.key: (f.params["construct"], float(f.params["alpha"])) for f in spec.findings_of("groups_differ")}
     industry = np.array([gnames[g] for g in groups], dtype=object)
     ind = ctx.indices().indices
     rows: list[dict[str, Any]] = []
@@ -139,11 +149,10 @@ def check_industry_regression(ctx: RobustnessContext) -> CheckResult:
     table = table[["kind", "variable", "model", "industry", "n", "estimate", "se", "latent_mean", "latent_lo",
                    "latent_hi", "statistic", "df", "p", "note"]]
 
-    keymap = {"industries_differ_doi": FINDING_RULES["doi"], "industries_differ_independence": FINDING_RULES["independence"]}
     variants: dict[str, dict[str, Verdict]] = {}
     for vname, key in (("industry_regression: OLS HC3", "ols"), ("industry_regression: ordinal logit", "ordinal")):
-        cells = {f.key: NOT_ADDRESSED for f in FINDINGS}
-        for fk, c in keymap.items():
+        cells = {k: NOT_ADDRESSED for k in finding_keys(spec)}
+        for fk, (c, alpha) in differ.items():
             p = tests[key].get(c, np.nan)
             if c not in spec.construct_names:
                 cells[fk] = Verdict.na(f"the spec has no construct named {c!r}")
@@ -160,7 +169,7 @@ def check_industry_regression(ctx: RobustnessContext) -> CheckResult:
         "Industry means of each index by OLS on industry dummies with HC3 standard errors; robust Wald F test of "
         "equal means; ordinal logit (statsmodels OrderedModel) of the index cut into 5 classes at "
         f"{', '.join(f'{b:g}' for b in INDEX_BINS)}, and of every ordinal item, on industry: likelihood-ratio test "
-        f"against the thresholds-only model. A finding holds when p < {alpha:g}.",
+        f"against the thresholds-only model. {_holds_text(differ)}",
     ]
     for c in spec.construct_names:
         if c in tests["ols"]:
@@ -173,7 +182,7 @@ def check_industry_regression(ctx: RobustnessContext) -> CheckResult:
                     + (ctx.fit_problem() or "the fit has no industry level") + ".")
     text.append("Pass criterion: both tests reach the deterministic ANOVA's verdict for every industry finding"
                 + (f"; differs: {', '.join(flips)}" if flips else "") + ".")
-    return CheckResult(name, passed, table, "\n".join(text), aggregate(variants), variants)
+    return CheckResult(name, passed, table, "\n".join(text), aggregate(ctx.spec, variants), variants)
 
 
 CHECK = Check(CHECK_NAME, "OLS (HC3) and ordinal logit of the indices and ordinal items on industry, beside the "

@@ -14,7 +14,6 @@ import pandas as pd
 
 from .. import predictive as _pred
 from ..indices import index_arrays, item_matrix
-from ..predictive import FINDINGS
 from ..profiles import quadrant_codes, type_arrays
 from ..spec import Spec
 from .context import RobustnessContext
@@ -89,7 +88,7 @@ def method_check(ctx: RobustnessContext, name: str, plan: Sequence[PlannedVarian
     for label, spec_v, reason, extra in plan:
         col = f"{name}: {label}"
         if spec_v is None:
-            variants[col] = na_verdicts(reason)
+            variants[col] = na_verdicts(ctx.spec, reason)
             rows.append({"variant": label, "note": reason, **extra})
             continue
         cells, row = run_det_variant(ctx, label, spec_v, extra, quadrant=quadrant)
@@ -110,13 +109,15 @@ def finish_method(ctx: RobustnessContext, name: str, variants: Mapping[str, Mapp
     lines = [intro]
     if not evaluated:
         reasons = sorted({c.note for v in variants.values() for c in v.values()})
-        lines.append("No variant could evaluate a finding: " + "; ".join(reasons[:5]) + ".")
-        return CheckResult(name, None, pd.DataFrame(rows), "\n".join(lines), aggregate(variants), variants)
-    for f in FINDINGS:
+        lines.append("The instrument declares no findings: the table gives the variants' numbers only."
+                     if not ctx.spec.findings else "No variant could evaluate a finding: " + "; ".join(reasons[:5]) + ".")
+        return CheckResult(name, None, pd.DataFrame(rows), "\n".join(lines), aggregate(ctx.spec, variants),
+                           variants)
+    for f in ctx.spec.findings:
         ev = [c[f.key].holds for c in variants.values() if f.key in c and c[f.key].holds is not None]
         if ev:
             lines.append(f"{f.key}: holds in {sum(ev)} of {len(ev)} variants "
                          f"(baseline: {ref.get(f.key, Verdict.na()).text()})")
     lines.append("Pass criterion: every finding keeps its deterministic verdict under every variant"
                  + (f"; changes: {', '.join(flips)}" if flips else "") + ".")
-    return CheckResult(name, passed, table, "\n".join(lines), aggregate(variants), variants)
+    return CheckResult(name, passed, table, "\n".join(lines), aggregate(ctx.spec, variants), variants)

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .. import predictive as _pred
+from ..findings import finding_table
 from ..indices import index_arrays, item_matrix
 from ..predictive import compare, sample_statistics
 from ..profiles import type_arrays
@@ -51,10 +52,12 @@ def _one_construct_findings(ctx: RobustnessContext, fit, spec1: Spec, survey1) -
         st_r = sample_statistics(rep, ta_r, spec, groups, gnames)
         st_t = sample_statistics(tru, ta_t, spec, groups, gnames)
         P = {k: v for k, v in posterior_params(fit).items() if k not in ("corr", "group_mean")}
-        rows = _pred.finding_table(spec, ctx.prob, obs, rep, st_o, st_r, st_t, P, groups, gnames, fit)
+        rows = finding_table(spec, ctx.prob, obs, rep, st_o, st_r, st_t, P, groups, gnames, fit)
     why = "a one-construct model has no latent correlation and no per-construct industry means"
-    return posterior_verdicts(rows, {k: why for k in ("industries_differ_doi", "industries_differ_independence",
-                                                     "complementary")})
+    # the findings on latent parameters: the group differences (per-construct industry means)
+    # and the positive correlations (latent correlation)
+    latent = [f.key for f in spec.findings if f.kind in ("groups_differ", "positive_correlation")]
+    return posterior_verdicts(rows, {k: why for k in latent})
 
 
 def check_model_comparison(ctx: RobustnessContext) -> CheckResult:
@@ -162,7 +165,7 @@ def check_model_comparison(ctx: RobustnessContext) -> CheckResult:
     for m in ctx.models:
         col = f"{name}: {m.replace('_', ' ')}"
         if m in skipped:
-            variants[col] = na_verdicts(skipped[m])
+            variants[col] = na_verdicts(ctx.spec, skipped[m])
             continue
         f, surv, sv = fits[m], meta[m]["survey"], meta[m]["spec"]
         if m == "one_construct":
@@ -218,7 +221,8 @@ def check_model_comparison(ctx: RobustnessContext) -> CheckResult:
            "before trusting small differences)."] if failed else []),
         "Pass criterion: the reference model is best by LOO or within 2 standard errors of the difference of the best.",
     ]
-    return CheckResult(name, passed, table, "\n".join(lines), aggregate(variants), variants, reference="posterior")
+    return CheckResult(name, passed, table, "\n".join(lines), aggregate(ctx.spec, variants), variants,
+                       reference="posterior")
 
 
 CHECK = Check(CHECK_NAME, "PSIS-LOO (conditional and with the latent scores integrated out) of the fit against "

@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ..predictive import FINDING_RULES, compare, sample_statistics
+from ..predictive import compare, sample_statistics
 from ..profiles import type_arrays
 from .context import KHAT_MAX, PRIOR_REFITS, RobustnessContext
 from .findings import industry_codes, posterior_verdicts
@@ -146,8 +146,11 @@ def check_prior_sensitivity(ctx: RobustnessContext) -> CheckResult:
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
             st = sample_statistics(comp.true_indices, type_arrays(comp.true_indices, ctx.spec), ctx.spec)
-        for key in [k for k in st if k.startswith("share_") and not any(k == f"share_{t}" for t in comp.type_names)] + \
-                [f"count_{FINDING_RULES['mnc_type']}"]:
+        # the flag shares, and the type counts of the no_type findings
+        counts = [f"count_{f.params['type']}" for f in ctx.spec.findings_of("no_type")]
+        for key in dict.fromkeys(
+                [k for k in st if k.startswith("share_") and not any(k == f"share_{t}" for t in comp.type_names)]
+                + counts):
             if key in st:
                 qs[f"{key} (true score)"] = xr.DataArray(np.asarray(st[key], dtype=float).reshape(shape),
                                                          dims=("chain", "draw"), coords={"chain": post.chain, "draw": post.draw})
@@ -196,7 +199,8 @@ def check_prior_sensitivity(ctx: RobustnessContext) -> CheckResult:
     for a in POWER_ALPHAS:
         col = f"{name}: prior^{a:g} (importance)"
         if is_k[a] > KHAT_MAX:
-            variants[col] = na_verdicts(f"importance weights unreliable (k-hat {is_k[a]:.2f} > {KHAT_MAX}); see the refits")
+            variants[col] = na_verdicts(ctx.spec, f"importance weights unreliable (k-hat {is_k[a]:.2f} > {KHAT_MAX}); "
+                                                  "see the refits")
             continue
         rs = _resample_idata(idata, is_lw[a], [int(ctx.seed), int(round(100 * a))])
         c = compare(rs, ctx.survey, ctx.spec, prob=ctx.prob, random_seed=ctx.seed)
@@ -217,7 +221,7 @@ def check_prior_sensitivity(ctx: RobustnessContext) -> CheckResult:
                 try:
                     fit = ctx.refit(sv, surv, group=ctx.fit_group, offset=101 + j)
                 except Exception as exc:  # noqa: BLE001 - report, keep the other refit
-                    variants[col] = na_verdicts(f"the refit failed: {type(exc).__name__}: {exc}")
+                    variants[col] = na_verdicts(ctx.spec, f"the refit failed: {type(exc).__name__}: {exc}")
                     bar.update(1)
                     continue
                 c = compare(fit, surv, ctx.spec, prob=ctx.prob, random_seed=ctx.seed)
@@ -234,7 +238,7 @@ def check_prior_sensitivity(ctx: RobustnessContext) -> CheckResult:
                else f"power-scaling reliable (max k-hat {max_k:.2f} <= {KHAT_MAX})")
         for f in PRIOR_SCALES:
             col = f"{name}: priors sd x{f:g} (refit)" if f >= 1 else f"{name}: priors sd /{1 / f:g} (refit)"
-            variants[col] = na_verdicts(f"not refit: {why}")
+            variants[col] = na_verdicts(ctx.spec, f"not refit: {why}")
     table = pd.DataFrame(rows + refit_rows)
     ref = ctx.baseline_post()
     flips = flipped(variants, ref)
@@ -259,7 +263,8 @@ def check_prior_sensitivity(ctx: RobustnessContext) -> CheckResult:
         "Pass criterion: every finding keeps its posterior verdict (probability >= 0.5 or not) under every prior variant"
         + (f"; changes: {', '.join(flips)}" if flips else "") + ".",
     ]
-    return CheckResult(name, passed, table, "\n".join(lines), aggregate(variants), variants, reference="posterior")
+    return CheckResult(name, passed, table, "\n".join(lines), aggregate(ctx.spec, variants), variants,
+                       reference="posterior")
 
 
 CHECK = Check(CHECK_NAME, "power-scaling sensitivity of prior and likelihood (psens, k-hat); findings under the "

@@ -31,7 +31,7 @@ def check_profiles(ctx: RobustnessContext) -> CheckResult:
     col = f"{name}: sub-dimension types"
     sa = subtype_arrays(sub, spec)
     if sa is None:
-        variants[col] = na_verdicts("the spec declares no sub-dimension profiles")
+        variants[col] = na_verdicts(ctx.spec, "the spec declares no sub-dimension profiles")
         rows.append({"variant": "sub-dimension types", "note": "the spec declares no sub-dimension profiles"})
     else:
         J = len(spec.profiles.dimensions)
@@ -52,12 +52,12 @@ def check_profiles(ctx: RobustnessContext) -> CheckResult:
         note = det.summary.get("outcome", {}).get("note", "")
         reason = ("no outcome column (the empirical ideal needs one)" if "no outcome column" in note or not note
                   else "the outcome column has no values (the empirical ideal needs them)")
-        variants[col] = na_verdicts(reason)
+        variants[col] = na_verdicts(ctx.spec, reason)
         rows.append({"variant": "2-D + empirical ideal", "note": reason})
     elif emp_dims != tuple(spec.profiles.dimensions):
         reason = (f"the empirical ideal is defined on {list(emp_dims)}, not on the profile dimensions "
                   f"{list(spec.profiles.dimensions)}")
-        variants[col] = na_verdicts(reason)
+        variants[col] = na_verdicts(ctx.spec, reason)
         rows.append({"variant": "2-D + empirical ideal", "note": reason})
     else:
         ideal = [float(v) for v in det.empirical.ideal]
@@ -78,7 +78,7 @@ def check_profiles(ctx: RobustnessContext) -> CheckResult:
     # standardized dimensions
     sv, reason = spec_variant(spec, "standardize")
     if spec.standardize:
-        variants[f"{name}: 2-D standardized"] = na_verdicts("the spec already standardizes the dimensions")
+        variants[f"{name}: 2-D standardized"] = na_verdicts(ctx.spec, "the spec already standardizes the dimensions")
     else:
         cells, row = run_det_variant(ctx, "2-D standardized", sv)
         variants[f"{name}: 2-D standardized"] = cells

@@ -75,7 +75,8 @@ class Check:
 class RobustnessResult:
     """All checks and the findings matrix.
 
-    ``matrix``: index ``finding`` (the keys of :data:`~smeintl.predictive.FINDINGS`);
+    ``matrix``: index ``finding`` (the keys of the findings the spec declares, in order;
+    no rows when it declares none);
     columns ``baseline: deterministic`` and ``baseline: posterior`` (the original method
     on the observed data, and :func:`~smeintl.predictive.compare`'s posterior
     probability), then one column per check variant (``<check>: <variant>``), then
@@ -128,10 +129,13 @@ class RobustnessResult:
         summ = self.summary()
         header = ["finding", *summ.columns]
         rows = [[k, *map(str, summ.loc[k])] for k in summ.index]
-        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-        L.append("  ".join(h.ljust(widths[i]) for i, h in enumerate(header)))
-        for r in rows:
-            L.append("  ".join(v.ljust(widths[i]) for i, v in enumerate(r)))
+        if rows:
+            widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+            L.append("  ".join(h.ljust(widths[i]) for i, h in enumerate(header)))
+            for r in rows:
+                L.append("  ".join(v.ljust(widths[i]) for i, v in enumerate(r)))
+        else:
+            L.append("(none: the instrument declares no findings)")
         L.append("")
         for c in self.checks:
             status = ("skipped" if c.skipped else "no verdict (no finding evaluated)") if c.passed is None else (

@@ -10,12 +10,11 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import pandas as pd
 
-from ..predictive import FINDINGS
 from ..spec import Spec
 from .context import MODEL_VARIANTS, PRIOR_REFITS, RobustnessContext
 from .registry import CHECK_NAMES, CHECKS, REGISTRY
 from .result import CheckResult, RobustnessResult, skip
-from .verdict import NOT_ADDRESSED, Verdict, Verdicts
+from .verdict import NOT_ADDRESSED, Verdict, Verdicts, finding_keys
 
 if TYPE_CHECKING:
     from .refit import RefitCompile
@@ -81,19 +80,21 @@ def run_robustness(
         if ctx.refit_compile is not None:  # done, or model_comparison did not run: nobody needs it
             ctx.refit_compile.stop()
     baselines = {"deterministic": ctx.baseline_det(), "posterior": ctx.baseline_post()}
-    matrix = findings_matrix(baselines, results)
+    matrix = findings_matrix(baselines, results, finding_keys(spec))
     settings = {"n_firms": ctx.n_firms, "seed": ctx.seed, "bootstrap_draws": ctx.bootstrap_draws,
                 "refit": ctx.refit_settings(), "prob": ctx.prob, "checks": [c.name for c in selected],
                 "models": list(ctx.models), "prior_refits": prior_refits, "fit": ctx.fit_problem() or "usable"}
     return RobustnessResult(tuple(results), matrix, settings, tuple(notes), baselines)
 
 
-def findings_matrix(baselines: Mapping[str, Verdicts], results: Sequence[CheckResult]) -> pd.DataFrame:
-    """The findings matrix of :class:`~.result.RobustnessResult`: the baselines' and every
-    variant's verdict texts, and per finding the agreement of the variants with their
-    check's baseline."""
+def findings_matrix(baselines: Mapping[str, Verdicts], results: Sequence[CheckResult],
+                    keys: Sequence[str]) -> pd.DataFrame:
+    """The findings matrix of :class:`~.result.RobustnessResult`: one row per finding key
+    (``keys``: the spec's findings in order; no rows when it declares none), the baselines'
+    and every variant's verdict texts, and per finding the agreement of the variants with
+    their check's baseline."""
     det, post = baselines["deterministic"], baselines["posterior"]
-    keys = [f.key for f in FINDINGS]
+    keys = list(keys)
     cols: dict[str, list[str]] = {
         "baseline: deterministic": [det.get(k, Verdict.na()).text() for k in keys],
         "baseline: posterior": [post.get(k, Verdict.na()).text() for k in keys],

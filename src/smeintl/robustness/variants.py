@@ -27,7 +27,7 @@ def spec_to_raw(spec: Spec) -> dict[str, Any]:
         "extra_columns": list(spec.extra_columns),
     }
     cons = [
-        {"name": c.name, "label": c.label, "subdimensions": list(c.subdimensions),
+        {"name": c.name, "label": c.label, "flag": c.flag_name, "subdimensions": list(c.subdimensions),
          "subdimension_weights": [float(w) for w in c.subdimension_weights]}
         for c in spec.constructs
     ]
@@ -65,6 +65,10 @@ def spec_to_raw(spec: Spec) -> dict[str, Any]:
     raw["baseline"] = copy.deepcopy(dict(spec.baseline))
     raw["priors"] = {k: copy.deepcopy(dict(v)) for k, v in spec.priors.items()}
     raw["sampler"] = copy.deepcopy(dict(spec.sampler))
+    if spec.findings:
+        raw["findings"] = [{"key": f.key, "title": f.title, "kind": f.kind, "definition": f.definition,
+                            **{k: list(v) if isinstance(v, tuple) else v for k, v in f.parameters}}
+                           for f in spec.findings]
     return raw
 
 
@@ -193,6 +197,7 @@ def spec_variant(spec: Spec, kind: str, value: Any = None) -> tuple[Spec | None,
         name = "general"
         while name in spec.subdimension_names or name in spec.item_names:
             name += "_"
+        raw.pop("findings", None)  # they name the original constructs; evaluated with the original spec
         raw["constructs"] = [{
             "name": name, "label": "one construct for all items",
             "subdimensions": list(spec.subdimension_names),

@@ -9,8 +9,8 @@ from typing import Any, Iterator, Literal, Mapping, Sequence
 
 import numpy as np
 
-from .. import predictive as _pred
-from ..predictive import FINDINGS
+from ..findings import verdict as _verdict_words
+from ..spec import Spec
 
 #: what a verdict rests on: a value of the deterministic method or a test ("value"), a
 #: probability over replicates or posterior draws ("probability"), nothing ("na": the
@@ -74,7 +74,7 @@ class Verdict:
         if self.kind == "value":
             return f"{'holds' if self.holds else 'does not hold'} ({self.value})"
         if self.kind == "probability":
-            word = _pred.verdict(self.probability).split(" (")[0]
+            word = _verdict_words(self.probability).split(" (")[0]
             return f"{word} ({self.probability:.2f})"
         if self.kind == "aggregate":
             if not self.parts:
@@ -105,19 +105,24 @@ NOT_ADDRESSED = Verdict.na("not addressed by this check")
 Verdicts = Mapping[str, Verdict]  # finding key -> verdict
 
 
-def na_verdicts(reason: str) -> dict[str, Verdict]:
-    """Every finding not evaluated, for ``reason``."""
-    return {f.key: Verdict.na(reason) for f in FINDINGS}
+def finding_keys(spec: Spec) -> list[str]:
+    """The keys of the findings ``spec`` declares, in spec order."""
+    return [f.key for f in spec.findings]
+
+
+def na_verdicts(spec: Spec, reason: str) -> dict[str, Verdict]:
+    """Every finding of ``spec`` not evaluated, for ``reason``."""
+    return {k: Verdict.na(reason) for k in finding_keys(spec)}
 
 
 def any_evaluated(variants: Mapping[str, Verdicts]) -> bool:
     return any(c.holds is not None for cells in variants.values() for c in cells.values())
 
 
-def aggregate(variants: Mapping[str, Verdicts]) -> dict[str, Verdict]:
-    """Per finding, the verdict over the variants (:meth:`Verdict.over`)."""
-    return {f.key: Verdict.over([(v, cells.get(f.key, NOT_ADDRESSED)) for v, cells in variants.items()])
-            for f in FINDINGS}
+def aggregate(spec: Spec, variants: Mapping[str, Verdicts]) -> dict[str, Verdict]:
+    """Per finding of ``spec``, the verdict over the variants (:meth:`Verdict.over`)."""
+    return {k: Verdict.over([(v, cells.get(k, NOT_ADDRESSED)) for v, cells in variants.items()])
+            for k in finding_keys(spec)}
 
 
 def changes(cells: Verdicts, ref: Verdicts) -> list[str]:
