@@ -21,14 +21,33 @@ row 1, the first firm is row 2), the column and what is allowed, e.g.::
 Rules (see :func:`validate_frame`):
 
 * required columns: id, group (if the spec has one), every item; no unknown columns,
-  no duplicate column names, no unnamed column holding values;
-* firm ids: non-empty and unique;
+  no duplicate column names, no unnamed column holding values (for a workbook whose
+  sheet lacks required columns, the message names the other sheets);
+* firm ids: non-empty and unique, also as numbers: ``7``, ``007`` and ``7.0`` are
+  refused as one number written differently (ids stay text; nothing is renamed);
 * group: non-empty;
 * item, outcome and extra columns: numbers (or empty); items within their scale:
   likert / stage whole numbers in ``[min, max]``; percent in ``[min, max]``
   (default 0 to 100); count whole numbers >= 0 (the cap only matters for scaling);
   binary 0 or 1; continuous any finite number (its declared range sets the scaling);
-* at least one data row; no item may be empty for every firm.
+* at least one data row; no item may be empty for every firm;
+* percentages, not fractions (files only): an item declared 0 to 100 whose answers
+  need not be whole numbers (percent, or continuous with that range) may not have
+  every answer between 0 and 1 with some above 0.  That is how Excel stores cells
+  formatted ``0%`` (it shows 45%, the cell holds 0.45); multiply by 100, or declare
+  ``max = 1`` for the item in the spec when the file holds fractions on purpose.
+
+Reading refuses, with one message naming the cause instead of many shifted cells: a
+CSV file that is not text in its encoding (UTF-8 by default; the message names the
+row and suggests ``--encoding cp932`` for Shift-JIS or ``--encoding latin-1``), a
+binary file or a workbook with a ``.csv`` name, a CSV file separated by semicolons
+or tabs (as Excel writes CSV with European regional settings, decimal commas
+included: give the ``.xlsx`` instead), rows with more values than the header
+(unquoted decimal commas such as ``3,5`` or commas in texts), and Excel formula cells
+without a saved value (a workbook written by a program and never saved in Excel).
+An Excel number shown with leading zeros (number format ``000`` or ``"F"000``) is read
+as the text shown, so ids keep their zeros; an empty sheet is refused naming the
+workbook's sheets (choose one with ``sheet=`` / ``--sheet``).
 
 Only empty (or blank) cells are missing answers; codes such as ``NA``, ``-`` or
 ``99`` are reported as problems rather than silently read as missing.  Rows whose
@@ -40,12 +59,14 @@ Reading never writes to the input file.  Nothing here uses random state.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import difflib
 import hashlib
 import io
 import math
 import numbers
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +99,9 @@ _NUMBER_RE = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")
 # frame attributes set by read_table (pandas DataFrame.attrs keys)
 _ATTR_ROWS = "smeintl_rows"  # (word, number of the first data row), e.g. ("row", 2)
 _ATTR_LABELS = "smeintl_value_labels"  # SPSS value labels {column: {code: label}}
+_ATTR_FILE = "smeintl_file"  # True: read from a file by read_table (the checks of file data apply)
+_ATTR_SHEET = "smeintl_sheet"  # (sheet read, all sheet names) of an Excel workbook
+_ATTR_PERCENT_FORMAT = "smeintl_percent_format"  # columns with Excel cells formatted as percentages
 
 
 class DataError(ValueError):
@@ -260,15 +284,24 @@ def read_table(
     """Read a survey file into a raw DataFrame (no validation against a spec).
 
     Formats, by extension: ``.csv`` (comma separated, UTF-8 with or without BOM,
-    or ``encoding``), ``.xlsx`` / ``.xlsm`` (``sheet``: index or name, first sheet by
-    default; via openpyxl, formulas read as their cached values), ``.sav`` /
-    ``.zsav`` (SPSS via pyreadstat; user-missing values become missing).  Old
-    binary ``.xls`` files are refused with advice to save as ``.xlsx``.
+    or ``encoding``), ``.xlsx`` / ``.xlsm`` (``sheet``: index from 0 or name, first
+    sheet by default; a text of digits that is no sheet's name counts sheets from 1,
+    as the command line's ``--sheet``; via openpyxl), ``.sav`` / ``.zsav`` (SPSS via
+    pyreadstat; user-missing values become missing).  Old binary ``.xls`` files are
+    refused with advice to save as ``.xlsx``.
 
     The first row is the header.  CSV and Excel cells are returned as read (text,
     numbers or None) so that ids keep leading zeros; blank rows inside the table
     are kept (trailing ones dropped) so that frame position ``i`` is spreadsheet
     row ``i + 2`` and :func:`validate_frame` reports the row a user sees.
+
+    What is refused here, each with one message naming the cause (see the module
+    docstring): a CSV file that is not text in ``encoding`` (the message names the
+    row and the ``--encoding`` to try), a binary file or a workbook with a ``.csv``
+    name, a CSV file separated by semicolons or tabs, a CSV file whose rows have more
+    values than its header (unquoted decimal commas or commas in texts), and Excel
+    formula cells without a saved value.  Excel numbers shown with leading zeros
+    (number formats such as ``000`` or ``"F"000``) are read as the text shown.
 
     Raises :class:`DataError` for a missing, empty or unreadable file or an
     unknown extension.
@@ -290,58 +323,287 @@ def read_table(
         )
     if not p.exists():
         raise DataError(source, [f"{source}: file not found"])
+    if p.is_dir():
+        raise DataError(source, [f"{source}: is a folder, not a file; give the survey file itself"])
     if not p.is_file():
         raise DataError(source, [f"{source}: not a file"])
     if p.stat().st_size == 0:
         raise DataError(
             source, [f"{source}: the file is empty (0 bytes); expected a header row and one row per firm"]
         )
+    if not os.access(p, os.R_OK):
+        raise DataError(source, [f"{source}: cannot read the file (permission denied)"])
     if ext == ".csv":
-        return _read_csv(p, source, encoding)
-    if ext in (".xlsx", ".xlsm"):
-        return _read_excel(p, source, sheet)
-    return _read_spss(p, source, encoding)
+        frame = _read_csv(p, source, encoding)
+    elif ext in (".xlsx", ".xlsm"):
+        frame = _read_excel(p, source, sheet)
+    else:
+        frame = _read_spss(p, source, encoding)
+    frame.attrs[_ATTR_FILE] = True
+    return frame
+
+
+#: what to suggest for a CSV file that is not UTF-8
+_ENCODING_HINT = (
+    "save it as 'CSV UTF-8', or give its encoding: on the command line --encoding cp932 (Shift-JIS, "
+    "as Japanese Excel writes it) or --encoding latin-1 (Western European); in Python "
+    "encoding='cp932' or encoding='latin-1'"
+)
+_DECIMAL_COMMA_RE = re.compile(r"^\s*[+-]?\d+,\d+\s*$")
 
 
 def _read_csv(p: Path, source: str, encoding: str | None) -> pd.DataFrame:
     enc = encoding or "utf-8-sig"
     try:
-        with open(p, "r", encoding=enc, newline="") as fh:
-            rows = list(csv.reader(fh))
-    except UnicodeDecodeError as exc:
+        codecs.lookup(enc)
+    except LookupError:
+        raise DataError(
+            source, [f"{source}: unknown encoding {enc!r}; allowed: an encoding Python knows, e.g. "
+                     f"utf-8, cp932 (Shift-JIS), latin-1, cp1252"]
+        ) from None
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise DataError(source, [f"{source}: cannot read the file ({exc.strerror or exc})"]) from None
+    if raw.startswith(b"PK\x03\x04"):
         raise DataError(
             source,
-            [f"{source}: the file is not {enc} text (undecodable byte at position {exc.start}); save it "
-             f"as 'CSV UTF-8', or give its encoding (e.g. encoding='cp932' for Shift-JIS)"],
+            [f"{source}: the file is a zip archive, most likely an Excel workbook with a .csv name; "
+             f"rename it to .xlsx, or export the sheet from Excel as 'CSV UTF-8'"],
+        )
+    utf16 = raw.startswith((b"\xff\xfe", b"\xfe\xff"))
+    if utf16 and not (encoding or "").lower().replace("_", "-").startswith("utf-16"):
+        raise DataError(
+            source,
+            [f"{source}: the file is UTF-16 text (Excel's 'Unicode Text'); give --encoding utf-16 "
+             f"(Python: encoding='utf-16'), or save it as 'CSV UTF-8'"],
+        )
+    try:
+        text = raw.decode(enc)
+    except UnicodeDecodeError as exc:
+        if b"\x00" in raw[:8192]:
+            raise DataError(source, [_binary_message(source)]) from None
+        row = raw[: exc.start].count(b"\n") + 1
+        raise DataError(
+            source,
+            [f"{source}: the file is not {enc} text (undecodable byte 0x{raw[exc.start]:02x} in row {row}); "
+             f"{_ENCODING_HINT}"],
         ) from None
-    except (csv.Error, LookupError) as exc:
+    if "\x00" in text:
+        raise DataError(source, [_binary_message(source)])
+    text = text.lstrip("\ufeff")
+    _check_separator(text, source)
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as exc:
         raise DataError(source, [f"{source}: cannot read as CSV: {exc}"]) from None
+    _check_row_lengths(rows, source)
     return _rows_to_frame(rows, source, ("row", 2))
+
+
+def _binary_message(source: str) -> str:
+    return (f"{source}: a binary file, not CSV text (it holds NUL bytes); give a CSV file (comma-separated "
+            f"text), an Excel workbook (.xlsx) or an SPSS file (.sav) with the matching extension")
+
+
+def _check_separator(text: str, source: str) -> None:
+    """Refuse a CSV file separated by semicolons or tabs (one message, whatever the cells)."""
+    first = text.split("\n", 1)[0].rstrip("\r")
+    if not first.strip():
+        return
+    fields = {}
+    for sep in (",", ";", "\t"):
+        try:
+            fields[sep] = len(next(csv.reader([first], delimiter=sep)))
+        except (csv.Error, StopIteration):
+            fields[sep] = 1
+    sep = max((";", "\t"), key=lambda s: fields[s])
+    if fields[sep] <= 1 or fields[sep] <= fields[","]:
+        return
+    name = "semicolons" if sep == ";" else "tabs"
+    decimal = ""
+    if sep == ";":
+        for line in text.split("\n")[1:200]:
+            cells = line.rstrip("\r").split(";")
+            example = next((c.strip() for c in cells if _DECIMAL_COMMA_RE.match(c)), None)
+            if example is not None:
+                decimal = f" and decimal commas (e.g. {example!r})"
+                break
+    shown = first if len(first) <= 60 else first[:57] + "..."
+    raise DataError(
+        source,
+        [f"{source}, row 1 (header): the header {shown!r} is {fields[sep]} columns only when split at "
+         f"{name}: the file seems to use {name} as separator{decimal} (a CSV file as Excel writes it "
+         f"with European regional settings); allowed: comma-separated values with decimal points "
+         f"(save as 'CSV UTF-8' with ',' as separator and '.' as decimal mark), or give the workbook "
+         f"itself (.xlsx)"],
+    )
+
+
+def _check_row_lengths(rows: list[list[str]], source: str) -> None:
+    """Refuse rows with more values than the header has columns (one message, not one per
+    shifted cell): the mark of unquoted decimal commas ('3,5') or commas in texts."""
+    if not rows:
+        return
+    width = len(rows[0])
+    long, filled, n_rows = [], 0, 0
+    for k, row in enumerate(rows[1:]):
+        if all(not c.strip() for c in row):
+            continue  # a blank row
+        n_rows += 1
+        if len(row) > width:
+            long.append((k + 2, len(row)))
+            filled += any(c.strip() for c in row[width:])
+    if not long or (not filled and len(long) == n_rows):
+        return  # none, or an empty cell after every row (some programs end each line with a comma)
+    shown = ", ".join(f"row {r} ({n} values)" for r, n in long[:8])
+    more = f" and {len(long) - 8} more" if len(long) > 8 else ""
+    raise DataError(
+        source,
+        [f"{source}: {len(long)} row(s) have more values than the header has columns ({width}): "
+         f"{shown}{more}; a value holds a comma without quotes around it: most likely decimal commas "
+         f"('3,5' for 3.5), or a text with a comma; allowed: decimal points ('3.5'), and quotes around "
+         f"texts with commas (Excel's 'CSV UTF-8' writes both), or give the workbook itself (.xlsx)"],
+    )
+
+
+#: number formats that show a whole number with leading zeros, e.g. 000 or "F"000
+_PADDED_FORMAT = re.compile(r'^(?:"([^"]*)")?(0+)(?:"([^"]*)")?$')
+
+
+def _shown_text(value: Any, number_format: Any) -> Any:
+    """The text Excel shows for a whole number in a zero-padded format, else the value."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not isinstance(number_format, str):
+        return value
+    m = _PADDED_FORMAT.match(number_format)
+    if m is None or len(m.group(2)) < 2:
+        return value
+    f = float(value)
+    if not (math.isfinite(f) and f.is_integer() and f >= 0):
+        return value
+    return f"{m.group(1) or ''}{int(f):0{len(m.group(2))}d}{m.group(3) or ''}"
+
+
+def _sheet_name(names: list[str], sheet: int | str, source: str) -> str:
+    if isinstance(sheet, bool) or not isinstance(sheet, (int, str)):
+        raise TypeError(f"sheet must be a sheet's name or its index, not {type(sheet).__name__}")
+    listed = ", ".join(repr(n) for n in names)
+    if isinstance(sheet, str):
+        if sheet in names:
+            return sheet
+        if sheet.strip().isdigit() and 1 <= int(sheet) <= len(names):
+            return names[int(sheet) - 1]
+        raise DataError(source, [f"{source}: no sheet named {sheet!r}; sheets: {names}"])
+    if not 0 <= sheet < len(names):
+        raise DataError(source, [f"{source}: no sheet number {sheet}; the workbook has sheets {listed}"])
+    return names[sheet]
 
 
 def _read_excel(p: Path, source: str, sheet: int | str) -> pd.DataFrame:
     import openpyxl
 
+    def load(data_only: bool):
+        try:
+            return openpyxl.load_workbook(p, read_only=True, data_only=data_only)
+        except Exception as exc:  # openpyxl raises many kinds for corrupt files
+            raise DataError(source, [f"{source}: cannot read as an Excel workbook: {_short(exc)}"]) from None
+
+    wb = load(False)
+    formulas: list[tuple[int, int]] = []  # (row, column) positions, from 0
+    percent_cols: set[int] = set()
     try:
-        wb = openpyxl.load_workbook(p, read_only=True, data_only=True)
-    except Exception as exc:  # openpyxl raises many kinds for corrupt files
-        raise DataError(source, [f"{source}: cannot read as an Excel workbook: {exc}"]) from None
-    try:
-        names = wb.sheetnames
-        if isinstance(sheet, int):
-            if not 0 <= sheet < len(names):
-                raise DataError(
-                    source, [f"{source}: no sheet number {sheet}; the workbook has sheets {names}"]
-                )
-            ws = wb[names[sheet]]
-        else:
-            if sheet not in names:
-                raise DataError(source, [f"{source}: no sheet named {sheet!r}; sheets: {names}"])
-            ws = wb[sheet]
-        rows = [list(r) for r in ws.iter_rows(min_row=1, min_col=1, values_only=True)]
+        names = list(wb.sheetnames)
+        if not names:
+            raise DataError(source, [f"{source}: the workbook has no sheets"])
+        name = _sheet_name(names, sheet, source)
+        ws = wb[name]
+        if not hasattr(ws, "iter_rows"):
+            raise DataError(source, [f"{source}: sheet {name!r} is a chart, not a table; sheets: {names}"])
+        rows: list[list[Any]] = []
+        for r, cells in enumerate(ws.iter_rows(min_row=1, min_col=1)):
+            values = []
+            for c, cell in enumerate(cells):
+                v = cell.value
+                if getattr(cell, "data_type", None) == "f":
+                    formulas.append((r, c))
+                    v = None
+                else:
+                    fmt = getattr(cell, "number_format", None)
+                    if isinstance(fmt, str) and "%" in fmt and isinstance(v, numbers.Real):
+                        percent_cols.add(c)
+                    v = _shown_text(v, fmt)
+                values.append(v)
+            rows.append(values)
+    except DataError:
+        raise
+    except Exception as exc:  # a damaged sheet fails while it is read (read-only mode)
+        raise DataError(source, [f"{source}: cannot read as an Excel workbook: {_short(exc)}"]) from None
     finally:
         wb.close()
-    return _rows_to_frame(rows, source, ("row", 2))
+    if formulas:
+        _fill_formulas(p, source, name, rows, formulas, load)
+    if not any(any(not _is_empty(v) for v in row) for row in rows):
+        others = [n for n in names if n != name]
+        where = (f"the workbook has sheets {', '.join(repr(n) for n in names)}; choose the one with the "
+                 f"data with --sheet NAME (Python: sheet='{others[0]}')") if others else "it is the only sheet"
+        raise DataError(
+            source,
+            [f"{source}, sheet {name!r}: the sheet is empty (no header and no data); {where}"],
+        )
+    frame = _rows_to_frame(rows, source, ("row", 2))
+    frame.attrs[_ATTR_SHEET] = (name, tuple(names))
+    if percent_cols:
+        frame.attrs[_ATTR_PERCENT_FORMAT] = tuple(frame.columns[c] for c in sorted(percent_cols)
+                                                  if c < frame.shape[1])
+    return frame
+
+
+def _fill_formulas(p, source, name, rows, formulas, load) -> None:
+    """Formula cells take the value Excel saved with them; refuse those without one."""
+    wb = load(True)
+    try:
+        cached = {}
+        want = set(formulas)
+        for r, cells in enumerate(wb[name].iter_rows(min_row=1, min_col=1)):
+            for c, cell in enumerate(cells):
+                if (r, c) in want:
+                    cached[(r, c)] = cell.value
+    except DataError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise DataError(source, [f"{source}: cannot read as an Excel workbook: {_short(exc)}"]) from None
+    finally:
+        wb.close()
+    missing: dict[int, list[int]] = {}
+    for r, c in formulas:
+        v = cached.get((r, c))
+        if v is None:
+            missing.setdefault(c, []).append(r)
+        else:
+            rows[r][c] = v
+    if not missing:
+        return
+    header = rows[0] if rows else []
+    parts = []
+    for c in sorted(missing):
+        rs = sorted(missing[c])
+        col = _col_letter(c)
+        label = f" ({_cell_text(header[c])!r})" if c < len(header) and not _is_empty(header[c]) else ""
+        cells = f"{col}{rs[0] + 1}" if len(rs) == 1 else f"{len(rs)} cells {col}{rs[0] + 1} to {col}{rs[-1] + 1}"
+        parts.append(f"column {col}{label}: {cells}")
+    n = sum(len(v) for v in missing.values())
+    raise DataError(
+        source,
+        [f"{source}, sheet {name!r}: {n} formula cell(s) have no saved value ({'; '.join(parts)}): the "
+         f"workbook was written by a program that does not compute formulas and was never opened and "
+         f"saved in Excel, so the values are not in the file; open it in Excel (or LibreOffice) and save "
+         f"it, or export the sheet as 'CSV UTF-8'"],
+    )
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def _read_spss(p: Path, source: str, encoding: str | None) -> pd.DataFrame:
@@ -349,8 +611,8 @@ def _read_spss(p: Path, source: str, encoding: str | None) -> pd.DataFrame:
 
     try:
         df, meta = pyreadstat.read_sav(str(p), encoding=encoding, user_missing=False)
-    except Exception as exc:
-        raise DataError(source, [f"{source}: cannot read as an SPSS file: {exc}"]) from None
+    except Exception as exc:  # pyreadstat raises its own kinds (and others) for damaged files
+        raise DataError(source, [f"{source}: cannot read as an SPSS file: {_short(exc)}"]) from None
     df = df.reset_index(drop=True)
     df.attrs[_ATTR_ROWS] = ("case", 1)
     df.attrs[_ATTR_LABELS] = {
@@ -521,14 +783,23 @@ def _check(df: pd.DataFrame, spec: Spec, source: str) -> tuple[list[str], Survey
                 f"{source}, {header_at}, column {name!r}: unknown column{hint}; allowed: "
                 f"{_list_names(known)}"
             )
-    for name in required:
-        if name not in col_of:
-            what = "id" if name == id_col else "group" if name == group_col else "item"
-            header_problems.append(
-                f"{source}, {header_at}, column {name!r}: required {what} column is missing; "
-                f"allowed: a header naming {_list_names(required)}"
-                + (f" (optional: {_list_names(optional)})" if optional else "")
-            )
+    missing_required = [name for name in required if name not in col_of]
+    for name in missing_required:
+        what = "id" if name == id_col else "group" if name == group_col else "item"
+        header_problems.append(
+            f"{source}, {header_at}, column {name!r}: required {what} column is missing; "
+            f"allowed: a header naming {_list_names(required)}"
+            + (f" (optional: {_list_names(optional)})" if optional else "")
+        )
+
+    sheet_info = df.attrs.get(_ATTR_SHEET)
+    if missing_required and sheet_info and len(sheet_info[1]) > 1:
+        read, names_all = sheet_info
+        others = ", ".join(repr(n) for n in names_all if n != read)
+        header_problems.insert(0,
+            f"{source}: read sheet {read!r} of the workbook; its other sheets: {others}; if the data are on "
+            f"another sheet, choose it with --sheet NAME (Python: sheet=NAME)"
+        )
 
     if n_rows == 0 or rows.size == 0:
         header_problems.append(
@@ -542,6 +813,7 @@ def _check(df: pd.DataFrame, spec: Spec, source: str) -> tuple[list[str], Survey
         j = col_of[id_col]
         labels = value_labels.get(id_col, {})
         seen: dict[str, int] = {}
+        seen_number: dict[float, int] = {}  # ids that are numbers: 7, 007 and 7.0 are one number
         cells = series[j].tolist()
         for r in rows:
             v = cells[r]
@@ -557,8 +829,18 @@ def _check(df: pd.DataFrame, spec: Spec, source: str) -> tuple[list[str], Survey
                     (r, j, f"{where(r)}, column {id_col!r}: firm id {text!r} is a duplicate of "
                            f"{row_word} {seen[text] + first_row}; allowed: a unique, non-empty id for every firm")
                 )
+            elif (key := _number_key(text)) is not None and key in seen_number:
+                q = seen_number[key]
+                cell_problems.append(
+                    (r, j, f"{where(r)}, column {id_col!r}: firm id {text!r} is the same number as firm id "
+                           f"{ids[q]!r} ({row_word} {q + first_row}), written differently; allowed: a unique "
+                           f"id for every firm (different firms: ids that differ as text and as numbers, "
+                           f"e.g. 'F007' and 'F7'; the same firm: one row)")
+                )
             else:
                 seen[text] = r
+                if key is not None:
+                    seen_number[key] = r
 
     # ---- group ---------------------------------------------------------------------
     group_values: list[str] = [""] * n_rows
@@ -615,6 +897,10 @@ def _check(df: pd.DataFrame, spec: Spec, source: str) -> tuple[list[str], Survey
                            f"number; allowed: {allowed}")
                 )
         numeric[name] = values
+
+    if df.attrs.get(_ATTR_FILE):
+        column_problems.extend(_fraction_problems(numeric, rows, spec, source, row_word, first_row,
+                                                  df.attrs.get(_ATTR_PERCENT_FORMAT, ())))
 
     cell_problems.sort(key=lambda t: (t[0], t[1]))
     problems = header_problems + [m for _, _, m in cell_problems] + column_problems
@@ -698,6 +984,54 @@ def _to_numbers(cells: list[Any], rows: Iterable[int]) -> tuple[np.ndarray, list
         else:
             bad.append((r, v))
     return out, bad
+
+
+def _number_key(text: str) -> float | None:
+    """The number an id is when it is written as one (``7``, ``007``, ``7.0``), else None."""
+    if not _NUMBER_RE.match(text):
+        return None
+    f = float(text)
+    return f if math.isfinite(f) else None
+
+
+def _fraction_problems(
+    numeric: dict[str, np.ndarray],
+    rows: np.ndarray,
+    spec: Spec,
+    source: str,
+    row_word: str,
+    first_row: int,
+    percent_format: Sequence[str],
+) -> list[str]:
+    """The items declared 0 to 100 (not whole numbers) whose every answer lies in [0, 1]
+    with some above 0: percentages given as fractions (0.45 for 45%)."""
+    flagged: list[str] = []
+    example = None
+    for item in spec.items:
+        v = numeric.get(item.name)
+        if v is None or item.family.whole_numbers or item.min != 0 or item.max != 100 or rows.size == 0:
+            continue
+        present = v[rows][~np.isnan(v[rows])]
+        if present.size == 0 or not (present.max() <= 1 and present.max() > 0 and present.min() >= 0):
+            continue
+        flagged.append(item.name)
+        if example is None:
+            inner = np.flatnonzero((v[rows] > 0) & (v[rows] < 1))
+            k = int(inner[0]) if inner.size else int(np.nanargmax(v[rows]))
+            example = (item.name, int(rows[k]) + first_row, _fmt(v[rows][k]))
+    if not flagged:
+        return []
+    name, row, value = example
+    excel = [n for n in flagged if n in set(percent_format)]
+    why = (f"as Excel stores cells formatted as percentages ({', '.join(repr(n) for n in excel)} are): "
+           f"it shows 45% and holds 0.45" if excel else "0.45 for 45%")
+    return [
+        f"{source}, column(s) {_list_names([repr(n) for n in flagged])}: every answer is between 0 and 1 "
+        f"(e.g. {value} in {row_word} {row}, column {name!r}) although the spec ({spec.source}) declares "
+        f"these items 0 to 100: the answers look like fractions ({why}); allowed: percentages 0 to 100: "
+        f"multiply these answers by 100, or, if the file holds fractions on purpose, declare max = 1 for "
+        f"these items in the spec"
+    ]
 
 
 def _allowed(item: Item) -> str:
