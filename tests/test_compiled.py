@@ -351,3 +351,36 @@ def test_code_key_ignores_documentation_but_not_code():
     assert fp(src) == fp(docs_edited)
     assert fp(src) != fp(code_edited)
     assert "measurement/summary.py" not in _compiled._LOGP_MODULES
+
+
+def test_pymc_log_likelihood_and_posterior_predictive_work_on_a_fit(tiny, caplog):
+    """The likelihood is the model's observed variables: PyMC's compute_log_likelihood on a
+    nutpie fit gives the stored per-firm log-likelihood, and its sample_posterior_predictive
+    draws only the observed variables (the parameters from the fit's draws, the model's
+    inputs from its constant_data group)."""
+    import logging
+
+    import pymc as pm
+
+    from smeintl.measurement import MeasurementModel
+
+    spec, a, _b = tiny
+    mm = MeasurementModel(spec)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        idata = mm.fit(a, random_seed=5, **SHORT)
+        model = mm.build(a)
+        names = [rv.name for rv in model.observed_RVs]
+        assert names == ["y_ordinal4", "y_binary"]
+        ll = pm.compute_log_likelihood(idata, model=model, var_names=names, extend_inferencedata=False,
+                                       progressbar=False)
+        total = sum(ll[n].values.sum(-1) for n in names)
+        np.testing.assert_allclose(total, idata.log_likelihood["responses"].values.sum(-1), rtol=1e-10)
+        with caplog.at_level(logging.INFO, logger="pymc"), model:
+            pp = pm.sample_posterior_predictive(idata, var_names=names, random_seed=1, progressbar=False,
+                                                extend_inferencedata=False).posterior_predictive
+    sampled = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Sampling:")]
+    assert sampled == ["Sampling: [y_binary, y_ordinal4]"]
+    y = pp["y_ordinal4"].values
+    assert y.shape[:2] == (2, 60) and set(np.unique(y)) <= {0.0, 1.0, 2.0, 3.0}
+    assert set(np.unique(pp["y_binary"].values)) <= {0.0, 1.0}

@@ -400,22 +400,18 @@ def test_centered_latent_scores_for_large_groups(hitachi_spec):
 
 
 def _model_loglik_per_draw(mm, model, idata, survey):
-    """Reference: the model's own likelihood (the item families' potentials, whose kernels
-    are checked against PyMC's distributions in test_kernels) at each draw, continuous
-    answers with the Jacobian of the standardization."""
-    import pytensor
-    import pytensor.tensor as pt
-    from pytensor.graph.replace import graph_replace
+    """Reference: the model's own likelihood (its observed variables, one per likelihood
+    block, whose kernels are checked against PyMC's distributions in test_kernels) at each
+    draw, as PyMC's compute_log_likelihood evaluates it, continuous answers with the
+    Jacobian of the standardization."""
+    import pymc as pm
 
     from smeintl.measurement import standardization_of
 
-    pots = [p for p in model.potentials if p.name.startswith("y_")]
-    syms = {rv.name: rv.type() for rv in model.free_RVs}
-    total = graph_replace(pt.sum(pt.stack(pots)), {rv: syms[rv.name] for rv in model.free_RVs}, strict=False)
-    f = pytensor.function(list(syms.values()), total, on_unused_input="ignore")
-    post = idata.posterior
-    nc, nd = post.sizes["chain"], post.sizes["draw"]
-    out = np.array([[f(*[post[n].values[c, d] for n in syms]) for d in range(nd)] for c in range(nc)])
+    names = [rv.name for rv in model.observed_RVs if rv.name.startswith("y_")]
+    ll = pm.compute_log_likelihood(idata, model=model, var_names=names, extend_inferencedata=False,
+                                   progressbar=False)
+    out = sum(np.asarray(ll[n].values).reshape(ll[n].shape[:2] + (-1,)).sum(-1) for n in names)
     lay = mm.layout
     cidx = lay.family("continuous")
     if cidx.size:

@@ -32,7 +32,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 __all__ = ["Family", "Block", "BuildContext", "register", "unregister", "families", "family_of",
-           "scales", "sigmoid", "logit", "log_sigmoid"]
+           "scales", "sigmoid", "logit"]
 
 
 def logit(p):
@@ -41,12 +41,6 @@ def logit(p):
 
 def sigmoid(x):
     return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, dtype=float)))
-
-
-def log_sigmoid(x: np.ndarray) -> np.ndarray:
-    from scipy.special import log_expit
-
-    return log_expit(x)
 
 
 def _num(x: Any) -> bool:
@@ -192,15 +186,97 @@ class Family:
         """Dimensions of one parameter (simulation studies' tables)."""
         return (self.item_dim(block),)
 
+    # ------------------------------------------------------------------ the likelihood
+    #: the fused kernel computing this family's log-likelihood (:mod:`.kernels`), or None
+    #: for a family whose :meth:`build` adds its own observed variable
+    kernel: str | None = None
+
+    def encode(self, y: np.ndarray, j: np.ndarray, block: Block, layout, std) -> np.ndarray:
+        """Raw answers of the cells (``j``: position of the item in the block) as the
+        likelihood reads them (the observed values of the block's variable)."""
+        return y
+
+    def decode(self, v: np.ndarray, j: np.ndarray, block: Block, layout, std) -> np.ndarray:
+        """The inverse of :meth:`encode`: raw answers."""
+        return v
+
+    def observed_cells(self, layout, block: Block, X: np.ndarray, std) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The observed answers of the block: firm, position in the block, encoded value."""
+        sub = X[:, block.idx]
+        f, j = np.nonzero(~np.isnan(sub))
+        return f, j, self.encode(sub[f, j], j, block, layout, std)
+
+    def log_jacobian(self, j: np.ndarray, block: Block, layout, std) -> np.ndarray | None:
+        """Per cell, log |d encoded / d raw| (densities of the raw answers), or None."""
+        return None
+
+    def positions(self, j, v, block: Block):
+        """The kernel's per-cell position argument from the item positions ``j`` and the
+        encoded values ``v`` (numpy arrays or PyTensor tensors); unused by default."""
+        return j * 0
+
+    def build_params(self, ctx: BuildContext, block: Block):
+        """The block's parameters in the model (priors added to it) as the kernel's three
+        parameter vectors ``(p1, p2, p3)``."""
+        raise NotImplementedError
+
+    def kernel_params(self, P: Mapping[str, np.ndarray], s, block: Block) -> tuple[np.ndarray, ...]:
+        """The kernel's ``(p1, p2, p3)`` at posterior draw ``s`` (an index)."""
+        raise NotImplementedError
+
+    def matrix_params(self, P: Mapping[str, np.ndarray], block: Block) -> dict[str, np.ndarray]:
+        """The block's parameters broadcasting against a (..., F, n) linear predictor."""
+        raise NotImplementedError
+
+    def cell_params(self, p1, p2, p3, j: np.ndarray, block: Block) -> dict[str, np.ndarray]:
+        """The same parameters per cell, from the kernel's vectors."""
+        raise NotImplementedError
+
+    def draw_cells(self, lp: np.ndarray, prm: Mapping[str, np.ndarray], rng: np.random.Generator) -> np.ndarray:
+        """Random encoded answers at ``lp`` = loading * sign * eta with parameters ``prm``
+        (:meth:`matrix_params` or :meth:`cell_params`): the family's one random draw."""
+        raise NotImplementedError
+
     def build(self, ctx: BuildContext, block: Block) -> None:
-        """Add the block's parameters and likelihood to the PyMC model in context."""
-        raise NotImplementedError(f"family {self.name!r} has no PyMC likelihood")
+        """Add the block's parameters and its likelihood to the PyMC model in context: one
+        observed variable ``y_<block key>`` over the block's observed cells, a
+        ``pm.CustomDist`` whose log-density is the family's kernel (each cell's value) and
+        whose random draw is :meth:`draw_cells`, so PyMC's posterior and prior predictive
+        and log-likelihood apply.  The cells' indices and values are model inputs."""
+        from .kernels import cells_logp_elementwise
+
+        pm, inp, lay = ctx.pm, ctx.inputs, ctx.layout
+        p1, p2, p3 = self.build_params(ctx, block)
+        f, j, v = self.observed_cells(lay, block, ctx.X, ctx.standardization)
+        items = block.idx[j]
+        name = block.key
+        cells = [inp.add(f"data_{name}_{k}", x, dtype=np.int64)
+                 for k, x in (("eta", f * ctx.n_constructs + lay.construct[items]), ("item", items), ("j", j))]
+        value = inp.add(f"data_{name}_y", v, dtype=np.float64)
+        family, kernel = self, self.kernel
+
+        def core(x):  # a parameter with core dims only, which PyMC may pass with batch dims of length 1
+            return x[(0,) * (x.ndim - 1)]
+
+        def logp(value, eta, signed, p1, p2, p3, e, it, j):
+            eta, signed, p1, p2, p3 = (core(x) for x in (eta, signed, p1, p2, p3))
+            pos = family.positions(j, value, block)
+            return cells_logp_elementwise(kernel, eta, signed, p1, p2, p3, e, it, j, pos, value)
+
+        def random(eta, signed, p1, p2, p3, e, it, j, rng=None, size=None):
+            eta, signed, p1, p2, p3 = (core(np.asarray(x)) for x in (eta, signed, p1, p2, p3))
+            lp = eta[e] * signed[it]
+            return family.draw_cells(lp, family.cell_params(p1, p2, p3, j, block), rng)
+
+        pm.CustomDist(f"y_{name}", ctx.eta_flat, ctx.signed, p1, p2, p3, *cells, logp=logp, random=random,
+                      signature="(a),(b),(c),(d),(e),(),(),()->()", observed=value)
 
     # ------------------------------------------------------------------ numpy generative side
     def draw(self, P: Mapping[str, np.ndarray], lin: np.ndarray, block: Block, layout,
              rng: np.random.Generator, std) -> np.ndarray:
         """Raw answers given ``lin`` = loading * sign * eta, shape (..., F, n)."""
-        raise NotImplementedError
+        v = self.draw_cells(lin, self.matrix_params(P, block), rng)
+        return self.decode(v, np.arange(block.size), block, layout, std)
 
     def expected(self, P, lin, block: Block, layout, std, caps=None) -> np.ndarray:
         """Expected scaled answer (before reverse coding), shape (..., F, n)."""
@@ -208,7 +284,9 @@ class Family:
 
     def loglik(self, P, s, lin, y, block: Block, layout, std) -> np.ndarray:
         """Log-likelihood of the answers ``y`` (F, n; NaN missing: contributes 0) at
-        ``lin`` (F, Q, n), with the parameters of draw(s) ``s``: (F, Q, n)."""
+        ``lin`` (F, Q, n), with the parameters of draw(s) ``s``: (F, Q, n).  Only for a
+        family without a kernel (with one, :func:`smeintl.measurement.cell_loglik` runs
+        the kernel)."""
         raise NotImplementedError
 
     def residual_variance(self, P, block: Block) -> np.ndarray:

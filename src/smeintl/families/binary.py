@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Family, log_sigmoid, sigmoid
+from .base import Family, sigmoid
 from .model import prior
 
 __all__ = ["Binary"]
@@ -47,28 +47,27 @@ class Binary(Family):
     def scaling(self, item):
         return 0.0, 1.0, np.inf, False
 
-    def build(self, ctx, block):
-        from .kernels import add_cells_potential
+    kernel = "binary"
 
-        idx = block.idx
+    def build_params(self, ctx, block):
         a = prior(ctx.pm, "binary_intercept", ctx.priors["intercept"], ctx.inputs, dims="binary_item",
-                  shift=ctx.shifted(idx))
-        f, j, y = ctx.cells(idx)
-        add_cells_potential(ctx, "binary", "binary", idx, f, j, a, np.zeros(1), y=y)
+                  shift=ctx.shifted(block.idx))
+        return a, np.zeros(1), np.zeros(1)
 
-    def draw(self, P, lin, block, layout, rng, std):
-        a = np.asarray(P["binary_intercept"])[..., None, :]
-        return (rng.random(lin.shape) < sigmoid(lin + a)).astype(float)
+    def kernel_params(self, P, s, block):
+        return np.asarray(P["binary_intercept"][s], dtype=float), np.zeros(1), np.zeros(1)
+
+    def matrix_params(self, P, block):
+        return {"a": np.asarray(P["binary_intercept"])[..., None, :]}
+
+    def cell_params(self, p1, p2, p3, j, block):
+        return {"a": np.asarray(p1)[j]}
+
+    def draw_cells(self, lp, prm, rng):
+        return (rng.random(lp.shape) < sigmoid(lp + prm["a"])).astype(float)
 
     def expected(self, P, lin, block, layout, std, caps=None):
         return sigmoid(lin + np.asarray(P["binary_intercept"])[..., None, :])
-
-    def loglik(self, P, s, lin, y, block, layout, std):
-        obs = ~np.isnan(y)
-        x = lin + P["binary_intercept"][s]
-        yy = np.where(obs, y, 0.0)[:, None, :]
-        lp = yy * log_sigmoid(x) + (1.0 - yy) * log_sigmoid(-x)
-        return np.where(obs[:, None, :], lp, 0.0)
 
     def typical(self, layout, block, rng):
         return {"binary_intercept": np.linspace(-0.8, 0.8, block.size)}

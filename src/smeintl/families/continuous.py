@@ -39,23 +39,34 @@ class Continuous(Family):
     def scaling(self, item):
         return item.min, item.max - item.min, np.inf, True
 
-    def build(self, ctx, block):
-        from .kernels import add_cells_potential
+    kernel = "continuous"
 
-        pm, idx, std = ctx.pm, block.idx, ctx.standardization
-        a = shifted(pm, pm.Normal, "cont_intercept", 0.0, ctx.shifted(idx), sigma=1.0, dims="cont_item")
+    def encode(self, y, j, block, layout, std):
+        return (y - std["mean"][j]) / std["sd"][j]  # the standardized answer
+
+    def log_jacobian(self, j, block, layout, std):
+        return -np.log(std["sd"][j])
+
+    def decode(self, v, j, block, layout, std):
+        return v if std is None else v * std["sd"][j] + std["mean"][j]
+
+    def build_params(self, ctx, block):
+        pm = ctx.pm
+        a = shifted(pm, pm.Normal, "cont_intercept", 0.0, ctx.shifted(block.idx), sigma=1.0, dims="cont_item")
         sd = prior(pm, "cont_sigma", ctx.priors["residual_sd"], ctx.inputs, dims="cont_item")
-        f, j, y = ctx.cells(idx)
-        add_cells_potential(ctx, "continuous", "continuous", idx, f, j, a, sd,
-                            y=(y - std["mean"][j]) / std["sd"][j])
+        return a, sd, np.zeros(1)
 
-    def draw(self, P, lin, block, layout, rng, std):
-        a = np.asarray(P["cont_intercept"])[..., None, :]
-        sd = np.asarray(P["cont_sigma"])[..., None, :]
-        z = lin + a + sd * rng.standard_normal(lin.shape)
-        if std is not None:
-            z = z * std["sd"] + std["mean"]
-        return z
+    def kernel_params(self, P, s, block):
+        return np.asarray(P["cont_intercept"][s], dtype=float), np.asarray(P["cont_sigma"][s], dtype=float), np.zeros(1)
+
+    def matrix_params(self, P, block):
+        return {"a": np.asarray(P["cont_intercept"])[..., None, :], "sd": np.asarray(P["cont_sigma"])[..., None, :]}
+
+    def cell_params(self, p1, p2, p3, j, block):
+        return {"a": np.asarray(p1)[j], "sd": np.asarray(p2)[j]}
+
+    def draw_cells(self, lp, prm, rng):
+        return lp + prm["a"] + prm["sd"] * rng.standard_normal(lp.shape)
 
     def expected(self, P, lin, block, layout, std, caps=None):
         idx = block.idx
@@ -63,14 +74,6 @@ class Continuous(Family):
         if std is not None:
             m = m * std["sd"] + std["mean"]
         return np.clip((m - layout.lo[idx]) / (layout.hi[idx] - layout.lo[idx]), 0.0, 1.0)
-
-    def loglik(self, P, s, lin, y, block, layout, std):
-        obs = ~np.isnan(y)
-        z = (np.where(obs, y, 0.0) - std["mean"]) / std["sd"]
-        m = lin + P["cont_intercept"][s]
-        sd = P["cont_sigma"][s]
-        lp = -0.5 * ((z[:, None, :] - m) / sd) ** 2 - np.log(sd) - 0.5 * np.log(2 * np.pi) - np.log(std["sd"])
-        return np.where(obs[:, None, :], lp, 0.0)
 
     def residual_variance(self, P, block):
         return P["cont_sigma"] ** 2

@@ -44,9 +44,9 @@ class Count(Family):
     def scaling(self, item):
         return 0.0, item.max, item.max, False
 
-    def build(self, ctx, block):
-        from .kernels import add_cells_potential
+    kernel = "count"
 
+    def build_params(self, ctx, block):
         pm, inp, pri, idx = ctx.pm, ctx.inputs, ctx.priors, block.idx
         caps = ctx.layout.hi[idx]
         a = shifted(
@@ -55,17 +55,25 @@ class Count(Family):
             dims="count_item",
         )
         inv = prior(pm, "count_inv_dispersion", pri["inv_dispersion"], inp, dims="count_item")
-        f, j, y = ctx.cells(idx)
-        add_cells_potential(ctx, "count", "count", idx, f, j, a, inv, y=y)
+        return a, inv, np.zeros(1)
 
-    def draw(self, P, lin, block, layout, rng, std):
-        a = np.asarray(P["count_intercept"])[..., None, :]
-        inv = np.asarray(P["count_inv_dispersion"])[..., None, :]
-        mu = np.exp(np.clip(lin + a, -30, 15))
+    def kernel_params(self, P, s, block):
+        return (np.asarray(P["count_intercept"][s], dtype=float),
+                np.asarray(P["count_inv_dispersion"][s], dtype=float), np.zeros(1))
+
+    def matrix_params(self, P, block):
+        return {"a": np.asarray(P["count_intercept"])[..., None, :],
+                "inv": np.asarray(P["count_inv_dispersion"])[..., None, :]}
+
+    def cell_params(self, p1, p2, p3, j, block):
+        return {"a": np.asarray(p1)[j], "inv": np.asarray(p2)[j]}
+
+    def draw_cells(self, lp, prm, rng):
+        mu = np.exp(np.clip(lp + prm["a"], -30, 15))
         # negative binomial as a gamma-Poisson mixture with shape alpha = 1 / inv
-        alpha = 1.0 / np.maximum(inv, 1e-9)
+        alpha = 1.0 / np.maximum(prm["inv"], 1e-9)
         lam = rng.gamma(alpha, mu / alpha)
-        return rng.poisson(lam)
+        return rng.poisson(lam).astype(float)
 
     def expected(self, P, lin, block, layout, std, caps=None):
         from scipy import stats
@@ -83,17 +91,6 @@ class Count(Family):
             sf = stats.nbinom.sf(ks, n[..., j, None], p[..., j, None])
             res[..., j] = sf.sum(-1) / c
         return res
-
-    def loglik(self, P, s, lin, y, block, layout, std):
-        from scipy.special import gammaln
-
-        obs = ~np.isnan(y)
-        yy = np.where(obs, y, 0.0)[:, None, :]
-        mu = np.exp(lin + P["count_intercept"][s])
-        al = 1.0 / P["count_inv_dispersion"][s]
-        lp = (gammaln(yy + al) - gammaln(al) - gammaln(yy + 1.0) + al * (np.log(al) - np.log(al + mu))
-              + yy * (np.log(mu) - np.log(al + mu)))
-        return np.where(obs[:, None, :], lp, 0.0)
 
     def residual_variance(self, P, block):
         # lognormal approximation at eta = 0: log(1 + 1/mu + 1/alpha)

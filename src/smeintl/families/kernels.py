@@ -144,70 +144,66 @@ def _lin(eta, signed, p1, e, it, j):
     return x, s, x * s + p1[j]
 
 
+# Each family's loop writes, for every cell i, its log-likelihood lp[i] and the local
+# derivatives the gradient needs: dl[i] = d lp / d lin, d2a[i] and d2b[i] = d lp / d p2 at
+# positions k2[i] and k2[i] + 1, d3[i] = d lp / d p3[j[i]].  _scatter turns them into the
+# gradient with respect to eta, signed, p1, p2 and p3 for any weights g (the gradient of
+# whatever the log-likelihood enters): one pass over the cells with the transcendental
+# work, one cheap pass of multiply-adds.
 @_jit
-def _add_lin(g_eta, g_sig, g1, e, it, j, dl, s, x):
-    """Add d logp / d lin = ``dl`` of a cell with lin = x * s + p1[j] to the score, loading
-    and intercept gradients."""
-    g_eta[e] += dl * s
-    g_sig[it] += dl * x
-    g1[j] += dl
-
-
-@_jit
-def _ordinal(eta, signed, p1, p2, p3, e, it, j, pos, yf, g_eta, g_sig, g1, g2, g3):
+def _ordinal(eta, signed, p1, p2, p3, e, it, j, pos, yf, lp, dl, d2a, d2b, d3, k2):
     log1m_d, ratio = _category_parts(p2)
-    acc = 0.0
     for i in range(e.size):
         x, s, lin = _lin(eta, signed, p1, e[i], it[i], j[i])
         k = pos[i]
-        lp, da, db = _ordinal_cell(lin, p2[k], p2[k + 1], log1m_d[k], ratio[k])
-        acc += lp
-        dl = da + db
-        _add_lin(g_eta, g_sig, g1, e[i], it[i], j[i], dl, s, x)
-        g2[pos[i]] -= da
-        g2[pos[i] + 1] -= db
-    return acc
+        v, da, db = _ordinal_cell(lin, p2[k], p2[k + 1], log1m_d[k], ratio[k])
+        lp[i] = v
+        dl[i] = da + db
+        d2a[i] = -da
+        d2b[i] = -db
+        d3[i] = 0.0
+        k2[i] = k
 
 
 @_jit
-def _percent(eta, signed, p1, p2, p3, e, it, j, pos, yf, g_eta, g_sig, g1, g2, g3):
+def _percent(eta, signed, p1, p2, p3, e, it, j, pos, yf, lp, dl, d2a, d2b, d3, k2):
     """Ordinal category (0 %, inside, 100 %; padded width 4 per item) plus the Beta value inside."""
     lg_phi, psi_phi = _lgamma_psi(p3)
     log1m_d, ratio = _category_parts(p2)
-    acc = 0.0
     for i in range(e.size):
         jj = j[i]
         x, s, lin = _lin(eta, signed, p1, e[i], it[i], jj)
         k = pos[i]
-        lp, da, db = _ordinal_cell(lin, p2[k], p2[k + 1], log1m_d[k], ratio[k])
-        dl = da + db
-        g2[pos[i]] -= da
-        g2[pos[i] + 1] -= db
-        if pos[i] - 4 * jj == 1:  # inside (0, 1): Beta(mu * phi, (1 - mu) * phi)
+        v, da, db = _ordinal_cell(lin, p2[k], p2[k + 1], log1m_d[k], ratio[k])
+        d = da + db
+        g3 = 0.0
+        if k - 4 * jj == 1:  # inside (0, 1): Beta(mu * phi, (1 - mu) * phi)
             phi = p3[jj]
             _, mu = _log_sigmoid_parts(lin)
             al = mu * phi
             be = (1.0 - mu) * phi
             lv = math.log(yf[i])
             l1v = math.log1p(-yf[i])
-            lp += (al - 1.0) * lv + (be - 1.0) * l1v - math.lgamma(al) - math.lgamma(be) + lg_phi[jj]
+            v += (al - 1.0) * lv + (be - 1.0) * l1v - math.lgamma(al) - math.lgamma(be) + lg_phi[jj]
             d_al = psi_phi[jj] - _psi(al) + lv
             d_be = psi_phi[jj] - _psi(be) + l1v
-            dl += phi * (d_al - d_be) * mu * (1.0 - mu)
-            g3[jj] += mu * d_al + (1.0 - mu) * d_be
-        acc += lp
-        _add_lin(g_eta, g_sig, g1, e[i], it[i], jj, dl, s, x)
-    return acc
+            d += phi * (d_al - d_be) * mu * (1.0 - mu)
+            g3 = mu * d_al + (1.0 - mu) * d_be
+        lp[i] = v
+        dl[i] = d
+        d2a[i] = -da
+        d2b[i] = -db
+        d3[i] = g3
+        k2[i] = k
 
 
 @_jit
-def _count(eta, signed, p1, p2, p3, e, it, j, pos, yf, g_eta, g_sig, g1, g2, g3):
+def _count(eta, signed, p1, p2, p3, e, it, j, pos, yf, lp, dl, d2a, d2b, d3, k2):
     """NegativeBinomial(mu = exp(lin), alpha = 1 / p2[j]); with t = lin - log(alpha),
     log p = lgamma(y + alpha) - lgamma(alpha) - lgamma(y + 1) - alpha softplus(t) + y (t - softplus(t))."""
     alpha = 1.0 / p2
     log_alpha = np.log(alpha)
     lg_alpha, psi_alpha = _lgamma_psi(alpha)
-    acc = 0.0
     for i in range(e.size):
         jj = j[i]
         x, s, lin = _lin(eta, signed, p1, e[i], it[i], jj)
@@ -216,65 +212,114 @@ def _count(eta, signed, p1, p2, p3, e, it, j, pos, yf, g_eta, g_sig, g1, g2, g3)
         t = lin - log_alpha[jj]
         sp = _softplus(t)
         _, sig = _log_sigmoid_parts(t)
-        acc += (math.lgamma(y + al) - lg_alpha[jj] - math.lgamma(y + 1.0) - al * sp + y * (t - sp))
-        dl = y - (al + y) * sig
-        d_al = _psi(y + al) - psi_alpha[jj] - sp - dl / al
-        g2[jj] -= al * al * d_al  # d alpha / d p2 = -alpha^2
-        _add_lin(g_eta, g_sig, g1, e[i], it[i], jj, dl, s, x)
-    return acc
+        lp[i] = math.lgamma(y + al) - lg_alpha[jj] - math.lgamma(y + 1.0) - al * sp + y * (t - sp)
+        d = y - (al + y) * sig
+        d_al = _psi(y + al) - psi_alpha[jj] - sp - d / al
+        dl[i] = d
+        d2a[i] = -al * al * d_al  # d alpha / d p2 = -alpha^2
+        d2b[i] = 0.0
+        d3[i] = 0.0
+        k2[i] = jj
 
 
 @_jit
-def _binary(eta, signed, p1, p2, p3, e, it, j, pos, yf, g_eta, g_sig, g1, g2, g3):
+def _binary(eta, signed, p1, p2, p3, e, it, j, pos, yf, lp, dl, d2a, d2b, d3, k2):
     """Bernoulli(logit_p = lin): log p = y lin - softplus(lin)."""
-    acc = 0.0
     for i in range(e.size):
         x, s, lin = _lin(eta, signed, p1, e[i], it[i], j[i])
         _, sig = _log_sigmoid_parts(lin)
-        acc += yf[i] * lin - _softplus(lin)
-        dl = yf[i] - sig
-        _add_lin(g_eta, g_sig, g1, e[i], it[i], j[i], dl, s, x)
-    return acc
+        lp[i] = yf[i] * lin - _softplus(lin)
+        dl[i] = yf[i] - sig
+        d2a[i] = 0.0
+        d2b[i] = 0.0
+        d3[i] = 0.0
+        k2[i] = 0
 
 
 @_jit
-def _continuous(eta, signed, p1, p2, p3, e, it, j, pos, yf, g_eta, g_sig, g1, g2, g3):
+def _continuous(eta, signed, p1, p2, p3, e, it, j, pos, yf, lp, dl, d2a, d2b, d3, k2):
     """Normal(lin, p2[j]) of the standardized answer."""
     half_log_2pi = 0.5 * math.log(2.0 * math.pi)
-    acc = 0.0
     for i in range(e.size):
         jj = j[i]
         x, s, lin = _lin(eta, signed, p1, e[i], it[i], jj)
         sd = p2[jj]
         z = (yf[i] - lin) / sd
-        acc += -0.5 * z * z - math.log(sd) - half_log_2pi
-        dl = z / sd
-        g2[jj] += (z * z - 1.0) / sd
-        _add_lin(g_eta, g_sig, g1, e[i], it[i], jj, dl, s, x)
-    return acc
+        lp[i] = -0.5 * z * z - math.log(sd) - half_log_2pi
+        dl[i] = z / sd
+        d2a[i] = (z * z - 1.0) / sd
+        d2b[i] = 0.0
+        d3[i] = 0.0
+        k2[i] = jj
+
+
+@_jit
+def _scatter(g, dl, d2a, d2b, d3, k2, eta, signed, e, it, j, g_eta, g_sig, g1, g2, g3):
+    """Add the weighted local derivatives of every cell (see above) into the gradients."""
+    for i in range(e.size):
+        w = g[i]
+        d = w * dl[i]
+        g_eta[e[i]] += d * signed[it[i]]
+        g_sig[it[i]] += d * eta[e[i]]
+        g1[j[i]] += d
+        if d2a[i] != 0.0:
+            g2[k2[i]] += w * d2a[i]
+        if d2b[i] != 0.0:
+            g2[k2[i] + 1] += w * d2b[i]
+        if d3[i] != 0.0:
+            g3[j[i]] += w * d3[i]
 
 
 _FILL = {"ordinal": _ordinal, "percent": _percent, "count": _count, "binary": _binary,
          "continuous": _continuous}
 
 
-def _kernel(fill):
+def _floats(*vs):
+    return [np.ascontiguousarray(v, dtype=float) for v in vs]
+
+
+def _ints(*vs):
+    return [np.ascontiguousarray(v, dtype=np.int64) for v in vs]
+
+
+def cells_parts(family: str, eta, signed, p1, p2, p3, e, it, j, pos, yf):
+    """``(lp, dl, d2a, d2b, d3, k2)``: each cell's log-likelihood and local derivatives
+    (numpy in, numpy out; the kernel the Op runs)."""
+    n = np.size(e)
+    out = [np.empty(n) for _ in range(5)] + [np.empty(n, dtype=np.int64)]
+    _FILL[family](*_floats(eta, signed, p1, p2, p3), *_ints(e, it, j, pos), *_floats(yf), *out)
+    return tuple(out)
+
+
+def cells_loglik(family: str, eta, signed, p1, p2, p3, e, it, j, pos, yf) -> np.ndarray:
+    """Each cell's log-likelihood (numpy): the family's one implementation, as the model
+    evaluates it."""
+    return cells_parts(family, eta, signed, p1, p2, p3, e, it, j, pos, yf)[0]
+
+
+def scatter(g, parts, eta, signed, p1, p2, p3, e, it, j) -> tuple[np.ndarray, ...]:
+    """The gradient with respect to (eta, signed, p1, p2, p3) of ``sum(g * lp)`` from the
+    cells' local derivatives ``parts`` (:func:`cells_parts`)."""
+    grads = [np.zeros(np.shape(v)) for v in (eta, signed, p1, p2, p3)]
+    _lp, dl, d2a, d2b, d3, k2 = parts
+    _scatter(*_floats(g, dl, d2a, d2b, d3), *_ints(k2), *_floats(eta, signed), *_ints(e, it, j), *grads)
+    return tuple(grads)
+
+
+def _kernel(family):
     """``kernel(eta, signed, p1, p2, p3, e, item, j, pos, yf) -> (total, g_eta, g_signed,
-    g_p1, g_p2, g_p3)`` (total a length-one array) from a compiled loop ``fill`` that adds
-    the gradient into the buffers it is given and returns the total (for ``perform`` and
-    tests; compiled graphs allocate the buffers themselves, see ``numba_funcify_CellsLogp``)."""
+    g_p1, g_p2, g_p3)`` (total a length-one array): the family's summed log-likelihood and
+    its gradient (tests, and the reference for the Op)."""
 
     def kernel(eta, signed, p1, p2, p3, e, it, j, pos, yf):
-        grads = [np.zeros(np.shape(v)) for v in (eta, signed, p1, p2, p3)]
-        args = [np.ascontiguousarray(v, dtype=float) for v in (eta, signed, p1, p2, p3)]
-        args += [np.ascontiguousarray(v, dtype=np.int64) for v in (e, it, j, pos)]
-        total = fill(*args, np.ascontiguousarray(yf, dtype=float), *grads)
-        return (np.array([total]), *grads)
+        parts = cells_parts(family, eta, signed, p1, p2, p3, e, it, j, pos, yf)
+        grads = scatter(np.ones(np.size(e)), parts, eta, signed, p1, p2, p3, e, it, j)
+        return (np.array([parts[0].sum()]), *grads)
 
     return kernel
 
 
-KERNELS = {name: _kernel(fill) for name, fill in _FILL.items()}
+KERNELS = {name: _kernel(name) for name in _FILL}
 
 
 def _source_version() -> int:
@@ -287,17 +332,18 @@ _VERSION = _source_version()
 
 
 class CellsLogp(Op):
-    """Total log-likelihood of one item family and its gradient (see the module docstring).
+    """Each cell's log-likelihood of one item family (see the module docstring).
 
     Inputs: ``eta`` (flattened scores), ``signed`` (signed loadings), ``p1``, ``p2``,
     ``p3`` (float vectors), ``e``, ``item``, ``j``, ``pos`` (integer vectors, one entry
-    per cell), ``yf`` (float vector: the answers).  Outputs: the total as a length-one
-    vector, then the gradient with respect to each float input."""
+    per cell), ``yf`` (float vector: the answers).  Outputs: the cells' log-likelihood,
+    then their local derivatives (``dl``, ``d2a``, ``d2b``, ``d3``, ``k2``: internal, for
+    the gradient, which :class:`CellsGrad` scatters with the log-likelihood's gradient)."""
 
     __props__ = ("family",)
 
     def __init__(self, family: str):
-        if family not in KERNELS:
+        if family not in _FILL:
             raise ValueError(f"unknown item family {family!r}; allowed: {', '.join(FAMILIES)}")
         self.family = family
 
@@ -308,41 +354,56 @@ class CellsLogp(Op):
         for v in [*floats, *ints, yf]:
             if v.type.ndim != 1:
                 raise TypeError(f"CellsLogp takes vectors, got {v.type}")
-        outputs = [pt.vector(dtype="float64")] + [v.type() for v in floats]
+        outputs = [pt.vector(dtype="float64") for _ in range(5)] + [pt.vector(dtype="int64")]
         return Apply(self, [*floats, *ints, yf], outputs)
 
     def perform(self, node, inputs, output_storage):
-        for store, value in zip(output_storage, KERNELS[self.family](*inputs)):
+        for store, value in zip(output_storage, cells_parts(self.family, *inputs)):
             store[0] = value
 
     def infer_shape(self, fgraph, node, shapes):
-        return [(1,), *shapes[:5]]
+        return [shapes[5]] * 6
 
     def connection_pattern(self, node):
         return [[True] + [False] * 5] * 5 + [[False] * 6] * 5
 
     def L_op(self, inputs, outputs, output_grads):
-        g = output_grads[0][0]
-        return [g * o for o in outputs[1:]] + [disconnected_type() for _ in inputs[5:]]
+        eta, signed, p1, p2, p3, e, item, j = inputs[:8]
+        grads = CellsGrad()(output_grads[0], *outputs[1:], eta, signed, p1, p2, p3, e, item, j)
+        return list(grads) + [disconnected_type() for _ in inputs[5:]]
+
+
+class CellsGrad(Op):
+    """The gradient of ``sum(g * lp)`` with respect to (eta, signed, p1, p2, p3) from the
+    cells' local derivatives (:class:`CellsLogp`'s outputs after the first)."""
+
+    __props__ = ()
+
+    def make_node(self, g, dl, d2a, d2b, d3, k2, eta, signed, p1, p2, p3, e, item, j):
+        fl = [pt.as_tensor(v).astype("float64") for v in (g, dl, d2a, d2b, d3)]
+        k2 = pt.as_tensor(k2).astype("int64")
+        par = [pt.as_tensor(v).astype("float64") for v in (eta, signed, p1, p2, p3)]
+        ints = [pt.as_tensor(v).astype("int64") for v in (e, item, j)]
+        return Apply(self, [*fl, k2, *par, *ints], [v.type() for v in par])
+
+    def perform(self, node, inputs, output_storage):
+        g, dl, d2a, d2b, d3, k2, eta, signed, p1, p2, p3, e, item, j = inputs
+        grads = scatter(g, (None, dl, d2a, d2b, d3, k2), eta, signed, p1, p2, p3, e, item, j)
+        for store, value in zip(output_storage, grads):
+            store[0] = value
+
+    def infer_shape(self, fgraph, node, shapes):
+        return list(shapes[6:11])
 
 
 def cells_logp(family: str, eta, signed, p1, p2, p3, e, item, j, pos, yf):
     """The family's total log-likelihood (a scalar graph), see :class:`CellsLogp`."""
-    return CellsLogp(family)(eta, signed, p1, p2, p3, e, item, j, pos, yf)[0][0]
+    return CellsLogp(family)(eta, signed, p1, p2, p3, e, item, j, pos, yf)[0].sum()
 
 
-def add_cells_potential(ctx, kind: str, name: str, idx, f, j, p1, p2, p3=None, pos=None, y=None) -> None:
-    """Add the potential ``y_<name>``: the kernel ``kind``'s total log-likelihood of the
-    observed cells ``(f, j)`` of the items ``idx`` (``ctx``: a
-    :class:`smeintl.families.BuildContext`).  The cells' indices and answers are model
-    inputs (``data_<name>_*``)."""
-    items = idx[j]
-    data = {"eta": f * ctx.n_constructs + ctx.layout.construct[items], "item": items, "j": j,
-            "pos": np.zeros(f.size, dtype=int) if pos is None else pos}
-    ints = [ctx.inputs.add(f"data_{name}_{k}", v, dtype=np.int64) for k, v in data.items()]
-    yf = ctx.inputs.add(f"data_{name}_y", np.zeros(f.size) if y is None else y, dtype=np.float64)
-    ctx.pm.Potential(f"y_{name}", cells_logp(kind, ctx.eta_flat, ctx.signed, p1, p2,
-                                             np.zeros(1) if p3 is None else p3, *ints, yf))
+def cells_logp_elementwise(family: str, eta, signed, p1, p2, p3, e, item, j, pos, yf):
+    """Each cell's log-likelihood (a vector graph), see :class:`CellsLogp`."""
+    return CellsLogp(family)(eta, signed, p1, p2, p3, e, item, j, pos, yf)[0]
 
 
 @register_funcify_default_op_cache_key(CellsLogp)
@@ -351,13 +412,25 @@ def numba_funcify_CellsLogp(op, node, **kwargs):
 
     @numba_basic.numba_njit
     def cells_logp_numba(eta, signed, p1, p2, p3, e, item, j, pos, yf):
-        total = np.empty(1)
-        g_eta, g_sig = np.zeros(eta.size), np.zeros(signed.size)
-        g1, g2, g3 = np.zeros(p1.size), np.zeros(p2.size), np.zeros(p3.size)
-        total[0] = fill(eta, signed, p1, p2, p3, e, item, j, pos, yf, g_eta, g_sig, g1, g2, g3)
-        return total, g_eta, g_sig, g1, g2, g3
+        n = e.size
+        lp, dl, d2a, d2b, d3 = np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n)
+        k2 = np.empty(n, dtype=np.int64)
+        fill(eta, signed, p1, p2, p3, e, item, j, pos, yf, lp, dl, d2a, d2b, d3, k2)
+        return lp, dl, d2a, d2b, d3, k2
 
     return cells_logp_numba, _VERSION
+
+
+@register_funcify_default_op_cache_key(CellsGrad)
+def numba_funcify_CellsGrad(op, node, **kwargs):
+    @numba_basic.numba_njit
+    def cells_grad_numba(g, dl, d2a, d2b, d3, k2, eta, signed, p1, p2, p3, e, item, j):
+        g_eta, g_sig = np.zeros(eta.size), np.zeros(signed.size)
+        g1, g2, g3 = np.zeros(p1.size), np.zeros(p2.size), np.zeros(p3.size)
+        _scatter(g, dl, d2a, d2b, d3, k2, eta, signed, e, item, j, g_eta, g_sig, g1, g2, g3)
+        return g_eta, g_sig, g1, g2, g3
+
+    return cells_grad_numba, _VERSION
 
 
 # ---------------------------------------------------------------------------

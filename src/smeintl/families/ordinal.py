@@ -5,39 +5,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Block, Family, log_sigmoid, sigmoid
+from .base import Block, Family, sigmoid
 from .model import default_cutpoint_means, shifted
 
-__all__ = ["Ordinal", "ordered_logp", "padded_cutpoints"]
+__all__ = ["Ordinal", "padded_cutpoints"]
 
 
-def ordered_logp(lin: np.ndarray, cut: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """log P(y = k) of an ordered logit, only for the observed category, in log space as
-    the PyMC model computes it: with a = c_{k+1} - lin and b = c_k - lin (c_0 = -inf,
-    c_K = +inf), log(sigmoid(a) - sigmoid(b)) = log sigmoid(a) + log sigmoid(-b) +
-    log(1 - exp(c_k - c_{k+1})).
-
-    ``lin`` (F, Q, n); ``cut`` (n, K-1), or (Q, n, K-1) for cutpoints that vary along
-    ``lin``'s second axis (one set per draw); ``k`` (F, 1, n) ints."""
-    edge = np.full(cut.shape[:-1] + (1,), np.inf)
-    cpad = np.concatenate([-edge, cut, edge], axis=-1)  # (..., n, K + 1)
-    j = np.arange(cut.shape[-2])
-    if cut.ndim == 2:
-        lo, hi = cpad[j, k], cpad[j, k + 1]  # (F, 1, n): gathered before broadcasting against lin
-    else:
-        q = np.arange(cut.shape[0])[:, None]
-        lo, hi = cpad[q, j, k], cpad[q, j, k + 1]  # (F, Q, n)
-    with np.errstate(divide="ignore", over="ignore"):
-        gap = np.log1p(-np.exp(lo - hi))  # 0 at the open ends
-        return log_sigmoid(hi - lin) + log_sigmoid(lin - lo) + gap
-
-
-def padded_cutpoints(pt, cut, n_items: int):
-    """``[-C, c_1, ..., c_K-1, C]`` per item, flattened (the kernels' layout)."""
+def padded_cutpoints(xp, cut, n_items: int):
+    """``[-C, c_1, ..., c_K-1, C]`` per item, flattened (the kernels' layout); ``xp``:
+    ``pytensor.tensor`` for a graph, ``numpy`` for values."""
     from .kernels import OUTER_CUT
 
     outer = np.full((n_items, 1), OUTER_CUT)
-    return pt.concatenate([-outer, cut, outer], axis=1).reshape((-1,))
+    return xp.concatenate([-outer, cut, outer], axis=1).reshape((-1,))
 
 
 class Ordinal(Family):
@@ -92,10 +72,22 @@ class Ordinal(Family):
     def param_dims(self, name, block):
         return (self.item_dim(block), f"cut{block.n_categories}")
 
-    def build(self, ctx, block):
-        from .kernels import add_cells_potential, ordered_transform
+    kernel = "ordinal"
 
+    def encode(self, y, j, block, layout, std):
+        return y - layout.lo[block.idx][j]  # the category, 0 to K-1
+
+    def decode(self, v, j, block, layout, std):
+        return layout.lo[block.idx][j] + v
+
+    def positions(self, j, v, block):
+        # the flat position of the observed category's lower cutpoint in the padded cutpoints
+        return j * (block.n_categories + 1) + v.astype("int64")
+
+    def build_params(self, ctx, block):
         pm, inp, idx, K = ctx.pm, ctx.inputs, block.idx, block.n_categories
+        from .kernels import ordered_transform
+
         # cutpoints move against the linear predictor: cutpoints_std = cutpoints - shift
         cut = shifted(
             pm, pm.Normal, f"cutpoints_{K}",
@@ -105,22 +97,23 @@ class Ordinal(Family):
             dims=(f"ordinal{K}_item", f"cut{K}"),
             transform=ordered_transform(),
         )
-        f, j, y = ctx.cells(idx)
-        if f.size:
-            y = (y - ctx.layout.lo[idx][j]).astype(int)
-            add_cells_potential(ctx, "ordinal", f"ordinal{K}", idx, f, j, np.zeros(idx.size),
-                                 padded_cutpoints(ctx.pt, cut, idx.size), pos=j * (K + 1) + y)
+        return np.zeros(idx.size), padded_cutpoints(ctx.pt, cut, idx.size), np.zeros(1)
 
-    def shift_location(self, P, d, block):
-        key = self.param_names(block)[0]
-        return {key: np.asarray(P[key], dtype=float) - d[:, None]}  # cutpoints move against it
+    def kernel_params(self, P, s, block):
+        cut = np.asarray(P[f"cutpoints_{block.n_categories}"][s], dtype=float)
+        return np.zeros(block.size), padded_cutpoints(np, cut, block.size), np.zeros(1)
 
-    def draw(self, P, lin, block, layout, rng, std):
-        cut = np.asarray(P[f"cutpoints_{block.n_categories}"])  # (..., n, K-1)
-        p_ge = sigmoid(lin[..., None] - cut[..., None, :, :])  # P(y >= k+1)
-        u = rng.random(lin.shape)
-        cat = (u[..., None] < p_ge).sum(-1)
-        return layout.lo[block.idx] + cat
+    def matrix_params(self, P, block):
+        return {"cut": np.asarray(P[f"cutpoints_{block.n_categories}"])[..., None, :, :]}
+
+    def cell_params(self, p1, p2, p3, j, block):
+        K = block.n_categories
+        return {"cut": np.asarray(p2).reshape(block.size, K + 1)[:, 1:-1][j]}
+
+    def draw_cells(self, lp, prm, rng):
+        p_ge = sigmoid(lp[..., None] - prm["cut"])  # P(y >= k+1)
+        u = rng.random(lp.shape)
+        return (u[..., None] < p_ge).sum(-1).astype(float)
 
     def expected(self, P, lin, block, layout, std, caps=None):
         K = block.n_categories
@@ -128,12 +121,6 @@ class Ordinal(Family):
         p_ge = sigmoid(lin[..., None] - cut[..., None, :, :])  # (..., F, n, K-1)
         # E[category] = sum_k P(y >= k)
         return p_ge.sum(-1) / (K - 1)
-
-    def loglik(self, P, s, lin, y, block, layout, std):
-        obs = ~np.isnan(y)
-        k = np.where(obs, y - layout.lo[block.idx], 0).astype(int)[:, None, :]
-        lp = ordered_logp(lin, P[f"cutpoints_{block.n_categories}"][s], k)
-        return np.where(obs[:, None, :], lp, 0.0)
 
     def typical(self, layout, block, rng):
         K = block.n_categories

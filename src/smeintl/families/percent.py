@@ -8,7 +8,7 @@ import numpy as np
 
 from .base import Family, sigmoid
 from .model import prior
-from .ordinal import ordered_logp, padded_cutpoints
+from .ordinal import padded_cutpoints
 
 __all__ = ["Percent"]
 
@@ -35,10 +35,26 @@ class Percent(Family):
     def param_dims(self, name, block):
         return ("pct_item", "pct_cut") if name == "pct_cutpoints" else ("pct_item",)
 
-    def build(self, ctx, block):
-        from .kernels import add_cells_potential, ordered_transform
+    kernel = "percent"
 
-        pm, inp, pri, idx, lay = ctx.pm, ctx.inputs, ctx.priors, block.idx, ctx.layout
+    def encode(self, y, j, block, layout, std):
+        lo, hi = layout.lo[block.idx][j], layout.hi[block.idx][j]
+        return (y - lo) / (hi - lo)  # 0, inside (0, 1), or 1
+
+    def decode(self, v, j, block, layout, std):
+        lo, hi = layout.lo[block.idx][j], layout.hi[block.idx][j]
+        return lo + v * (hi - lo)
+
+    def positions(self, j, v, block):
+        # the flat position of the category's lower cutpoint: 0 %, inside, 100 % (padded width 4)
+        xp = np if isinstance(v, np.ndarray) else __import__("pytensor.tensor", fromlist=["switch"])
+        where = np.where if xp is np else xp.switch
+        return j * 4 + where(v <= 0, 0, where(v >= 1, 2, 1))
+
+    def build_params(self, ctx, block):
+        from .kernels import ordered_transform
+
+        pm, inp, pri, idx = ctx.pm, ctx.inputs, ctx.priors, block.idx
         a = prior(pm, "pct_intercept", pri["intercept"], inp, dims="pct_item", shift=ctx.shifted(idx))
         pc = pri["percent_cutpoints"]
         mu0 = np.tile(np.asarray(pc["mu"], dtype=float), (idx.size, 1))
@@ -50,27 +66,32 @@ class Percent(Family):
             transform=ordered_transform(),
         )
         phi = prior(pm, "pct_precision", pri["precision"], inp, dims="pct_item")
-        f, j, y = ctx.cells(idx)
-        v = (y - lay.lo[idx][j]) / (lay.hi[idx][j] - lay.lo[idx][j])
-        cat = np.where(v <= 0, 0, np.where(v >= 1, 2, 1))
-        # the Beta part reads the value only inside (0, 1)
-        add_cells_potential(ctx, "percent", "percent", idx, f, j, a, padded_cutpoints(ctx.pt, cut, idx.size), phi,
-                            pos=j * 4 + cat, y=np.where(cat == 1, v, 0.5))
+        return a, padded_cutpoints(ctx.pt, cut, idx.size), phi
 
-    def draw(self, P, lin, block, layout, rng, std):
-        idx = block.idx
-        a = np.asarray(P["pct_intercept"])[..., None, :]
-        cut = np.asarray(P["pct_cutpoints"])[..., None, :, :]
-        phi = np.asarray(P["pct_precision"])[..., None, :]
-        lin = lin + a
+    def kernel_params(self, P, s, block):
+        cut = np.asarray(P["pct_cutpoints"][s], dtype=float)
+        return (np.asarray(P["pct_intercept"][s], dtype=float), padded_cutpoints(np, cut, block.size),
+                np.asarray(P["pct_precision"][s], dtype=float))
+
+    def matrix_params(self, P, block):
+        return {"a": np.asarray(P["pct_intercept"])[..., None, :], "cut": np.asarray(P["pct_cutpoints"])[..., None, :, :],
+                "phi": np.asarray(P["pct_precision"])[..., None, :]}
+
+    def cell_params(self, p1, p2, p3, j, block):
+        return {"a": np.asarray(p1)[j], "cut": np.asarray(p2).reshape(block.size, 4)[:, 1:3][j],
+                "phi": np.asarray(p3)[j]}
+
+    def draw_cells(self, lp, prm, rng):
+        lin = lp + prm["a"]
+        cut = prm["cut"]
         p_gt0 = sigmoid(lin - cut[..., 0])
         p_one = sigmoid(lin - cut[..., 1])
         u = rng.random(lin.shape)
         mu = sigmoid(lin)
         mu = np.clip(mu, 1e-9, 1 - 1e-9)
+        phi = prm["phi"]
         inner = rng.beta(mu * phi, (1 - mu) * phi)
-        v = np.where(u < 1 - p_gt0, 0.0, np.where(u < 1 - p_one, inner, 1.0))
-        return layout.lo[idx] + v * (layout.hi[idx] - layout.lo[idx])
+        return np.where(u < 1 - p_gt0, 0.0, np.where(u < 1 - p_one, inner, 1.0))
 
     def expected(self, P, lin, block, layout, std, caps=None):
         a = np.asarray(P["pct_intercept"])[..., None, :]
@@ -79,23 +100,6 @@ class Percent(Family):
         p_gt0 = sigmoid(lin - cut[..., 0])
         p_one = sigmoid(lin - cut[..., 1])
         return p_one + (p_gt0 - p_one) * sigmoid(lin)
-
-    def loglik(self, P, s, lin, y, block, layout, std):
-        from scipy.special import expit, gammaln
-
-        idx = block.idx
-        obs = ~np.isnan(y)
-        v = (np.where(obs, y, 0.0) - layout.lo[idx]) / (layout.hi[idx] - layout.lo[idx])
-        cat = np.where(v <= 0, 0, np.where(v >= 1, 2, 1))
-        linp = lin + P["pct_intercept"][s]
-        lp = ordered_logp(linp, P["pct_cutpoints"][s], cat[:, None, :])
-        inner = obs & (cat == 1)
-        phi = P["pct_precision"][s]
-        mu = np.clip(expit(linp), 1e-12, 1 - 1e-12)  # no overflow warning in the far tails
-        a, b = mu * phi, (1.0 - mu) * phi
-        vv = np.clip(np.where(inner, v, 0.5), 1e-12, 1 - 1e-12)[:, None, :]
-        lb = gammaln(phi) - gammaln(a) - gammaln(b) + (a - 1.0) * np.log(vv) + (b - 1.0) * np.log1p(-vv)
-        return np.where(obs[:, None, :], lp, 0.0) + np.where(inner[:, None, :], lb, 0.0)
 
     def ppc_statistics(self, v, item):
         with np.errstate(all="ignore"):

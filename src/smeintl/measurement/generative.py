@@ -68,20 +68,49 @@ def expected_scaled(
 def cell_loglik(P: Mapping[str, np.ndarray], s, eta: np.ndarray, X: np.ndarray, layout: ItemLayout,
                 std: Mapping[str, np.ndarray] | None) -> np.ndarray:
     """Log-likelihood of each firm's observed answers at latent scores ``eta`` (F, Q, C),
-    summed over its items -> (F, Q): each family's :meth:`~smeintl.families.Family.loglik`,
-    continuous items including the Jacobian of their standardization (densities of the
-    raw answers).
+    summed over its items -> (F, Q): each block's family kernel (the model's own
+    log-density, :mod:`smeintl.families.kernels`), continuous items including the Jacobian
+    of their standardization (densities of the raw answers).  A family without a kernel
+    gives its own :meth:`~smeintl.families.Family.loglik`.
 
     ``P``: :func:`posterior_params`; ``s``: one draw (the parameters are shared along
     ``eta``'s second axis, e.g. quadrature nodes) or ``Q`` draws (one per position of
     that axis).  ``tests/test_measurement.py`` checks it against PyMC's log-likelihood
     for every item family."""
-    lam = P["loading"][s]
-    lin = np.take(eta, layout.construct, axis=-1) * (layout.sign * lam)  # (F, Q, I)
-    out = np.zeros(eta.shape[:2])
+    from ..families.kernels import cells_loglik
+
+    F, Q, C = eta.shape
+    per_position = np.ndim(s) > 0
+    out = np.zeros(F * Q)
     for b in layout.blocks():
-        out += b.family.loglik(P, s, lin[..., b.idx], X[:, b.idx], b, layout, std).sum(-1)
-    return out
+        fam = b.family
+        if fam.kernel is None:
+            lam = P["loading"][s]
+            lin = np.take(eta, layout.construct, axis=-1)[..., b.idx] * (layout.sign[b.idx] * lam[..., b.idx])
+            out += fam.loglik(P, s, lin, X[:, b.idx], b, layout, std).sum(-1).ravel()
+            continue
+        f, j, v = fam.observed_cells(layout, b, X, std)
+        items = b.idx[j]
+        pos = fam.positions(j, v, b)
+        c = layout.construct[items]
+        if per_position:  # one parameter draw per position q
+            for q, sq in enumerate(np.asarray(s)):
+                signed = layout.sign * P["loading"][sq]
+                lp = cells_loglik(fam.kernel, eta[:, q, :].ravel(), signed, *fam.kernel_params(P, sq, b),
+                                  f * C + c, items, j, pos, v)
+                out += np.bincount(f * Q + q, weights=lp, minlength=F * Q)
+        else:  # one draw for every position: all positions in one call
+            signed = layout.sign * P["loading"][s]
+            qs = np.arange(Q)
+            e = ((f[:, None] * Q + qs) * C + c[:, None]).ravel()
+            rep = lambda a: np.repeat(a, Q)  # noqa: E731
+            lp = cells_loglik(fam.kernel, eta.ravel(), signed, *fam.kernel_params(P, s, b), e, rep(items),
+                              rep(j), rep(pos), rep(v))
+            out += np.bincount((f[:, None] * Q + qs).ravel(), weights=lp, minlength=F * Q)
+        jac = fam.log_jacobian(j, b, layout, std)
+        if jac is not None:  # densities of the raw answers
+            out += np.bincount(f, weights=jac, minlength=F).repeat(Q)
+    return out.reshape(F, Q)
 
 
 _STRUCTURE_VARS = ("loading", "corr", "group_sd", "group_mean", "eta")

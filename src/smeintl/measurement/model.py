@@ -623,6 +623,7 @@ class MeasurementModel:
         if posterior_predictive:
             post.add_posterior_predictive(self, idata, survey, std, random_seed)
         post.add_observed(self, idata, survey)
+        post.add_constant_data(idata, model)
         diag = diagnose(idata)
         idata.attrs.update(
             post.fit_attrs(self, built, survey, random_seed, sampler, mass_matrix, draws, tune, chains, target_accept)

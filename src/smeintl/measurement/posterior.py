@@ -18,7 +18,7 @@ from .generative import cell_loglik, draw_items, posterior_params
 from .latent import _pattern_groups
 from .layout import standardization_of
 
-__all__ = ["versions", "fit_attrs", "add_firm_loglik", "add_marginal_loglik", "add_marginal_eta",
+__all__ = ["versions", "model_inputs", "add_constant_data", "fit_attrs", "add_firm_loglik", "add_marginal_loglik", "add_marginal_eta",
            "add_posterior_predictive", "add_observed"]
 
 
@@ -168,8 +168,41 @@ def add_marginal_eta(self, idata, survey, std, seed) -> None:
     )
     idata.posterior["eta"] = da
 
+def model_inputs(model) -> list:
+    """The model's named shared variables (its packed data and prior settings)."""
+    from pytensor.compile.sharedvalue import SharedVariable
+    from pytensor.graph.traversal import graph_inputs
+
+    outs = [*model.free_RVs, *model.observed_RVs, *model.potentials, *model.deterministics,
+            *(model.rvs_to_values[rv] for rv in model.observed_RVs)]
+    seen: dict[str, Any] = {}
+    for v in graph_inputs(outs):
+        if isinstance(v, SharedVariable) and v.name is not None:
+            seen.setdefault(v.name, v)
+    return list(seen.values())
+
+
+def add_constant_data(idata, model) -> None:
+    """The model's packed inputs (data and prior settings) as the fit's ``constant_data``
+    group, as PyMC stores its data containers: PyMC's ``sample_posterior_predictive`` and
+    ``compute_log_likelihood`` on the fit and ``MeasurementModel.build(survey)`` then take
+    every parameter from the draws (an input they cannot find is taken as changed data, and
+    everything downstream of it would be redrawn)."""
+    import xarray as xr
+
+    values = {v.name: np.asarray(v.get_value()) for v in model_inputs(model)}
+    if not values:
+        return
+    ds = xr.Dataset({n: xr.DataArray(a, dims=tuple(f"{n}_dim_{k}" for k in range(a.ndim))) for n, a in values.items()})
+    if "constant_data" in idata.groups():
+        del idata.constant_data
+    idata.add_groups({"constant_data": ds})
+
+
 def add_posterior_predictive(self, idata, survey, std, seed) -> None:
-    """Replicated surveys y_rep, one per posterior draw, every firm and item."""
+    """Replicated surveys y_rep, one per posterior draw, every firm and item: each item
+    family's random draw (the one PyMC's ``sample_posterior_predictive`` calls for the
+    answered cells of the model's observed variables)."""
     import xarray as xr
 
     post = idata.posterior
