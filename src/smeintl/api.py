@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 import shutil
 import sys
@@ -32,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-from .errors import UserError
+from .errors import UserError, check_interrupted, deferred_interrupts
 from .resources import DEFAULT_DATA, DEFAULT_SPEC, bundled_path
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -47,6 +48,10 @@ __all__ = [
     "Steps",
     "atomic_folder",
     "ensure_new",
+    "ensure_writable",
+    "clean_stale_partials",
+    "remove_partial_folders",
+    "read_spec",
     "fit_settings",
 ]
 
@@ -68,33 +73,171 @@ STEPS: tuple[str, ...] = (
 # ---------------------------------------------------------------------------
 # building blocks: the atomic output folder and the step announcements
 # ---------------------------------------------------------------------------
+#: the file in a partial folder that names the process writing it (removed before the rename)
+PARTIAL_MARKER = ".smeintl-partial.json"
+#: partial folders without that file (older versions) count as stale after this many seconds
+LEGACY_STALE_S = 600
+#: the partial folders this process is writing (removed on an interruption by the command line)
+_PARTIALS: set[Path] = set()
+
+
 def ensure_new(target: str | Path, *, force: bool = False) -> Path:
-    """Refuse an existing ``target`` unless ``force`` (before any work is done)."""
+    """Refuse ``target`` before any work is done: an existing folder unless ``force``, with
+    ``force`` a folder that is not a report folder (one ``smeintl run`` wrote, or empty), a
+    path that is a file, and a place that cannot be written.  Stale partial folders of
+    interrupted runs next to it are removed (:func:`clean_stale_partials`)."""
     target = Path(target)
-    if target.exists() and not force:
-        raise UserError(f"{target} exists; pass --force to overwrite it (nothing was written)")
+    if target.exists() or target.is_symlink():
+        if not target.is_dir():
+            raise UserError(f"{target} is a file, not a report folder; choose another output folder "
+                            f"(nothing was written or replaced)")
+        if not force:
+            raise UserError(f"{target} exists; pass --force to overwrite it (nothing was written)")
+        if not _is_report_folder(target):
+            raise UserError(f"{target} is not a report folder of smeintl run (no report manifest.json in it) "
+                            f"and not empty; --force replaces only report folders; choose another output "
+                            f"folder (nothing was written or replaced)")
+    ensure_writable(target.parent, what=f"the report folder {target}")
+    clean_stale_partials(target.parent)
     return target
+
+
+def _is_report_folder(folder: Path) -> bool:
+    try:
+        if not any(folder.iterdir()):
+            return True
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and "smeintl_report" in manifest
+
+
+def ensure_writable(folder: str | Path, *, what: str | None = None) -> None:
+    """Refuse (:class:`UserError`) a ``folder`` that cannot be created or written into:
+    checked on it, or on its nearest existing parent, before any work is done."""
+    folder = Path(folder)
+    what = what or str(folder)
+    probe = folder
+    while not (probe.exists() or probe.is_symlink()):
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise UserError(f"cannot write {what}: {probe} is a file, not a folder (nothing was written)")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write {what}: {probe} is not writable (permission denied or a read-only file "
+                        f"system); choose another output folder (nothing was written)")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists (another user's), or cannot tell: keep its folder
+    return True
+
+
+def clean_stale_partials(parent: str | Path, *, stream: Any = None) -> list[Path]:
+    """Remove the partial folders (``.NAME.partial-*``) that interrupted runs left in
+    ``parent`` and say so on ``stream`` (default sys.stderr); return them.
+
+    A partial folder is stale when the process that wrote it (named in its
+    ``.smeintl-partial.json``) no longer runs on this machine, or, without that file (older
+    versions), when it was last changed more than 10 minutes ago.  Folders of running
+    processes and of other machines are left alone.  A replaced report (``.NAME.old-*``)
+    that a killed run left behind is removed when ``NAME`` exists, else renamed back to
+    ``NAME``.
+    """
+    import socket
+
+    parent = Path(parent)
+    out = sys.stderr if stream is None else stream
+    removed: list[Path] = []
+    try:
+        entries = [e for e in parent.iterdir() if e.name.startswith(".") and e.is_dir() and not e.is_symlink()]
+    except OSError:
+        return removed
+    host = socket.gethostname()
+    now = time.time()
+    for e in sorted(entries):
+        name = e.name
+        if ".partial-" in name:
+            try:
+                info = json.loads((e / PARTIAL_MARKER).read_text(encoding="utf-8"))
+                stale = info.get("host") == host and not _alive(int(info["pid"]))
+            except (OSError, ValueError, KeyError, TypeError):
+                try:
+                    stale = now - e.stat().st_mtime > LEGACY_STALE_S
+                except OSError:
+                    stale = False
+            if stale:
+                shutil.rmtree(e, ignore_errors=True)
+                if not e.exists():
+                    removed.append(e)
+                    print(f"note: removed {e}, a partial report folder left by an interrupted run",
+                          file=out, flush=True)
+        elif ".old-" in name:
+            parts = name.split(".old-", 1)
+            target = parent / parts[0][1:]
+            pid = parts[1].split("-", 1)[0]
+            if not pid.isdigit() or _alive(int(pid)):
+                continue
+            if target.exists():
+                shutil.rmtree(e, ignore_errors=True)
+                print(f"note: removed {e}, a replaced report folder left by an interrupted run", file=out,
+                      flush=True)
+            else:
+                e.rename(target)
+                print(f"note: {target} restored from {e.name}: a run that was replacing it was killed",
+                      file=out, flush=True)
+            removed.append(e)
+    return removed
+
+
+def remove_partial_folders() -> None:
+    """Remove the partial folders this process is writing (an interrupted command)."""
+    for tmp in list(_PARTIALS):
+        shutil.rmtree(tmp, ignore_errors=True)
+        _PARTIALS.discard(tmp)
 
 
 @contextmanager
 def atomic_folder(target: str | Path, *, force: bool = False):
-    """Yield a temporary folder that replaces ``target`` only when the block succeeds."""
+    """Yield a temporary folder that replaces ``target`` only when the block succeeds.
+
+    The temporary folder (``.NAME.partial-PID-*`` next to ``target``) is removed when the
+    block fails or is interrupted, also when the interruption was swallowed on the way
+    (:func:`smeintl.errors.check_interrupted` before the rename); the two renames that
+    replace an existing folder are not split by a signal.
+    """
+    import socket
+
     target = ensure_new(target, force=force)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-{os.getpid()}-", dir=target.parent))
+    _PARTIALS.add(tmp)
     try:
+        (tmp / PARTIAL_MARKER).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                                      "started": time.time()}), encoding="utf-8")
         yield tmp
+        check_interrupted()
+        (tmp / PARTIAL_MARKER).unlink()
+        tmp.chmod(0o755)  # mkdtemp makes it private; a report folder is meant to be shared
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        _PARTIALS.discard(tmp)
         raise
-    tmp.chmod(0o755)  # mkdtemp makes it private; a report folder is meant to be shared
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{time.time_ns()}")
-        target.rename(old)
+    old = None
+    with deferred_interrupts():
+        if target.exists():
+            old = target.with_name(f".{target.name}.old-{os.getpid()}-{time.time_ns()}")
+            target.rename(old)
         tmp.rename(target)
+        _PARTIALS.discard(tmp)
+    if old is not None:
         shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(target)
 
 
 _STDOUT = object()  # "sys.stdout at the time of use" (pytest and notebooks replace it)
@@ -135,21 +278,55 @@ class Steps:
         self.say(f"[{self.k}/{self.total}] {name} ...")
         t0 = time.perf_counter()
         yield
+        check_interrupted()  # a Ctrl-C that a library swallowed (the sampler returns its draws so far)
         dt = time.perf_counter() - t0
         self.timings[name] = round(dt, 3)
         self.say(f"[{self.k}/{self.total}] {name} done ({dt:.1f} s)")
 
 
+#: the least value of each sampler setting
+SAMPLER_LEAST = {"draws": 1, "tune": 0, "chains": 1}
+
+
 def fit_settings(spec: Spec, *, quick: bool = False, draws: int | None = None, tune: int | None = None,
                  chains: int | None = None) -> dict[str, int]:
     """Draws, tuning steps and chains of the main fit: those given, else the spec's
-    ``[sampler]`` settings (its ``quick_*`` ones for a quick run)."""
+    ``[sampler]`` settings (its ``quick_*`` ones for a quick run).
+
+    Each must be a whole number, at least 1 (``tune``: 0); :class:`UserError` names the
+    setting and where it came from otherwise (0 is refused, not replaced by the default).
+    """
     s = spec.sampler
-    return dict(
-        draws=draws or (s["quick_draws"] if quick else s["draws"]),
-        tune=tune if tune is not None else (s["quick_tune"] if quick else s["tune"]),
-        chains=chains or (s["quick_chains"] if quick else s["chains"]),
-    )
+    given = {"draws": draws, "tune": tune, "chains": chains}
+    out = {}
+    for key, value in given.items():
+        skey = f"quick_{key}" if quick else key
+        v = value if value is not None else s.get(skey)
+        least = SAMPLER_LEAST[key]
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < least:
+            origin = (f"--{key} / {key}=" if value is not None
+                      else f"{skey} in the [sampler] table of the spec {spec.source}")
+            raise UserError(f"{key} must be a whole number of at least {least}, got {v!r} (from {origin})")
+        out[key] = int(v)
+    return out
+
+
+def read_spec(path: str | Path | None = None) -> Spec:
+    """:func:`smeintl.spec.load_spec` with the file's own problems as a
+    :class:`~smeintl.spec.SpecError` (a folder, a binary file, no permission) instead of
+    an OSError or a decoding error; ``None``: the bundled instrument."""
+    from .spec import SpecError, load_spec
+
+    p = Path(path) if path is not None else bundled_path(DEFAULT_SPEC)
+    if p.is_dir():
+        raise SpecError(str(p), ["is a folder, not a spec file (TOML, e.g. models/hitachi.toml)"])
+    try:
+        return load_spec(p)
+    except UnicodeDecodeError as exc:
+        raise SpecError(str(p), [f"not a text file (undecodable byte at position {exc.start}); a spec is a "
+                                 f"TOML text file in UTF-8, e.g. models/hitachi.toml"]) from None
+    except OSError as exc:
+        raise SpecError(str(p), [f"cannot read the file ({exc.strerror or exc})"]) from None
 
 
 # ---------------------------------------------------------------------------
@@ -161,14 +338,14 @@ def _is_path(x: Any) -> bool:
 
 def _resolve_spec(spec: Any, data: Any) -> Spec:
     from .data import Survey
-    from .spec import Spec, load_spec
+    from .spec import Spec
 
     if spec is None:
-        return data.spec if isinstance(data, Survey) else load_spec(bundled_path(DEFAULT_SPEC))
+        return data.spec if isinstance(data, Survey) else read_spec()
     if isinstance(spec, Spec):
         return spec
     if _is_path(spec):
-        return load_spec(Path(spec))
+        return read_spec(Path(spec))
     raise TypeError(f"spec must be a path or a Spec (smeintl.load_spec), not {type(spec).__name__}")
 
 
@@ -213,6 +390,8 @@ def analyze(
     sampler: str | None = None,
     progress: bool = True,
     log: Any = True,
+    sheet: int | str = 0,
+    encoding: str | None = None,
 ) -> Analysis:
     """Run the main job on a survey and return its :class:`Analysis` (nothing is written).
 
@@ -226,7 +405,8 @@ def analyze(
     model; ``robustness``: run the robustness checks; ``draws``, ``tune``, ``chains``,
     ``sampler``: override the spec's sampler settings; ``progress``: the samplers'
     progress bars; ``log``: where the step announcements go (True: stdout, False: nowhere,
-    or a file-like object).
+    or a file-like object); ``sheet`` and ``encoding``: how to read the survey file (see
+    :func:`smeintl.data.read_table`).
 
     On a cold compile cache with every robustness check to run, the refits' models compile
     in a second process while the main fit compiles and samples (see
@@ -250,7 +430,8 @@ def analyze(
     say = steps.say
 
     with steps.step(STEPS[0]):
-        survey = source if not isinstance(source, Path) else load_survey(source, spec_obj)
+        survey = (source if not isinstance(source, Path)
+                  else load_survey(source, spec_obj, sheet=sheet, encoding=encoding))
         say(f"    {survey.n_firms} firms, {len(survey.group_names)} industries, "
             f"{int(survey.missing.sum())} missing answers")
     with steps.step(STEPS[1]):

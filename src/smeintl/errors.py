@@ -1,12 +1,31 @@
-"""Errors of smeintl that are the user's to fix.
+"""Errors of smeintl that are the user's to fix, and how an interruption is noticed.
 
 Kept apart from the command line so that every layer (the Python API, the main job,
 the commands) can raise them without importing :mod:`smeintl.cli`.
+
+**Interruptions.**  Ctrl-C raises ``KeyboardInterrupt`` wherever Python happens to be,
+and some places swallow it: PyMC and nutpie stop sampling and return the draws so far,
+and a ``KeyboardInterrupt`` raised inside a garbage-collection callback (weak
+references, finalizers; frequent while matplotlib draws) is printed as "Exception
+ignored" and dropped.  Inside :func:`interrupt_signals` (the command line runs every
+command in it) SIGINT and SIGTERM therefore also *record* the interruption, raise
+``KeyboardInterrupt`` again every second until the command has stopped, and
+:func:`check_interrupted` (called before any output is put in place) raises it once
+more where it was swallowed.  An interrupted command never leaves a result behind that
+was computed from half a run.
 """
 
 from __future__ import annotations
 
-__all__ = ["UserError"]
+import _thread
+import signal
+import sys
+import threading
+from contextlib import contextmanager
+from typing import Iterator
+
+__all__ = ["UserError", "interrupt_signals", "interrupted", "check_interrupted", "stop_interrupting",
+           "deferred_interrupts"]
 
 
 class UserError(Exception):
@@ -15,3 +34,128 @@ class UserError(Exception):
     The command line prints its message and exits with status 2; in Python it is an
     ordinary exception whose message says what to change.
     """
+
+
+# ---------------------------------------------------------------------------
+# interruptions
+# ---------------------------------------------------------------------------
+class _State:
+    depth = 0  # nesting of interrupt_signals
+    signum: int | None = None  # the first signal received (SIGINT or SIGTERM), None: none
+    quiet = False  # the command is stopping: record further signals, raise nothing
+    deferred = False  # inside deferred_interrupts: record signals, raise nothing yet
+    repeater: threading.Thread | None = None
+    stop = threading.Event()
+    lock = threading.Lock()
+
+
+#: seconds between the repeated KeyboardInterrupts after the first signal
+REPEAT_S = 1.0
+
+
+def interrupted() -> bool:
+    """True when SIGINT or SIGTERM arrived inside :func:`interrupt_signals`."""
+    return _State.signum is not None
+
+
+def check_interrupted() -> None:
+    """Raise ``KeyboardInterrupt`` when an interruption was received (even if a library
+    swallowed the first ``KeyboardInterrupt``); call it before putting output in place."""
+    if _State.signum is not None and not _State.quiet:
+        raise KeyboardInterrupt
+
+
+def _repeat() -> None:
+    while not _State.stop.wait(REPEAT_S):
+        with _State.lock:
+            if _State.stop.is_set():
+                return
+            if not _State.deferred:
+                _thread.interrupt_main()
+
+
+def _handler(signum, frame):  # noqa: ARG001 - the signal module's signature
+    if _State.signum is None:
+        _State.signum = signum
+        if _State.repeater is None and not _State.quiet:
+            _State.stop.clear()
+            _State.repeater = threading.Thread(target=_repeat, name="smeintl-interrupt", daemon=True)
+            _State.repeater.start()
+    if not (_State.quiet or _State.deferred):
+        raise KeyboardInterrupt
+
+
+@contextmanager
+def deferred_interrupts() -> Iterator[None]:
+    """Signals arriving in the block are recorded but raise nothing inside it: for steps
+    that must not be split (replacing a folder by another is two renames)."""
+    previous = _State.deferred
+    _State.deferred = True
+    try:
+        yield
+    finally:
+        _State.deferred = previous
+
+
+def stop_interrupting() -> None:
+    """The command is stopping: no more repeated ``KeyboardInterrupt``s, further signals
+    are only recorded (so that cleanup runs to its end)."""
+    _State.quiet = True
+    with _State.lock:
+        _State.stop.set()
+    t = _State.repeater
+    if t is not None and t is not threading.current_thread():
+        t.join(timeout=5)
+    _State.repeater = None
+    _flush_pending()
+
+
+def _flush_pending() -> None:
+    # a signal simulated just before the repeater stopped runs its (now quiet) handler
+    # at the next check of the interpreter: a few function calls make sure it ran here
+    for _ in range(3):
+        signal.getsignal(signal.SIGINT)
+
+
+def _unraisable(hook):
+    def quiet_hook(unraisable):
+        if issubclass(unraisable.exc_type, KeyboardInterrupt) and _State.signum is not None:
+            return  # recorded; raised again by the repeater and check_interrupted
+        hook(unraisable)
+
+    return quiet_hook
+
+
+@contextmanager
+def interrupt_signals() -> Iterator[None]:
+    """Handle SIGINT and SIGTERM as described in the module docstring for the block.
+
+    Nested uses share the outer one's state.  Outside the main thread (where Python
+    cannot install signal handlers) the block runs unchanged.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    outer = _State.depth == 0
+    if outer:
+        _State.signum, _State.quiet = None, False
+        _State.stop.clear()
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    hook = sys.unraisablehook
+    _State.depth += 1
+    try:
+        for s in previous:
+            signal.signal(s, _handler)
+        sys.unraisablehook = _unraisable(hook)
+        yield
+    finally:
+        _State.depth -= 1
+        if outer:
+            stop_interrupting()
+        for s, h in previous.items():
+            if h is not None:  # None: a handler not installed from Python; nothing to restore
+                signal.signal(s, h)
+        sys.unraisablehook = hook
+        if outer:
+            _State.quiet = False
+            _State.signum = None

@@ -6,7 +6,10 @@ predictive comparison, robustness, in memory) and the result to
 :meth:`smeintl.api.Analysis.write_report`, which writes the folder atomically (a
 temporary folder next to the target, renamed at the end, so an interrupted or failed run
 leaves no half report).  An existing report folder is refused before any work without
-``--force``; the input data are only read.  SIGTERM is handled like Ctrl-C.
+``--force`` (and with ``--force`` only a report folder is replaced: never a file or another
+folder); the input data are only read.  SIGTERM is handled like Ctrl-C
+(:func:`smeintl.errors.interrupt_signals`), and partial folders of killed runs next to the
+target are removed (:func:`smeintl.api.clean_stale_partials`).
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .api import Steps, analyze, atomic_folder, ensure_new
-from .resources import DEFAULT_DATA, DEFAULT_SPEC, bundled_path
+from .api import Steps, analyze, atomic_folder, ensure_new, read_spec
+from .errors import interrupt_signals
+from .resources import DEFAULT_DATA, bundled_path
 
 __all__ = ["run_pipeline", "atomic_folder", "Steps", "default_out"]
 
@@ -28,22 +32,12 @@ def default_out(data_path: Path) -> Path:
     return Path("reports") / f"{Path(data_path).stem}-{stamp}"
 
 
-def _terminate(signum, frame):  # SIGTERM: clean up like Ctrl-C
-    raise KeyboardInterrupt
-
-
 def run_pipeline(args: Any) -> int:
     """``smeintl run`` from its parsed options (an argparse Namespace); see the module docstring."""
-    import signal
-
-    from .spec import load_spec
-
-    previous = signal.signal(signal.SIGTERM, _terminate)
-    try:
-        spec_path = Path(args.spec) if args.spec else bundled_path(DEFAULT_SPEC)
+    with interrupt_signals():
         data_path = Path(args.data) if args.data else bundled_path(DEFAULT_DATA)
         out = Path(args.out) if args.out else default_out(data_path)
-        spec = load_spec(spec_path)
+        spec = read_spec(args.spec)
         ensure_new(out, force=args.force)  # before the work; written only at the end
         analysis = analyze(
             data_path,
@@ -57,11 +51,10 @@ def run_pipeline(args: Any) -> int:
             chains=args.chains,
             sampler=args.sampler,
             progress=not getattr(args, "no_progress", False),
+            sheet=getattr(args, "sheet", None) or 0,
+            encoding=getattr(args, "encoding", None),
         )
         analysis.write_report(out, force=args.force)
-    finally:
-        if previous is not None:  # None: a handler not installed from Python; nothing to restore
-            signal.signal(signal.SIGTERM, previous)
     print()
     print(analysis.comparison.text())
     if analysis.failed:
