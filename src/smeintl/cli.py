@@ -1,50 +1,86 @@
 """Command line: ``smeintl <command>``.
 
-User mistakes (bad data, bad spec, a fit that does not match, an output that
-exists) print one clear message on stderr and exit with status 2, without a
-traceback and without writing anything.
+One exception boundary (:func:`main`): user mistakes (bad data, bad spec, a fit that
+does not match, an output that exists or cannot be written, a number out of range)
+print one clear message on stderr and exit with status 2, without a traceback and
+without writing anything; Ctrl-C or SIGTERM at any moment prints "interrupted" and
+exits with status 130, leaving no partial output; a closed pipe (``smeintl validate
+data.csv | head -1``) ends quietly (status 141); anything else is a bug in smeintl:
+a traceback, the line "this is a bug in smeintl; please report it", status 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Sequence
 
-from .api import DEFAULT_SEED, fit_settings
-from .errors import UserError
+from .api import DEFAULT_SEED, ensure_writable, fit_settings, read_spec, remove_partial_folders
+from .errors import UserError, check_interrupted, interrupt_signals, interrupted, stop_interrupting
 from .resources import DEFAULT_DATA, DEFAULT_SPEC, bundled_path
 
 EXIT_USAGE = 2
+#: exit status of an interrupted command (Ctrl-C or SIGTERM)
+EXIT_INTERRUPTED = 130
+#: exit status when the reader of stdout went away (128 + SIGPIPE, as the shell reports it)
+EXIT_BROKEN_PIPE = 141
+#: exit status of a bug
+EXIT_BUG = 1
+#: the largest seed the samplers take
+MAX_SEED = 2**32 - 1
 
-__all__ = ["main", "build_parser", "UserError", "EXIT_USAGE"]
+__all__ = ["main", "build_parser", "UserError", "EXIT_USAGE", "EXIT_INTERRUPTED"]
 
 
 def _spec(path: str | None):
-    from .spec import load_spec
-
-    return load_spec(path or bundled_path(DEFAULT_SPEC))
+    return read_spec(path)
 
 
-def _survey(path: str | None, spec):
+def _read_options(args) -> dict:
+    """``sheet`` and ``encoding`` of the data file, from --sheet and --encoding."""
+    sheet = getattr(args, "sheet", None)
+    return {"sheet": 0 if sheet is None else sheet, "encoding": getattr(args, "encoding", None)}
+
+
+def _survey(path: str | None, spec, args=None):
     from .data import load_survey
 
-    return load_survey(path or bundled_path(DEFAULT_DATA), spec)
+    return load_survey(path or bundled_path(DEFAULT_DATA), spec, **(_read_options(args) if args else {}))
+
+
+def _check_out_folder(out: Path, force: bool, what: str) -> None:
+    """Before any work: refuse an output folder that is a file, that exists with files in it
+    (without --force), or that cannot be written."""
+    if out.exists() or out.is_symlink():
+        if not out.is_dir():
+            raise UserError(f"{out} is a file, not a folder; give a folder for --out (nothing was written)")
+        if any(out.iterdir()) and not force:
+            raise UserError(f"{out} exists and is not empty; pass --force to overwrite the {what} there")
+    ensure_writable(out, what=f"the {what} into {out}")
 
 
 def _prepare_out(out: Path, force: bool, what: str) -> None:
-    """Refuse to write into an existing, non-empty output folder without --force."""
-    if out.exists() and any(out.iterdir()) and not force:
-        raise UserError(f"{out} exists and is not empty; pass --force to overwrite the {what} there")
+    """Refuse to write into an existing, non-empty output folder without --force; create it."""
+    _check_out_folder(out, force, what)
+    check_interrupted()
     out.mkdir(parents=True, exist_ok=True)
 
 
 def _write_json(path: Path, obj) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def _write_csv(frame, path: Path, **kw) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    frame.to_csv(tmp, **kw)
     tmp.replace(path)
 
 
@@ -57,7 +93,7 @@ def cmd_validate(args) -> int:
     spec = _spec(args.spec)
     path = args.data
     try:
-        df = read_table(path)
+        df = read_table(path, **_read_options(args))
     except DataError as exc:
         raise UserError(str(exc)) from None
     problems = validate_frame(df, spec, source=str(path))
@@ -66,7 +102,7 @@ def cmd_validate(args) -> int:
         for p in problems:
             print(f"  - {p}", file=sys.stderr)
         return EXIT_USAGE
-    survey = _survey(path, spec)
+    survey = _survey(path, spec, args)
     miss = survey.missing
     print(f"{path}: valid for spec {spec.name} ({survey.n_firms} firms, {len(spec.items)} items)")
     print(f"  missing answers: {int(miss.sum())} of {miss.size * survey.n_firms} cells")
@@ -79,11 +115,12 @@ def cmd_indices(args) -> int:
     from .profiles import run_deterministic
 
     spec = _spec(args.spec)
-    survey = _survey(args.data, spec)
-    res = run_deterministic(survey, seed=args.seed)
     out = Path(args.out or f"reports/{Path(args.data).stem}-indices")
+    _check_out_folder(out, args.force, "indices")  # before the work
+    survey = _survey(args.data, spec, args)
+    res = run_deterministic(survey, seed=args.seed)
     _prepare_out(out, args.force, "indices")
-    res.firms.to_csv(out / "firms.csv", index=False)
+    _write_csv(res.firms, out / "firms.csv", index=False)
     _write_json(out / "summary.json", res.summary)
     print(res.summary_text())
     print(f"\nwrote {out / 'firms.csv'} and {out / 'summary.json'}")
@@ -99,12 +136,15 @@ def cmd_fit(args) -> int:
     from .measurement import MeasurementModel, save_fit, summarize_fit
 
     spec = _spec(args.spec)
-    survey = _survey(args.data, spec)
     out = Path(args.out or f"{Path(args.data).stem}-fit.nc")
+    if out.is_dir():
+        raise UserError(f"{out} is a folder; give a file name for --out (e.g. {out / 'fit.nc'})")
     if out.exists() and not args.force:
         raise UserError(f"{out} exists; pass --force to overwrite it")
-    model = MeasurementModel(spec, group=not args.no_group)
+    ensure_writable(out.parent, what=f"the fit file {out}")
     kw = _fit_kwargs(args, spec)
+    survey = _survey(args.data, spec, args)
+    model = MeasurementModel(spec, group=not args.no_group)
     print(
         f"fitting {spec.name} to {survey.n_firms} firms ({model.parameterization} parameterization, "
         f"{kw['chains']} chains x {kw['draws']} draws after {kw['tune']} tuning, seed {args.seed})",
@@ -113,6 +153,7 @@ def cmd_fit(args) -> int:
     t0 = time.perf_counter()
     idata = model.fit(survey, progressbar=not args.no_progress, **kw)
     wall = time.perf_counter() - t0
+    check_interrupted()  # the samplers return the draws so far on Ctrl-C: never saved as a fit
     save_fit(idata, out, overwrite=args.force)
     summ = summarize_fit(idata, spec)
     print(summ.diagnostics.text())
@@ -140,7 +181,7 @@ def cmd_prior_check(args) -> int:
     from .measurement import MeasurementModel
 
     spec = _spec(args.spec)
-    survey = _survey(args.data, spec)
+    survey = _survey(args.data, spec, args)
     model = MeasurementModel(spec, group=not args.no_group)
     pp = model.prior_predictive(survey, draws=args.draws, random_seed=args.seed)
     Y = pp["items"]
@@ -167,20 +208,46 @@ def cmd_prior_check(args) -> int:
 
 
 def _fit_and_survey(args):
-    """Load a fit and its survey (``--data`` or the file it was made on); refuse a mismatch."""
-    from .measurement import load_fit
+    """Load a fit and its survey (``--data`` or the file it was made on); refuse a mismatch.
+
+    Data whose header lacks the columns of the fit's own instrument are blamed on the fit
+    (a fit of another spec), not on the data.
+    """
+    from .data import read_table, survey_from_frame
+    from .measurement import FitError, load_fit
 
     idata, model = load_fit(args.fit)
-    survey = _survey(args.data or idata.attrs.get("data_source"), model.spec)
-    idata, model = load_fit(args.fit, survey=survey)
+    spec = model.spec
+    data = args.data or idata.attrs.get("data_source")
+    if not data:
+        raise FitError(f"{args.fit}: the fit does not name the data it was made on; give them with --data")
+    frame = read_table(data, **_read_options(args))
+    required = [spec.id_column, *([spec.group_column] if spec.group_column else []), *spec.item_names]
+    header = {str(c).strip() for c in frame.columns}
+    lacking = [c for c in required if c not in header]
+    if args.data and lacking:
+        shown = ", ".join(lacking[:6]) + (f" and {len(lacking) - 6} more" if len(lacking) > 6 else "")
+        raise FitError(
+            f"{args.fit}: the fit was made with the instrument {spec.name!r} (the spec stored in the fit), "
+            f"and {data} lacks its columns {shown}: the fit is not one of these data; give the fit made on "
+            f"{data}, or refit on them (smeintl fit {data} --spec SPEC)"
+        )
+    survey = survey_from_frame(frame, spec, source=str(data))
+    if survey.data_hash != idata.attrs.get("data_hash"):
+        raise FitError(
+            f"{args.fit}: the fit was made on different data (stored data hash "
+            f"{str(idata.attrs.get('data_hash'))[:12]}, given {survey.source} hash {survey.data_hash[:12]}); "
+            f"refit on this data"
+        )
     return idata, model, survey
 
 
 def cmd_compare(args) -> int:
     from .predictive import compare, write_comparison
 
-    idata, model, survey = _fit_and_survey(args)
     out = Path(args.out or f"reports/{Path(args.fit).stem}-compare")
+    _check_out_folder(out, args.force, "comparison")  # before the work
+    idata, model, survey = _fit_and_survey(args)
     _prepare_out(out, args.force, "comparison")
     comp = compare(idata, survey, model.spec, prob=args.prob)
     write_comparison(comp, out)
@@ -195,14 +262,11 @@ def cmd_robustness(args) -> int:
     unknown = [c for c in (args.checks or []) if c not in CHECKS]
     if unknown:
         raise UserError(f"unknown check(s) {', '.join(unknown)}; allowed: {', '.join(CHECKS)}")
-    for opt, value, least in (("--bootstrap", args.bootstrap, 1), ("--refit-draws", args.refit_draws, 10),
-                              ("--refit-tune", args.refit_tune, 0), ("--refit-chains", args.refit_chains, 1)):
-        if value is not None and value < least:
-            raise UserError(f"{opt} must be at least {least}, got {value}")
     refit = {k: v for k, v in (("draws", args.refit_draws), ("tune", args.refit_tune),
                                ("chains", args.refit_chains), ("sampler", args.refit_sampler)) if v is not None}
-    idata, model, survey = _fit_and_survey(args)
     out = Path(args.out or f"reports/{Path(args.fit).stem}-robustness")
+    _check_out_folder(out, args.force, "robustness checks")  # before the work
+    idata, model, survey = _fit_and_survey(args)
     _prepare_out(out, args.force, "robustness checks")
     res = run_robustness(idata, survey, model.spec, checks=args.checks, seed=args.seed,
                          bootstrap_draws=args.bootstrap, progress=not args.no_progress,
@@ -233,7 +297,15 @@ def _add_common(p, data=True, data_optional=False):
             p.add_argument("data", nargs="?", default=None, help=f"survey file (default: bundled {DEFAULT_DATA})")
         else:
             p.add_argument("data", help="survey file (.csv, .xlsx, .sav)")
+        _add_reading(p)
     p.add_argument("--spec", default=None, help=f"instrument spec (default: {DEFAULT_SPEC})")
+
+
+def _add_reading(p):
+    p.add_argument("--sheet", default=None, metavar="NAME",
+                   help="Excel: the sheet with the data, by name or number from 1 (default: the first)")
+    p.add_argument("--encoding", default=None, metavar="ENC",
+                   help="CSV and SPSS: the file's encoding, e.g. cp932 (Shift-JIS) or latin-1 (default: UTF-8)")
 
 
 def _add_sampling(p):
@@ -292,6 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="posterior predictive comparison with the deterministic method")
     p.add_argument("fit", help="fit file (.nc)")
     p.add_argument("--data", default=None, help="survey file (default: the one the fit was made on)")
+    _add_reading(p)
     p.add_argument("--out", default=None, help="output folder (default reports/<fit>-compare)")
     p.add_argument("--prob", type=float, default=0.9, help="interval probability (default 0.9)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output folder")
@@ -302,6 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("robustness", help="which findings survive reasonable changes to the method")
     p.add_argument("fit", help="fit file (.nc)")
     p.add_argument("--data", default=None, help="survey file (default: the one the fit was made on)")
+    _add_reading(p)
     p.add_argument("--out", default=None, help="output folder (default reports/<fit>-robustness)")
     p.add_argument("--checks", nargs="+", default=None, help="run only these checks (default: all)")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the bootstrap and the refits")
@@ -339,24 +413,136 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+# ---------------------------------------------------------------------------
+# one validation layer for the numbers of every command
+# ---------------------------------------------------------------------------
+#: (attribute, option, least value): whole-number options and their least value
+_WHOLE_NUMBERS = (
+    ("draws", "--draws", 1),
+    ("tune", "--tune", 0),
+    ("chains", "--chains", 1),
+    ("seed", "--seed", 0),
+    ("bootstrap", "--bootstrap", 1),
+    ("refit_draws", "--refit-draws", 10),
+    ("refit_tune", "--refit-tune", 0),
+    ("refit_chains", "--refit-chains", 1),
+    ("workers", "--workers", 1),
+)
+#: (attribute, option): probabilities, strictly between 0 and 1
+_PROBABILITIES = (("prob", "--prob"),)
+
+
+def check_numbers(args: argparse.Namespace) -> None:
+    """Refuse (:class:`UserError`) a number option out of its range, before any work:
+    ``--draws``, ``--chains`` at least 1 (0 is not "the default"), ``--tune`` and
+    ``--seed`` not negative (seeds at most 2**32 - 1), ``--prob`` strictly between 0 and 1,
+    and the robustness and study options' own least values."""
+    for attr, opt, least in _WHOLE_NUMBERS:
+        value = getattr(args, attr, None)
+        if value is None:
+            continue
+        if value < least:
+            raise UserError(f"{opt} must be at least {least}, got {value}")
+        if attr == "seed" and value > MAX_SEED:
+            raise UserError(f"{opt} must be at most {MAX_SEED}, got {value}")
+    for attr, opt in _PROBABILITIES:
+        value = getattr(args, attr, None)
+        if value is not None and not 0 < value < 1:
+            raise UserError(f"{opt} must be a probability strictly between 0 and 1 (e.g. 0.9), got {value}")
+
+
+# ---------------------------------------------------------------------------
+# the exception boundary
+# ---------------------------------------------------------------------------
+#: OSError numbers that are the user's to fix (paths, permissions, space)
+_USER_ERRNOS = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EISDIR,
+                errno.ENOTDIR, errno.EEXIST, errno.ENAMETOOLONG, errno.ENOTEMPTY,
+                getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+def _user_message(exc: BaseException) -> str | None:
+    """The message of a user mistake, None for anything else (a bug)."""
     from .data import DataError
     from .spec import SpecError
 
+    known: tuple[type, ...] = (UserError, DataError, SpecError, FileExistsError)
+    io = sys.modules.get("smeintl.measurement.io")  # loaded when a FitError can have been raised
+    if io is not None:
+        known = (*known, io.FitError)
+    if isinstance(exc, known):
+        return str(exc)
+    if isinstance(exc, OSError) and exc.errno in _USER_ERRNOS and exc.filename is not None:
+        where = f"{exc.filename}" + (f" -> {exc.filename2}" if exc.filename2 else "")
+        return f"{where}: {exc.strerror or exc}"
+    return None
+
+
+def _stop() -> None:
+    while True:  # a second Ctrl-C while stopping must not escape as a traceback
+        try:
+            stop_interrupting()
+            return
+        except KeyboardInterrupt:
+            continue
+
+
+def _quiet_stdout() -> None:
+    """The reader of stdout went away: point stdout at /dev/null so that Python's own
+    flush at exit does not fail again (the recipe of Python's signal documentation)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no real stdout (captured in tests)
+        pass
+
+
+def _say(text: str) -> None:
+    try:
+        print(text, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
+def _handle(exc: BaseException, name: str) -> int:
+    if isinstance(exc, KeyboardInterrupt) or interrupted():
+        _stop()
+        remove_partial_folders()
+        _say(f"{name}: interrupted; nothing was left half-written")
+        return EXIT_INTERRUPTED
+    if isinstance(exc, BrokenPipeError):
+        _quiet_stdout()
+        return EXIT_BROKEN_PIPE
+    if isinstance(exc, SystemExit):
+        raise exc
+    message = _user_message(exc)
+    if message is not None:
+        _say(f"{name}: error: {message}")
+        return EXIT_USAGE
+    try:
+        traceback.print_exception(exc, file=sys.stderr)
+    except (OSError, ValueError):
+        pass
+    _say(f"{name}: this is a bug in smeintl; please report it (with the command and the traceback above)")
+    return EXIT_BUG
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns its exit status (see the module docstring)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        from .measurement import FitError
-    except Exception:  # noqa: BLE001
-        FitError = UserError  # type: ignore[misc,assignment]
-    try:
-        return int(args.func(args) or 0)
-    except (UserError, DataError, SpecError, FitError, FileExistsError) as exc:
-        print(f"smeintl {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print(f"smeintl {args.command}: interrupted; nothing was left half-written", file=sys.stderr)
-        return 130
+    name = f"smeintl {args.command}"
+    with interrupt_signals():
+        try:
+            try:
+                check_numbers(args)
+                status = int(args.func(args) or 0)
+                check_interrupted()
+                sys.stdout.flush()
+                return status
+            except BaseException as exc:  # noqa: BLE001 - the one boundary
+                return _handle(exc, name)
+        except KeyboardInterrupt:  # arrived while handling another exception
+            return _handle(KeyboardInterrupt(), name)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -40,10 +40,16 @@ def load_fit(path: str | Path, spec: Spec | None = None, survey=None):
     path = Path(path)
     if not path.exists():
         raise FitError(f"{path}: file not found")
+    if path.is_dir():
+        raise FitError(f"{path}: is a folder, not a fit file (.nc)")
     try:
         idata = az.from_netcdf(str(path), engine="h5netcdf")
-    except Exception as exc:  # noqa: BLE001
-        raise FitError(f"{path}: not a readable fit file ({exc})") from None
+        for group in idata.groups():  # read now: damaged bytes fail here, not in a later table
+            getattr(idata, group).load()
+    except Exception as exc:  # noqa: BLE001 - h5py, h5netcdf and xarray raise many kinds
+        text = str(exc).strip() or type(exc).__name__
+        raise FitError(f"{path}: not a readable fit file ({text[:200]}); it is damaged or not a netCDF file "
+                       f"written by 'smeintl fit'") from None
     if "spec_text" not in idata.attrs:
         raise FitError(f"{path}: not an smeintl fit (no spec in its attributes)")
     stored = parse_spec(idata.attrs["spec_text"], source=f"{path} (stored spec)")
