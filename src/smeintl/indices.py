@@ -48,6 +48,7 @@ this: it calls :func:`index_arrays` on replicated item arrays of shape
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -63,6 +64,7 @@ __all__ = [
     "construct_indices",
     "sullivan_sums",
     "cronbach_alpha",
+    "alpha_undefined",
     "index_arrays",
     "item_matrix",
     "IndicesResult",
@@ -188,7 +190,11 @@ def cronbach_alpha(M: Any) -> tuple[Any, Any]:
     ``alpha = k/(k-1) * (1 - sum_i var_i / var_total)`` with sample variances
     (``ddof=1``) over the rows that have no NaN.  Returns ``(alpha, n_cases)``: a float
     and an int for a 2-D ``M``; arrays over the leading axes for ``(..., cases, k)``.
-    ``alpha`` is NaN when ``k < 2``, fewer than 2 complete cases, or zero total variance.
+    ``alpha`` is NaN when ``k < 2``, fewer than 2 complete cases, or zero total variance
+    (:func:`alpha_undefined` says which).  Zero variance is exact: the complete cases'
+    sums all equal, e.g. every firm giving the same answers.  It is not left to rounding:
+    deviations from a mean such as 1/3 are not exactly zero in floating point, which
+    gave 0 or any other number instead of "undefined" depending on the values.
     """
     A = np.asarray(M, dtype=float)
     if A.ndim < 2:
@@ -201,11 +207,38 @@ def cronbach_alpha(M: Any) -> tuple[Any, Any]:
         dev = np.where(complete[..., None], A - mean[..., None, :], 0.0)
         item_var = (dev**2).sum(axis=-2) / (n[..., None] - 1)
         total_var = (dev.sum(axis=-1) ** 2).sum(axis=-1) / (n - 1)
-        ok = (n >= 2) & (k >= 2) & (total_var > 0)
+        ok = (n >= 2) & (k >= 2) & (total_var > 0) & ~_constant_sums(A, complete)
         alpha = np.where(ok, (k / max(k - 1, 1)) * (1.0 - item_var.sum(axis=-1) / total_var), np.nan)
     if A.ndim == 2:
         return float(alpha), int(n)
     return alpha, n
+
+
+def _constant_sums(A: np.ndarray, complete: np.ndarray) -> np.ndarray:
+    """True where the sums of the complete cases are all equal, to rounding (zero total variance)."""
+    sums = np.where(complete, A.sum(axis=-1), np.nan)  # (..., n)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: no complete case
+        spread = np.nanmax(sums, axis=-1) - np.nanmin(sums, axis=-1)
+        scale = np.maximum(1.0, np.nanmax(np.abs(sums), axis=-1))
+    return ~(spread > 1e-12 * scale)
+
+
+def alpha_undefined(M: Any) -> str | None:
+    """Why Cronbach's alpha of ``M`` (2-D, cases in rows) is undefined, or None when it is
+    defined: fewer than 2 items, fewer than 2 complete cases, or zero variance of the sums
+    (every complete case has the same total, e.g. identical answers from every firm)."""
+    A = np.asarray(M, dtype=float)
+    if A.ndim != 2:
+        raise ValueError(f"alpha_undefined: need shape (cases, k), got {A.shape}")
+    complete = ~np.isnan(A).any(axis=-1)
+    if A.shape[1] < 2:
+        return "fewer than 2 items"
+    if complete.sum() < 2:
+        return "fewer than 2 complete cases"
+    if bool(_constant_sums(A, complete)):
+        return "zero variance: every complete case has the same total (e.g. identical answers)"
+    return None
 
 
 # ---------------------------------------------------------------------------
@@ -254,7 +287,9 @@ class IndicesResult:
     ``scaled`` (items), ``subdimensions``, ``indices`` (constructs) and ``sullivan``
     (constructs, unit-weighted sums); ``alpha``: one row per construct with columns
     ``n_items``, ``alpha_items``, ``n_cases_items``, ``n_subdimensions``,
-    ``alpha_subdimensions``, ``n_cases_subdimensions``.
+    ``alpha_subdimensions``, ``n_cases_subdimensions``, and ``alpha_items_undefined``,
+    ``alpha_subdimensions_undefined``: why that alpha is NaN (:func:`alpha_undefined`), or
+    None.
     """
 
     scaled: pd.DataFrame
@@ -279,8 +314,9 @@ def compute_indices(survey: Any, spec: Spec | None = None) -> IndicesResult:
     rows = []
     for c in spec.constructs:
         its = [i.name for i in spec.items_of(construct=c.name)]
-        a_i, n_i = cronbach_alpha(scaled[its].to_numpy())
-        a_s, n_s = cronbach_alpha(sub[list(c.subdimensions)].to_numpy())
+        m_i, m_s = scaled[its].to_numpy(), sub[list(c.subdimensions)].to_numpy()
+        a_i, n_i = cronbach_alpha(m_i)
+        a_s, n_s = cronbach_alpha(m_s)
         rows.append(
             {
                 "construct": c.name,
@@ -290,6 +326,8 @@ def compute_indices(survey: Any, spec: Spec | None = None) -> IndicesResult:
                 "n_subdimensions": len(c.subdimensions),
                 "alpha_subdimensions": a_s,
                 "n_cases_subdimensions": n_s,
+                "alpha_items_undefined": alpha_undefined(m_i),
+                "alpha_subdimensions_undefined": alpha_undefined(m_s),
             }
         )
     alpha = pd.DataFrame(rows).set_index("construct")
