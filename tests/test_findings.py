@@ -196,6 +196,7 @@ def test_every_problem_collected_at_once():
     ('flag = "network"', None, "constructs (capability).flag: 'network' is a construct name; choose another flag name"),
     ('flag = "ties"', None, "constructs (capability).flag: 'ties' is a sub-dimension name; choose another flag name"),
     ('flag = "type"', None, "constructs (capability).flag: 'type' is reserved; choose another flag name"),
+    ('flag = "industry"', None, "constructs (capability).flag: 'industry' is reserved; choose another flag name"),
 ])
 def test_bad_flag(capability, network, message):
     assert _problems(_two(capability=capability, network=network)) == [message]

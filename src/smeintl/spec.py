@@ -4,9 +4,10 @@ A spec describes one survey instrument: its constructs (any number, one included
 their sub-dimensions and threshold flags, the items (scale type, range or cap, reverse
 flag, weight), the ideal profiles used by the deterministic method, the headline
 findings it declares (``[[findings]]``, :mod:`smeintl.spec_findings`; none when
-absent), and the priors and sampler settings of the Bayesian measurement model.  The model is data: code defaults live in
-:data:`DEFAULT_PRIORS` / :data:`DEFAULT_SAMPLER` and are merged as ``defaults | spec``
-(a prior that names another distribution replaces the default's parameters).
+absent), and the priors and sampler settings of the Bayesian measurement model.  The
+model is data: code defaults live in :data:`DEFAULT_PRIORS` / :data:`DEFAULT_SAMPLER`
+and are merged as ``defaults | spec`` (a prior that names another distribution replaces
+the default's parameters).
 
 Every problem found in a file is collected and reported at once in a
 :class:`SpecError` whose message names the file and the offending key.
@@ -79,8 +80,10 @@ DEFAULT_SAMPLER: dict[str, Any] = {
     "quick_chains": 2,
 }
 
-#: names a construct's flag may not take (keys of :func:`smeintl.profiles.type_arrays`)
-_RESERVED_FLAGS = frozenset({"distance", "fit", "type", "type_names", "flags", "flag_valid", "flag_names"})
+#: names a construct's flag may not take: keys of :func:`smeintl.profiles.type_arrays`, the
+#: hybrid label and fixed columns of the per-firm table
+_RESERVED_FLAGS = frozenset({"distance", "fit", "type", "type_names", "flags", "flag_valid", "flag_names", "hybrid",
+                             "firm_id", "industry", "subtype", "outcome", "empirical_dist", "empirical_top"})
 
 _DEFAULT_BASELINE = {"draws": 1000, "seed": 20190601, "min_test_firms": 20, "min_calibration": 3}
 
