@@ -47,6 +47,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .findings import anova_pvalue, finding_table, pearson_greater_pvalue, verdict
+from .findings import quantiles as _quantiles
 from .indices import index_arrays, item_matrix
 from .measurement import (
     ItemLayout,
@@ -56,8 +58,6 @@ from .measurement import (
     posterior_params,
     standardization_of,
 )
-from .findings import anova_pvalue, finding_table, pearson_greater_pvalue, verdict
-from .findings import quantiles as _quantiles
 from .profiles import flag_name, type_arrays
 from .spec import Finding, Spec, parse_spec
 
