@@ -194,7 +194,16 @@ def load_study(path: str | Path) -> Study:
     p = Path(path)
     if not p.exists():
         raise StudyError(str(p), ["file not found"])
-    return parse_study(p.read_text(encoding="utf-8"), source=str(p), base_dir=p.parent)
+    if p.is_dir():
+        raise StudyError(str(p), ["is a folder, not a study file (TOML, e.g. models/study_example.toml)"])
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise StudyError(str(p), [f"not a text file (undecodable byte at position {exc.start}); a study file "
+                                  f"is TOML text in UTF-8"]) from None
+    except OSError as exc:
+        raise StudyError(str(p), [f"cannot read the file ({exc.strerror or exc})"]) from None
+    return parse_study(text, source=str(p), base_dir=p.parent)
 
 
 def _is_int(x: Any) -> bool:
@@ -258,13 +267,22 @@ def parse_study(text: str, source: str = "<string>", base_dir: str | Path | None
         ip = Path(inst)
         ip = ip if ip.is_absolute() else base / ip
         inst_path = str(ip)
-        if not ip.exists():
+        try:
+            found = ip.exists()
+        except (OSError, ValueError):  # e.g. a NUL character in the path
+            found = False
+        if not found:
             problems.append(f"study.instrument: instrument spec {inst!r} not found (looked for {ip})")
+        elif ip.is_dir():
+            problems.append(f"study.instrument: {inst!r} is a folder, not an instrument spec (looked for {ip})")
         else:
             try:
                 spec = load_spec(ip)
             except SpecError as exc:
                 problems.append(f"study.instrument: {inst!r} is not a valid instrument spec:\n{exc}")
+            except (OSError, UnicodeDecodeError) as exc:
+                problems.append(f"study.instrument: {inst!r} cannot be read as an instrument spec (TOML text): "
+                                f"{exc}")
     if spec is None:
         raise StudyError(source, problems)
     cnames = spec.construct_names
