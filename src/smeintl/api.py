@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-from .errors import UserError, check_interrupted, deferred_interrupts
+from .errors import UserError, check_interrupted, deferred_interrupts, interrupt_signals
 from .resources import DEFAULT_DATA, DEFAULT_SPEC, bundled_path
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -226,8 +226,9 @@ def atomic_folder(target: str | Path, *, force: bool = False):
         (tmp / PARTIAL_MARKER).unlink()
         tmp.chmod(0o755)  # mkdtemp makes it private; a report folder is meant to be shared
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        _PARTIALS.discard(tmp)
+        with deferred_interrupts():  # a repeated Ctrl-C must not cut the cleanup short
+            shutil.rmtree(tmp, ignore_errors=True)
+            _PARTIALS.discard(tmp)
         raise
     old = None
     with deferred_interrupts():
@@ -413,9 +414,19 @@ def analyze(
     :func:`smeintl.robustness.start_refit_compile`); it is stopped when ``analyze`` ends.
 
     Raises :class:`~smeintl.data.DataError`, :class:`~smeintl.spec.SpecError`,
-    :class:`~smeintl.errors.UserError` (a mismatch of data and spec) for the user's
-    mistakes, and lets KeyboardInterrupt through.
+    :class:`~smeintl.errors.UserError` (a mismatch of data and spec, a sampler setting
+    out of range) for the user's mistakes, and lets KeyboardInterrupt through, also one
+    that the samplers swallowed (they stop and return the draws so far): an interrupted
+    analysis returns nothing (:func:`smeintl.errors.interrupt_signals`).
     """
+    with interrupt_signals(sigterm=False):
+        return _analyze(data, spec=spec, seed=seed, quick=quick, group=group, robustness=robustness,
+                        draws=draws, tune=tune, chains=chains, sampler=sampler, progress=progress, log=log,
+                        sheet=sheet, encoding=encoding)
+
+
+def _analyze(data, *, spec, seed, quick, group, robustness, draws, tune, chains, sampler, progress, log,
+             sheet, encoding) -> Analysis:
     from .data import load_survey
     from .measurement import MeasurementModel, summarize_fit
     from .predictive import compare
@@ -653,12 +664,15 @@ class Analysis:
         folder next to it and renamed at the end; an existing ``folder`` is refused
         (:class:`~smeintl.errors.UserError`) unless ``force``.  ``log``: where the step
         announcement goes (default: as for :func:`analyze`)."""
+        with interrupt_signals(sigterm=False):
+            return self._write_report(Path(folder), force=force, log=log)
+
+    def _write_report(self, target: Path, *, force: bool, log: Any) -> Path:
         from .measurement import save_fit
         from .predictive import write_comparison
         from .report import write_report
 
         steps = Steps(total=len(STEPS), stream=self.log if log is None else log, start=len(STEPS) - 1)
-        target = Path(folder)
         with atomic_folder(target, force=force) as tmp:
             with steps.step(STEPS[-1]):
                 det = self.deterministic

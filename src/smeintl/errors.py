@@ -127,9 +127,13 @@ def _unraisable(hook):
 
 
 @contextmanager
-def interrupt_signals() -> Iterator[None]:
-    """Handle SIGINT and SIGTERM as described in the module docstring for the block.
+def interrupt_signals(*, sigterm: bool = True) -> Iterator[None]:
+    """Handle SIGINT (and SIGTERM unless ``sigterm`` is False) as described in the module
+    docstring for the block.
 
+    The command line handles both; the Python API (:func:`smeintl.analyze`,
+    ``Analysis.write_report``) only SIGINT, so that a host process keeps its own SIGTERM.
+    A signal that is ignored (SIG_IGN, e.g. SIGINT of a background job) stays ignored.
     Nested uses share the outer one's state.  Outside the main thread (where Python
     cannot install signal handlers) the block runs unchanged.
     """
@@ -140,7 +144,9 @@ def interrupt_signals() -> Iterator[None]:
     if outer:
         _State.signum, _State.quiet = None, False
         _State.stop.clear()
-    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    wanted = (signal.SIGINT, signal.SIGTERM) if sigterm else (signal.SIGINT,)
+    previous = {s: signal.getsignal(s) for s in wanted}
+    previous = {s: h for s, h in previous.items() if h is not signal.SIG_IGN}
     hook = sys.unraisablehook
     _State.depth += 1
     try:
