@@ -144,29 +144,41 @@ def _lin(eta, signed, p1, e, it, j):
     return x, s, x * s + p1[j]
 
 
-# Each family's loop writes, for every cell i, its log-likelihood lp[i] and the local
-# derivatives the gradient needs: dl[i] = d lp / d lin, d2a[i] and d2b[i] = d lp / d p2 at
-# positions k2[i] and k2[i] + 1, d3[i] = d lp / d p3[j[i]].  _scatter turns them into the
-# gradient with respect to eta, signed, p1, p2 and p3 for any weights g (the gradient of
-# whatever the log-likelihood enters): one pass over the cells with the transcendental
-# work, one cheap pass of multiply-adds.
+# Each family's loop writes every cell's log-likelihood lp[i] and adds its gradient with
+# respect to eta, signed, p1, p2 and p3, weighted by w[i] (all weights 1 when w is None:
+# the gradient of the total; numba compiles that case without the weights), in one pass.
 @_jit
-def _ordinal(eta, signed, p1, p2, p3, e, it, j, pos, yf, lp, dl, d2a, d2b, d3, k2):
+def _weight(w, i):
+    if w is None:
+        return 1.0
+    return w[i]
+
+
+@_jit
+def _add_lin(g_eta, g_sig, g1, e, it, j, dl, s, x):
+    """Add d logp / d lin = ``dl`` of a cell with lin = x * s + p1[j] to the score, loading
+    and intercept gradients."""
+    g_eta[e] += dl * s
+    g_sig[it] += dl * x
+    g1[j] += dl
+
+
+@_jit
+def _ordinal(eta, signed, p1, p2, p3, e, it, j, pos, yf, w, lp, g_eta, g_sig, g1, g2, g3):
     log1m_d, ratio = _category_parts(p2)
     for i in range(e.size):
         x, s, lin = _lin(eta, signed, p1, e[i], it[i], j[i])
         k = pos[i]
         v, da, db = _ordinal_cell(lin, p2[k], p2[k + 1], log1m_d[k], ratio[k])
         lp[i] = v
-        dl[i] = da + db
-        d2a[i] = -da
-        d2b[i] = -db
-        d3[i] = 0.0
-        k2[i] = k
+        wi = _weight(w, i)
+        _add_lin(g_eta, g_sig, g1, e[i], it[i], j[i], wi * (da + db), s, x)
+        g2[k] -= wi * da
+        g2[k + 1] -= wi * db
 
 
 @_jit
-def _percent(eta, signed, p1, p2, p3, e, it, j, pos, yf, lp, dl, d2a, d2b, d3, k2):
+def _percent(eta, signed, p1, p2, p3, e, it, j, pos, yf, w, lp, g_eta, g_sig, g1, g2, g3):
     """Ordinal category (0 %, inside, 100 %; padded width 4 per item) plus the Beta value inside."""
     lg_phi, psi_phi = _lgamma_psi(p3)
     log1m_d, ratio = _category_parts(p2)
@@ -175,8 +187,10 @@ def _percent(eta, signed, p1, p2, p3, e, it, j, pos, yf, lp, dl, d2a, d2b, d3, k
         x, s, lin = _lin(eta, signed, p1, e[i], it[i], jj)
         k = pos[i]
         v, da, db = _ordinal_cell(lin, p2[k], p2[k + 1], log1m_d[k], ratio[k])
-        d = da + db
-        g3 = 0.0
+        wi = _weight(w, i)
+        dl = da + db
+        g2[k] -= wi * da
+        g2[k + 1] -= wi * db
         if k - 4 * jj == 1:  # inside (0, 1): Beta(mu * phi, (1 - mu) * phi)
             phi = p3[jj]
             _, mu = _log_sigmoid_parts(lin)
@@ -187,18 +201,14 @@ def _percent(eta, signed, p1, p2, p3, e, it, j, pos, yf, lp, dl, d2a, d2b, d3, k
             v += (al - 1.0) * lv + (be - 1.0) * l1v - math.lgamma(al) - math.lgamma(be) + lg_phi[jj]
             d_al = psi_phi[jj] - _psi(al) + lv
             d_be = psi_phi[jj] - _psi(be) + l1v
-            d += phi * (d_al - d_be) * mu * (1.0 - mu)
-            g3 = mu * d_al + (1.0 - mu) * d_be
+            dl += phi * (d_al - d_be) * mu * (1.0 - mu)
+            g3[jj] += wi * (mu * d_al + (1.0 - mu) * d_be)
         lp[i] = v
-        dl[i] = d
-        d2a[i] = -da
-        d2b[i] = -db
-        d3[i] = g3
-        k2[i] = k
+        _add_lin(g_eta, g_sig, g1, e[i], it[i], jj, wi * dl, s, x)
 
 
 @_jit
-def _count(eta, signed, p1, p2, p3, e, it, j, pos, yf, lp, dl, d2a, d2b, d3, k2):
+def _count(eta, signed, p1, p2, p3, e, it, j, pos, yf, w, lp, g_eta, g_sig, g1, g2, g3):
     """NegativeBinomial(mu = exp(lin), alpha = 1 / p2[j]); with t = lin - log(alpha),
     log p = lgamma(y + alpha) - lgamma(alpha) - lgamma(y + 1) - alpha softplus(t) + y (t - softplus(t))."""
     alpha = 1.0 / p2
@@ -213,31 +223,25 @@ def _count(eta, signed, p1, p2, p3, e, it, j, pos, yf, lp, dl, d2a, d2b, d3, k2)
         sp = _softplus(t)
         _, sig = _log_sigmoid_parts(t)
         lp[i] = math.lgamma(y + al) - lg_alpha[jj] - math.lgamma(y + 1.0) - al * sp + y * (t - sp)
-        d = y - (al + y) * sig
-        d_al = _psi(y + al) - psi_alpha[jj] - sp - d / al
-        dl[i] = d
-        d2a[i] = -al * al * d_al  # d alpha / d p2 = -alpha^2
-        d2b[i] = 0.0
-        d3[i] = 0.0
-        k2[i] = jj
+        wi = _weight(w, i)
+        dl = y - (al + y) * sig
+        d_al = _psi(y + al) - psi_alpha[jj] - sp - dl / al
+        g2[jj] -= wi * al * al * d_al  # d alpha / d p2 = -alpha^2
+        _add_lin(g_eta, g_sig, g1, e[i], it[i], jj, wi * dl, s, x)
 
 
 @_jit
-def _binary(eta, signed, p1, p2, p3, e, it, j, pos, yf, lp, dl, d2a, d2b, d3, k2):
+def _binary(eta, signed, p1, p2, p3, e, it, j, pos, yf, w, lp, g_eta, g_sig, g1, g2, g3):
     """Bernoulli(logit_p = lin): log p = y lin - softplus(lin)."""
     for i in range(e.size):
         x, s, lin = _lin(eta, signed, p1, e[i], it[i], j[i])
         _, sig = _log_sigmoid_parts(lin)
         lp[i] = yf[i] * lin - _softplus(lin)
-        dl[i] = yf[i] - sig
-        d2a[i] = 0.0
-        d2b[i] = 0.0
-        d3[i] = 0.0
-        k2[i] = 0
+        _add_lin(g_eta, g_sig, g1, e[i], it[i], j[i], _weight(w, i) * (yf[i] - sig), s, x)
 
 
 @_jit
-def _continuous(eta, signed, p1, p2, p3, e, it, j, pos, yf, lp, dl, d2a, d2b, d3, k2):
+def _continuous(eta, signed, p1, p2, p3, e, it, j, pos, yf, w, lp, g_eta, g_sig, g1, g2, g3):
     """Normal(lin, p2[j]) of the standardized answer."""
     half_log_2pi = 0.5 * math.log(2.0 * math.pi)
     for i in range(e.size):
@@ -246,28 +250,9 @@ def _continuous(eta, signed, p1, p2, p3, e, it, j, pos, yf, lp, dl, d2a, d2b, d3
         sd = p2[jj]
         z = (yf[i] - lin) / sd
         lp[i] = -0.5 * z * z - math.log(sd) - half_log_2pi
-        dl[i] = z / sd
-        d2a[i] = (z * z - 1.0) / sd
-        d2b[i] = 0.0
-        d3[i] = 0.0
-        k2[i] = jj
-
-
-@_jit
-def _scatter(g, dl, d2a, d2b, d3, k2, eta, signed, e, it, j, g_eta, g_sig, g1, g2, g3):
-    """Add the weighted local derivatives of every cell (see above) into the gradients."""
-    for i in range(e.size):
-        w = g[i]
-        d = w * dl[i]
-        g_eta[e[i]] += d * signed[it[i]]
-        g_sig[it[i]] += d * eta[e[i]]
-        g1[j[i]] += d
-        if d2a[i] != 0.0:
-            g2[k2[i]] += w * d2a[i]
-        if d2b[i] != 0.0:
-            g2[k2[i] + 1] += w * d2b[i]
-        if d3[i] != 0.0:
-            g3[j[i]] += w * d3[i]
+        wi = _weight(w, i)
+        g2[jj] += wi * (z * z - 1.0) / sd
+        _add_lin(g_eta, g_sig, g1, e[i], it[i], jj, wi * z / sd, s, x)
 
 
 _FILL = {"ordinal": _ordinal, "percent": _percent, "count": _count, "binary": _binary,
@@ -282,39 +267,30 @@ def _ints(*vs):
     return [np.ascontiguousarray(v, dtype=np.int64) for v in vs]
 
 
-def cells_parts(family: str, eta, signed, p1, p2, p3, e, it, j, pos, yf):
-    """``(lp, dl, d2a, d2b, d3, k2)``: each cell's log-likelihood and local derivatives
-    (numpy in, numpy out; the kernel the Op runs)."""
-    n = np.size(e)
-    out = [np.empty(n) for _ in range(5)] + [np.empty(n, dtype=np.int64)]
-    _FILL[family](*_floats(eta, signed, p1, p2, p3), *_ints(e, it, j, pos), *_floats(yf), *out)
-    return tuple(out)
+def cells_eval(family: str, eta, signed, p1, p2, p3, e, it, j, pos, yf, w=None) -> tuple[np.ndarray, ...]:
+    """``(lp, g_eta, g_signed, g_p1, g_p2, g_p3)``: each cell's log-likelihood and the
+    gradient of ``sum(w * lp)`` (of the total without ``w``), numpy in, numpy out: the
+    family's one implementation, which the Ops run."""
+    lp = np.empty(np.size(e))
+    grads = [np.zeros(np.shape(v)) for v in (eta, signed, p1, p2, p3)]
+    w = None if w is None else np.ascontiguousarray(np.broadcast_to(np.asarray(w, dtype=float), lp.shape))
+    _FILL[family](*_floats(eta, signed, p1, p2, p3), *_ints(e, it, j, pos), *_floats(yf), w, lp, *grads)
+    return (lp, *grads)
 
 
 def cells_loglik(family: str, eta, signed, p1, p2, p3, e, it, j, pos, yf) -> np.ndarray:
-    """Each cell's log-likelihood (numpy): the family's one implementation, as the model
-    evaluates it."""
-    return cells_parts(family, eta, signed, p1, p2, p3, e, it, j, pos, yf)[0]
-
-
-def scatter(g, parts, eta, signed, p1, p2, p3, e, it, j) -> tuple[np.ndarray, ...]:
-    """The gradient with respect to (eta, signed, p1, p2, p3) of ``sum(g * lp)`` from the
-    cells' local derivatives ``parts`` (:func:`cells_parts`)."""
-    grads = [np.zeros(np.shape(v)) for v in (eta, signed, p1, p2, p3)]
-    _lp, dl, d2a, d2b, d3, k2 = parts
-    _scatter(*_floats(g, dl, d2a, d2b, d3), *_ints(k2), *_floats(eta, signed), *_ints(e, it, j), *grads)
-    return tuple(grads)
+    """Each cell's log-likelihood (numpy), as the model evaluates it."""
+    return cells_eval(family, eta, signed, p1, p2, p3, e, it, j, pos, yf)[0]
 
 
 def _kernel(family):
     """``kernel(eta, signed, p1, p2, p3, e, item, j, pos, yf) -> (total, g_eta, g_signed,
     g_p1, g_p2, g_p3)`` (total a length-one array): the family's summed log-likelihood and
-    its gradient (tests, and the reference for the Op)."""
+    its gradient (tests, and the reference for the Ops)."""
 
     def kernel(eta, signed, p1, p2, p3, e, it, j, pos, yf):
-        parts = cells_parts(family, eta, signed, p1, p2, p3, e, it, j, pos, yf)
-        grads = scatter(np.ones(np.size(e)), parts, eta, signed, p1, p2, p3, e, it, j)
-        return (np.array([parts[0].sum()]), *grads)
+        lp, *grads = cells_eval(family, eta, signed, p1, p2, p3, e, it, j, pos, yf)
+        return (np.array([lp.sum()]), *grads)
 
     return kernel
 
@@ -331,14 +307,35 @@ def _source_version() -> int:
 _VERSION = _source_version()
 
 
+def _uniform(g):
+    """The scalar ``c`` where the gradient ``g`` reaching a vector of cell log-likelihoods is
+    ``c`` in every cell (as for a log-likelihood that is summed: ``second(lp, c)``), else None."""
+    from pytensor.scalar.basic import Second
+    from pytensor.tensor.basic import Alloc
+    from pytensor.tensor.elemwise import Elemwise
+
+    node = g.owner
+    if node is None:
+        return None
+    if isinstance(node.op, Elemwise) and isinstance(node.op.scalar_op, Second):
+        c = node.inputs[1]
+        if all(c.type.broadcastable):
+            return c.reshape(())
+    if isinstance(node.op, Alloc) and node.inputs[0].ndim == 0:
+        return node.inputs[0]
+    return None
+
+
 class CellsLogp(Op):
     """Each cell's log-likelihood of one item family (see the module docstring).
 
     Inputs: ``eta`` (flattened scores), ``signed`` (signed loadings), ``p1``, ``p2``,
     ``p3`` (float vectors), ``e``, ``item``, ``j``, ``pos`` (integer vectors, one entry
     per cell), ``yf`` (float vector: the answers).  Outputs: the cells' log-likelihood,
-    then their local derivatives (``dl``, ``d2a``, ``d2b``, ``d3``, ``k2``: internal, for
-    the gradient, which :class:`CellsGrad` scatters with the log-likelihood's gradient)."""
+    then the gradient of their total with respect to each float input, computed in the
+    same pass.  The gradient of a summed log-likelihood (every cell's weight the same, as
+    in the model's log-density) is that total's, scaled; any other weighting is
+    computed by :class:`CellsGrad`."""
 
     __props__ = ("family",)
 
@@ -354,46 +351,51 @@ class CellsLogp(Op):
         for v in [*floats, *ints, yf]:
             if v.type.ndim != 1:
                 raise TypeError(f"CellsLogp takes vectors, got {v.type}")
-        outputs = [pt.vector(dtype="float64") for _ in range(5)] + [pt.vector(dtype="int64")]
+        outputs = [pt.vector(dtype="float64")] + [v.type() for v in floats]
         return Apply(self, [*floats, *ints, yf], outputs)
 
     def perform(self, node, inputs, output_storage):
-        for store, value in zip(output_storage, cells_parts(self.family, *inputs)):
+        for store, value in zip(output_storage, cells_eval(self.family, *inputs)):
             store[0] = value
 
     def infer_shape(self, fgraph, node, shapes):
-        return [shapes[5]] * 6
+        return [shapes[5], *shapes[:5]]
 
     def connection_pattern(self, node):
         return [[True] + [False] * 5] * 5 + [[False] * 6] * 5
 
     def L_op(self, inputs, outputs, output_grads):
-        eta, signed, p1, p2, p3, e, item, j = inputs[:8]
-        grads = CellsGrad()(output_grads[0], *outputs[1:], eta, signed, p1, p2, p3, e, item, j)
-        return list(grads) + [disconnected_type() for _ in inputs[5:]]
+        g = output_grads[0]
+        c = _uniform(g)
+        if c is not None:
+            grads = [c * o for o in outputs[1:]]
+        else:
+            grads = list(CellsGrad(self.family)(g, *inputs))
+        return grads + [disconnected_type() for _ in inputs[5:]]
 
 
 class CellsGrad(Op):
-    """The gradient of ``sum(g * lp)`` with respect to (eta, signed, p1, p2, p3) from the
-    cells' local derivatives (:class:`CellsLogp`'s outputs after the first)."""
+    """The gradient of ``sum(g * lp)`` with respect to (eta, signed, p1, p2, p3) for any
+    weights ``g`` (a second pass of the kernel)."""
 
-    __props__ = ()
+    __props__ = ("family",)
 
-    def make_node(self, g, dl, d2a, d2b, d3, k2, eta, signed, p1, p2, p3, e, item, j):
-        fl = [pt.as_tensor(v).astype("float64") for v in (g, dl, d2a, d2b, d3)]
-        k2 = pt.as_tensor(k2).astype("int64")
-        par = [pt.as_tensor(v).astype("float64") for v in (eta, signed, p1, p2, p3)]
-        ints = [pt.as_tensor(v).astype("int64") for v in (e, item, j)]
-        return Apply(self, [*fl, k2, *par, *ints], [v.type() for v in par])
+    def __init__(self, family: str):
+        self.family = family
+
+    def make_node(self, g, eta, signed, p1, p2, p3, e, item, j, pos, yf):
+        floats = [pt.as_tensor(v).astype("float64") for v in (eta, signed, p1, p2, p3)]
+        ints = [pt.as_tensor(v).astype("int64") for v in (e, item, j, pos)]
+        g, yf = (pt.as_tensor(v).astype("float64") for v in (g, yf))
+        return Apply(self, [g, *floats, *ints, yf], [v.type() for v in floats])
 
     def perform(self, node, inputs, output_storage):
-        g, dl, d2a, d2b, d3, k2, eta, signed, p1, p2, p3, e, item, j = inputs
-        grads = scatter(g, (None, dl, d2a, d2b, d3, k2), eta, signed, p1, p2, p3, e, item, j)
-        for store, value in zip(output_storage, grads):
+        g, *rest = inputs
+        for store, value in zip(output_storage, cells_eval(self.family, *rest, w=g)[1:]):
             store[0] = value
 
     def infer_shape(self, fgraph, node, shapes):
-        return list(shapes[6:11])
+        return list(shapes[1:6])
 
 
 def cells_logp(family: str, eta, signed, p1, p2, p3, e, item, j, pos, yf):
@@ -412,22 +414,25 @@ def numba_funcify_CellsLogp(op, node, **kwargs):
 
     @numba_basic.numba_njit
     def cells_logp_numba(eta, signed, p1, p2, p3, e, item, j, pos, yf):
-        n = e.size
-        lp, dl, d2a, d2b, d3 = np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n)
-        k2 = np.empty(n, dtype=np.int64)
-        fill(eta, signed, p1, p2, p3, e, item, j, pos, yf, lp, dl, d2a, d2b, d3, k2)
-        return lp, dl, d2a, d2b, d3, k2
+        lp = np.empty(e.size)
+        g_eta, g_sig = np.zeros(eta.size), np.zeros(signed.size)
+        g1, g2, g3 = np.zeros(p1.size), np.zeros(p2.size), np.zeros(p3.size)
+        fill(eta, signed, p1, p2, p3, e, item, j, pos, yf, None, lp, g_eta, g_sig, g1, g2, g3)
+        return lp, g_eta, g_sig, g1, g2, g3
 
     return cells_logp_numba, _VERSION
 
 
 @register_funcify_default_op_cache_key(CellsGrad)
 def numba_funcify_CellsGrad(op, node, **kwargs):
+    fill = _FILL[op.family]
+
     @numba_basic.numba_njit
-    def cells_grad_numba(g, dl, d2a, d2b, d3, k2, eta, signed, p1, p2, p3, e, item, j):
+    def cells_grad_numba(g, eta, signed, p1, p2, p3, e, item, j, pos, yf):
+        lp = np.empty(e.size)
         g_eta, g_sig = np.zeros(eta.size), np.zeros(signed.size)
         g1, g2, g3 = np.zeros(p1.size), np.zeros(p2.size), np.zeros(p3.size)
-        _scatter(g, dl, d2a, d2b, d3, k2, eta, signed, e, item, j, g_eta, g_sig, g1, g2, g3)
+        fill(eta, signed, p1, p2, p3, e, item, j, pos, yf, g, lp, g_eta, g_sig, g1, g2, g3)
         return g_eta, g_sig, g1, g2, g3
 
     return cells_grad_numba, _VERSION

@@ -110,6 +110,10 @@ class Ordinal(Family):
         K = block.n_categories
         return {"cut": np.asarray(p2).reshape(block.size, K + 1)[:, 1:-1][j]}
 
+    def shift_location(self, P, d, block):
+        key = self.param_names(block)[0]
+        return {key: np.asarray(P[key], dtype=float) - d[:, None]}  # cutpoints move against it
+
     def draw_cells(self, lp, prm, rng):
         p_ge = sigmoid(lp[..., None] - prm["cut"])  # P(y >= k+1)
         u = rng.random(lp.shape)
