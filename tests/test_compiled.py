@@ -384,3 +384,26 @@ def test_pymc_log_likelihood_and_posterior_predictive_work_on_a_fit(tiny, caplog
     y = pp["y_ordinal4"].values
     assert y.shape[:2] == (2, 60) and set(np.unique(y)) <= {0.0, 1.0, 2.0, 3.0}
     assert set(np.unique(pp["y_binary"].values)) <= {0.0, 1.0}
+
+
+def test_disk_cache_folder_per_code_version_and_stale_ones_pruned(tmp_path, monkeypatch):
+    """Entries of other likelihood code are in other folders (never read) and go once unused
+    for STALE_DAYS days; loose files of the old flat layout go at once."""
+    import os
+    import time
+
+    from smeintl import _compiled
+
+    monkeypatch.setattr(_compiled, "_cache_root", lambda: tmp_path / "smeintl_functions")
+    here = _compiled._functions_path("k").parent
+    assert here.name == _compiled._code_hash()[:16]
+    root = here.parent
+    old, recent = root / "old-code", root / "recent"
+    for d in (old, recent):
+        d.mkdir(parents=True)
+        (d / "k.pkl").write_bytes(b"x")
+    stamp = time.time() - (_compiled.STALE_DAYS + 1) * 86400
+    os.utime(old, (stamp, stamp))
+    (root / "flat.pkl").write_bytes(b"x")
+    _compiled._prune_stale()
+    assert not old.exists() and recent.exists() and not (root / "flat.pkl").exists()

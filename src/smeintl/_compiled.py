@@ -176,10 +176,35 @@ def _rebind(compiled, model, values: dict[str, np.ndarray], init):
 _FUNCTIONS_VERSION = "1"
 
 
-def _functions_path(key: str, suffix: str = ".pkl") -> Path:
+#: folders of the disk cache for other versions of the likelihood code are removed once
+#: unused for this many days
+STALE_DAYS = 30
+
+
+def _cache_root() -> Path:
     import pytensor
 
-    return Path(pytensor.config.base_compiledir) / "smeintl_functions" / f"{key}{suffix}"
+    return Path(pytensor.config.base_compiledir) / "smeintl_functions"
+
+
+def _functions_path(key: str, suffix: str = ".pkl") -> Path:
+    """Where the disk cache keeps ``key``: a folder per version of the likelihood code
+    (:func:`_code_hash`), so entries of older code are never read and go as a whole."""
+    return _cache_root() / _code_hash()[:16] / f"{key}{suffix}"
+
+
+def _prune_stale() -> None:
+    """Remove the cache folders of other likelihood code unused for :data:`STALE_DAYS` days."""
+    import shutil
+
+    here = _functions_path("x").parent
+    cutoff = time.time() - STALE_DAYS * 86400
+    try:
+        for d in here.parent.iterdir():
+            if d != here and (not d.is_dir() or d.stat().st_mtime < cutoff):
+                shutil.rmtree(d, ignore_errors=True) if d.is_dir() else d.unlink(missing_ok=True)
+    except OSError:
+        pass
 
 
 #: the modules whose code defines a model's log-density and how it is compiled (relative to
@@ -264,7 +289,9 @@ def _load_functions(key: str):
 
 
 def _save_functions(key: str, functions: tuple) -> None:
-    """Pickle ``functions`` atomically, with every shared value emptied while it is written."""
+    """Pickle ``functions`` atomically, with every shared value emptied while it is written
+    (and drop the cache folders of old likelihood code, :func:`_prune_stale`)."""
+    _prune_stale()
     shared = {v for fn in functions[2:4] for v in fn.get_shared()}
     saved = {v: v.get_value(borrow=True) for v in shared}
     try:
