@@ -181,3 +181,37 @@ def test_ordered_transform_matches_pymc():
     assert (np.diff(y, axis=1) > 0).all()
     np.testing.assert_allclose(mine.forward(pt.as_tensor(y)).eval(), x, rtol=1e-12)
     np.testing.assert_allclose(mine.log_jac_det(v).eval({v: x}), ref.log_jac_det(v).eval({v: x}))
+
+
+@pytest.mark.parametrize("family", _kernels.FAMILIES)
+def test_elementwise_log_likelihood_and_weighted_gradient(family):
+    """Each cell's value as PyMC's distribution gives it, and the gradient of a weighted sum
+    of the cells (not a plain total, so CellsGrad computes it) in both backends."""
+    import pytensor
+
+    from smeintl.families.kernels import cells_logp_elementwise
+
+    rng = np.random.default_rng(20 + list(_kernels.FAMILIES).index(family))
+    values, sym, lp_total, kin = _reference(rng, family)
+    e, item, j, pos, yf = kin[5:]
+    x = [pt.vector(k) for k in ("eta", "signed", "p1", "p2", "p3")]
+    cells = cells_logp_elementwise(family, *x, e, item, j, pos, yf)
+    w = rng.uniform(0.2, 3.0, N)
+    weighted = pt.sum(pt.as_tensor(w) * cells)
+    lp, *unit = _kernels.KERNELS[family](*kin)
+    for mode in (None, "NUMBA"):
+        f = pytensor.function(x, [cells, *pytensor.grad(weighted, x)], mode=mode, on_unused_input="ignore")
+        got, *grads = f(*kin[:5])
+        np.testing.assert_allclose(got.sum(), lp[0], rtol=1e-12)
+        assert got.shape == (N,)
+        ops = {type(n.op).__name__ for n in f.maker.fgraph.toposort()}
+        assert "CellsGrad" in ops
+        # finite differences of the weighted sum in the scores
+        h = 1e-6
+        k = int(e[0])
+        up, dn = (np.array(kin[0]) for _ in range(2))
+        up[k] += h
+        dn[k] -= h
+        fw = pytensor.function(x, weighted, mode=mode, on_unused_input="ignore")
+        fd = (fw(up, *kin[1:5]) - fw(dn, *kin[1:5])) / (2 * h)
+        assert grads[0][k] == pytest.approx(fd, rel=1e-5, abs=1e-6)
