@@ -60,7 +60,6 @@ Reading never writes to the input file.  Nothing here uses random state.
 from __future__ import annotations
 
 import csv
-import difflib
 import hashlib
 import io
 import math
@@ -73,6 +72,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from .errors import did_you_mean
 from .readers import (
     _ATTR_FILE,
     _ATTR_LABELS,
@@ -376,9 +376,7 @@ def _check(df: pd.DataFrame, spec: Spec, source: str) -> tuple[list[str], Survey
             continue
         col_of[name] = j
         if name not in known:
-            lower = {k.lower(): k for k in known}
-            close = difflib.get_close_matches(name.lower(), list(lower), n=1, cutoff=0.75)
-            hint = f" (did you mean {lower[close[0]]!r}?)" if close else ""
+            hint = did_you_mean(name, known)
             header_problems.append(
                 f"{source}, {header_at}, column {name!r}: unknown column{hint}; allowed: "
                 f"{_list_names(known)}"

@@ -13,19 +13,23 @@ command in it) SIGINT and SIGTERM therefore also *record* the interruption, rais
 :func:`check_interrupted` (called before any output is put in place) raises it once
 more where it was swallowed.  An interrupted command never leaves a result behind that
 was computed from half a run.
+
+**Suggestions.**  :func:`did_you_mean` names the known name closest to a mistyped one
+(a column of a data file, a key of a spec or study file).
 """
 
 from __future__ import annotations
 
 import _thread
+import difflib
 import signal
 import sys
 import threading
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Iterable, Iterator
 
 __all__ = ["UserError", "interrupt_signals", "interrupted", "check_interrupted", "stop_interrupting",
-           "deferred_interrupts"]
+           "deferred_interrupts", "did_you_mean"]
 
 
 class UserError(Exception):
@@ -34,6 +38,17 @@ class UserError(Exception):
     The command line prints its message and exits with status 2; in Python it is an
     ordinary exception whose message says what to change.
     """
+
+
+def did_you_mean(name: Any, known: Iterable[str], *, cutoff: float = 0.75) -> str:
+    """`` (did you mean 'reverse'?)`` for the name in ``known`` closest to ``name``
+    (case ignored, :func:`difflib.get_close_matches` with ``cutoff``); ``""`` when none is
+    close enough or ``name`` is not a string."""
+    if not isinstance(name, str):
+        return ""
+    lower = {str(k).lower(): str(k) for k in known}
+    close = difflib.get_close_matches(name.lower(), list(lower), n=1, cutoff=cutoff)
+    return f" (did you mean {lower[close[0]]!r}?)" if close else ""
 
 
 # ---------------------------------------------------------------------------
