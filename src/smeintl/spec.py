@@ -10,7 +10,11 @@ and are merged as ``defaults | spec`` (a prior that names another distribution r
 the default's parameters).
 
 Every problem found in a file is collected and reported at once in a
-:class:`SpecError` whose message names the file and the offending key.
+:class:`SpecError` whose message names the file and the offending key.  Every table
+takes a fixed set of keys: an unknown one (``revers = true``) is a problem naming the
+table, the allowed keys and the closest of them; ideal-type coordinates lie in [0, 1];
+the ``[instrument]`` columns, ``[priors]``, ``[sampler]`` and ``[baseline]`` settings are
+checked in :mod:`smeintl.spec_checks`.
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from . import families
+from . import spec_checks as checks
+from .errors import did_you_mean
+from .spec_checks import valid_target_accept
 from .spec_findings import FINDING_KINDS, Finding, parse_findings
 
 __all__ = [
@@ -40,6 +47,7 @@ __all__ = [
     "load_spec",
     "parse_spec",
     "default_spec_path",
+    "valid_target_accept",
 ]
 
 
@@ -297,26 +305,16 @@ def _num(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
-def valid_target_accept(value: Any) -> bool:
-    """What ``target_accept`` may be, in a spec's ``[sampler]`` and a study's ``[fit]``:
-    ``"auto"`` or a number in (0, 1)."""
-    return value == "auto" or (_num(value) and 0 < value < 1)
-
-
 def _build(raw: dict, text: str, source: str) -> Spec:
     problems: list[str] = []
-    inst = raw.get("instrument", {})
-    if not isinstance(inst, dict):
-        problems.append("[instrument] must be a table")
-        inst = {}
-    name = str(inst.get("name", Path(source).stem))
-    description = str(inst.get("description", ""))
-    id_column = str(inst.get("id_column", "firm_id"))
-    group_column = inst.get("group_column", "industry")
-    group_column = str(group_column) if group_column not in (None, "", False) else None
-    outcome_column = inst.get("outcome_column", "outcome")
-    outcome_column = str(outcome_column) if outcome_column not in (None, "", False) else None
-    extra_columns = tuple(str(c) for c in inst.get("extra_columns", ["employees"]))
+    tables = checks.TABLE_KEYS["spec"]
+    problems.extend(f"[{k}]: unknown table{did_you_mean(k, tables)}; allowed: {', '.join(tables)}"
+                    for k in raw if k not in tables)
+    inst = checks.check_instrument(checks.as_table(raw.get("instrument"), "instrument", problems),
+                                   Path(source).stem, problems)
+    name, description = inst["name"], inst["description"]
+    id_column, group_column, outcome_column = inst["id_column"], inst["group_column"], inst["outcome_column"]
+    extra_columns = inst["extra_columns"]
 
     # ---- constructs ---------------------------------------------------------
     constructs: list[Construct] = []
@@ -332,6 +330,7 @@ def _build(raw: dict, text: str, source: str) -> Spec:
         if not isinstance(c, dict) or "name" not in c:
             problems.append(f"{key}: needs a 'name'")
             continue
+        checks.unknown_keys(c, checks.TABLE_KEYS["[[constructs]]"], key, problems, table_name="[[constructs]]")
         cname = str(c["name"])
         if cname in seen_c:
             problems.append(f"{key}.name: duplicate construct name {cname!r}")
@@ -391,7 +390,8 @@ def _build(raw: dict, text: str, source: str) -> Spec:
         seen_i.add(iname)
         scale = str(it.get("scale", ""))
         if scale not in families.scales():
-            problems.append(f"{key}.scale: unknown scale type {scale!r}; allowed: {', '.join(families.scales())}")
+            problems.append(f"{key}.scale: unknown scale type {scale!r}{did_you_mean(scale, families.scales())}; "
+                            f"allowed: {', '.join(families.scales())}")
         cons = it.get("construct")
         if cons is None or str(cons) not in seen_c:
             problems.append(
@@ -433,15 +433,15 @@ def _build(raw: dict, text: str, source: str) -> Spec:
 
     # ---- profiles -----------------------------------------------------------
     cnames = tuple(c.name for c in constructs)
-    prof_raw = raw.get("profiles", {})
-    if not isinstance(prof_raw, dict):
-        problems.append("[profiles] must be a table")
-        prof_raw = {}
-    dims = tuple(str(d) for d in prof_raw.get("dimensions", list(cnames)))
+    prof_raw = checks.as_table(raw.get("profiles"), "profiles", problems)
+    checks.unknown_keys(prof_raw, checks.TABLE_KEYS["[profiles]"], "profiles", problems, table_name="[profiles]")
+    dims = checks.name_list(prof_raw.get("dimensions", list(cnames)), "profiles.dimensions", problems,
+                            what="construct") or cnames
     for d in dims:
         if d not in cnames:
-            problems.append(f"profiles.dimensions: {d!r} is not a construct; constructs: {list(cnames)}")
-    profiles = _profile_set(prof_raw.get("types", []), dims, "profiles.types", problems, required=True)
+            problems.append(f"profiles.dimensions: {d!r} is not a construct{did_you_mean(d, cnames)}; "
+                            f"constructs: {list(cnames)}")
+    profiles = _profile_set(prof_raw.get("types", []), dims, "profiles", problems, required=True)
     thresholds_raw = prof_raw.get("thresholds", {d: 0.5 for d in cnames})
     thresholds: dict[str, float] = {}
     if not isinstance(thresholds_raw, dict):
@@ -455,7 +455,8 @@ def _build(raw: dict, text: str, source: str) -> Spec:
         thresholds[cname] = float(v)
     for k in thresholds_raw:
         if k not in cnames:
-            problems.append(f"profiles.thresholds.{k}: not a construct; constructs: {list(cnames)}")
+            problems.append(f"profiles.thresholds.{k}: not a construct{did_you_mean(k, cnames)}; "
+                            f"constructs: {list(cnames)}")
     for c in constructs:
         clash = ("an ideal type" if c.flag in profiles.type_names else "a construct" if c.flag in cnames
                  else "a sub-dimension" if c.flag in seen_sd else "reserved" if c.flag in _RESERVED_FLAGS else "")
@@ -466,71 +467,48 @@ def _build(raw: dict, text: str, source: str) -> Spec:
     if eps is not None and (not _num(eps) or eps < 0):
         problems.append(f"profiles.hybrid_epsilon: must be a number >= 0, got {eps!r}")
         eps = None
-    standardize = bool(prof_raw.get("standardize", False))
-    squared = bool(prof_raw.get("squared", False))
+    standardize = checks.boolean(prof_raw, "standardize", "profiles", False, problems)
+    squared = checks.boolean(prof_raw, "squared", "profiles", False, problems)
 
     sub_raw = raw.get("subdimension_profiles")
     subprofiles = None
     if sub_raw is not None:
-        sdims = tuple(str(d) for d in sub_raw.get("dimensions", list(seen_sd)))
+        sub_raw = checks.as_table(sub_raw, "subdimension_profiles", problems)
+        checks.unknown_keys(sub_raw, checks.TABLE_KEYS["[subdimension_profiles]"], "subdimension_profiles",
+                            problems, table_name="[subdimension_profiles]")
+        sdims = checks.name_list(sub_raw.get("dimensions", list(seen_sd)), "subdimension_profiles.dimensions",
+                                 problems, what="sub-dimension") or tuple(seen_sd)
         for d in sdims:
             if d not in seen_sd:
-                problems.append(
-                    f"subdimension_profiles.dimensions: {d!r} is not a sub-dimension; declared: {list(seen_sd)}"
-                )
-        subprofiles = _profile_set(sub_raw.get("types", []), sdims, "subdimension_profiles.types", problems, True)
+                problems.append(f"subdimension_profiles.dimensions: {d!r} is not a sub-dimension"
+                                f"{did_you_mean(d, seen_sd)}; declared: {list(seen_sd)}")
+        subprofiles = _profile_set(sub_raw.get("types", []), sdims, "subdimension_profiles", problems, True)
 
-    emp_raw = raw.get("empirical", {})
+    emp_raw = checks.as_table(raw.get("empirical"), "empirical", problems)
+    checks.unknown_keys(emp_raw, checks.TABLE_KEYS["[empirical]"], "empirical", problems, table_name="[empirical]")
     top_share = emp_raw.get("top_share", 0.1)
     if not _num(top_share) or not 0 < top_share < 1:
         problems.append(f"empirical.top_share: must be a number in (0, 1), got {top_share!r}")
         top_share = 0.1
-    edims = tuple(str(d) for d in emp_raw.get("dimensions", list(dims)))
+    edims = checks.name_list(emp_raw.get("dimensions", list(dims)), "empirical.dimensions", problems,
+                             what="construct or sub-dimension") or ()
     for d in edims:
         if d not in cnames and d not in seen_sd:
-            problems.append(f"empirical.dimensions: {d!r} is neither a construct nor a sub-dimension")
-    empirical = EmpiricalIdeal(str(emp_raw.get("outcome", outcome_column or "outcome")), float(top_share), edims)
+            problems.append(f"empirical.dimensions: {d!r} is neither a construct nor a sub-dimension"
+                            f"{did_you_mean(d, (*cnames, *seen_sd))}")
+    outcome = emp_raw.get("outcome", outcome_column or "outcome")
+    if not isinstance(outcome, str) or not outcome.strip():
+        problems.append(f"empirical.outcome: must be a column name (a non-empty string), got {outcome!r}")
+        outcome = outcome_column or "outcome"
+    empirical = EmpiricalIdeal(outcome, float(top_share), edims)
 
-    baseline = dict(_DEFAULT_BASELINE)
-    baseline.update(raw.get("baseline", {}))
-    if not isinstance(baseline["draws"], int) or baseline["draws"] < 1:
-        problems.append(f"baseline.draws: must be a positive integer, got {baseline['draws']!r}")
-
-    # ---- priors and sampler -------------------------------------------------
-    priors = {k: dict(v) for k, v in DEFAULT_PRIORS.items()}
-    for k, v in raw.get("priors", {}).items():
-        if k not in DEFAULT_PRIORS:
-            problems.append(f"priors.{k}: unknown prior; known: {', '.join(DEFAULT_PRIORS)}")
-            continue
-        if not isinstance(v, dict):
-            problems.append(f"priors.{k}: must be a table like {{ dist = 'Normal', sigma = 1 }}")
-            continue
-        # another distribution takes none of the default's parameters (a HalfNormal has no mu)
-        same = v.get("dist", priors[k].get("dist")) == priors[k].get("dist")
-        priors[k] = {**priors[k], **v} if same else dict(v)
-        for pk, pv in v.items():
-            if pk in ("sigma", "beta", "alpha", "eta") and (not _num(pv) or pv <= 0):
-                problems.append(f"priors.{k}.{pk}: must be a positive number, got {pv!r}")
-    sampler = dict(DEFAULT_SAMPLER)
-    for k, v in raw.get("sampler", {}).items():
-        if k not in DEFAULT_SAMPLER:
-            problems.append(f"sampler.{k}: unknown setting; known: {', '.join(DEFAULT_SAMPLER)}")
-            continue
-        sampler[k] = v
-    if sampler["sampler"] not in ("pymc", "nutpie", "auto"):
-        problems.append(f"sampler.sampler: must be 'pymc', 'nutpie' or 'auto', got {sampler['sampler']!r}")
-    if not valid_target_accept(sampler["target_accept"]):
-        problems.append(f"sampler.target_accept: must be 'auto' or a number in (0, 1), "
-                        f"got {sampler['target_accept']!r}")
+    # ---- baseline, priors and sampler ---------------------------------------
+    baseline = checks.check_baseline(raw.get("baseline"), _DEFAULT_BASELINE, problems)
+    priors = checks.check_priors(raw.get("priors"), DEFAULT_PRIORS, problems)
+    sampler = checks.check_sampler(raw.get("sampler"), DEFAULT_SAMPLER, problems)
 
     # ---- findings -----------------------------------------------------------
     findings = parse_findings(raw.get("findings"), constructs=cnames, types=profiles.type_names, problems=problems)
-
-    known = {"instrument", "constructs", "items", "profiles", "subdimension_profiles", "empirical",
-             "baseline", "priors", "sampler", "findings"}
-    for k in raw:
-        if k not in known:
-            problems.append(f"[{k}]: unknown table; known: {', '.join(sorted(known))}")
 
     if problems:
         raise SpecError(source, problems)
@@ -560,13 +538,55 @@ def _build(raw: dict, text: str, source: str) -> Spec:
     )
 
 
+class _Reads(dict):
+    """An item table that records the keys looked up in it (the keys a family reads)."""
+
+    def __init__(self, table: Mapping[str, Any]):
+        super().__init__(table)
+        self.read: list[str] = []
+
+    def _note(self, key: Any) -> None:
+        if key not in self.read:
+            self.read.append(key)
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        self._note(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key: Any) -> Any:
+        self._note(key)
+        return super().__getitem__(key)
+
+    def __contains__(self, key: Any) -> bool:
+        self._note(key)
+        return super().__contains__(key)
+
+
 def _item_range(it: dict, scale: str, key: str, problems: list[str]) -> tuple[float, float]:
-    if scale not in families.scales():
-        return 0.0, 1.0  # the unknown scale is reported already
-    return families.family_of(scale).item_range(it, scale, key, problems)
+    """The item's (min, max) from its family; the keys of the item table besides
+    :data:`~smeintl.spec_checks.ITEM_KEYS` and those the family reads are unknown."""
+    if scale not in families.scales():  # the unknown scale is reported already
+        range_keys = [k for k in checks.RANGE_KEYS if k in it]
+        lo, hi = 0.0, 1.0
+    else:
+        bad = [k for k in checks.RANGE_KEYS if k in it and not _num(it[k])]
+        problems.extend(f"{key}.{k}: must be a number, got {it[k]!r}" for k in bad)
+        table = _Reads({k: v for k, v in it.items() if k not in bad})
+        n0 = len(problems)
+        lo, hi = families.family_of(scale).item_range(table, scale, key, [] if bad else problems)
+        range_keys = [k for k in (*table.read, *bad) if k not in checks.ITEM_KEYS]
+        if not bad and len(problems) == n0 and not lo < hi:
+            problems.append(f"{key}: 'max' ({hi:g}) must be greater than 'min' ({lo:g})")
+    allowed = (*checks.ITEM_KEYS, *range_keys)
+    checks.unknown_keys(it, allowed, key, problems, table_name=f"[[items]] of scale {scale!r}")
+    return lo, hi
 
 
-def _profile_set(raw_types: Any, dims: tuple[str, ...], key: str, problems: list[str], required: bool) -> ProfileSet:
+def _profile_set(raw_types: Any, dims: tuple[str, ...], table: str, problems: list[str],
+                 required: bool) -> ProfileSet:
+    """The ideal types of ``[[{table}.types]]`` on ``dims``: coordinates in [0, 1] (the
+    range of the indices and sub-dimension scores), weights >= 0."""
+    key = f"{table}.types"
     types: list[IdealType] = []
     if not isinstance(raw_types, list) or (required and not raw_types):
         problems.append(f"{key}: at least one ideal type is required")
@@ -579,6 +599,7 @@ def _profile_set(raw_types: Any, dims: tuple[str, ...], key: str, problems: list
             continue
         tname = str(t["name"])
         tkey = f"{key}[{k}] ({tname})"
+        checks.unknown_keys(t, checks.TABLE_KEYS[f"[[{key}]]"], tkey, problems, table_name=f"[[{key}]]")
         if tname in seen:
             problems.append(f"{tkey}.name: duplicate ideal type name {tname!r}")
         if tname == "hybrid":
@@ -588,6 +609,10 @@ def _profile_set(raw_types: Any, dims: tuple[str, ...], key: str, problems: list
         if not isinstance(coords, list) or len(coords) != len(dims) or not all(_num(x) for x in coords):
             problems.append(f"{tkey}.coords: need {len(dims)} numbers, one per dimension {list(dims)}, got {coords!r}")
             coords = [0.0] * len(dims)
+        elif not all(0 <= x <= 1 for x in coords):
+            outside = [f"{d} = {x!r}" for d, x in zip(dims, coords) if not 0 <= x <= 1]
+            problems.append(f"{tkey}.coords: coordinates must be in [0, 1] (the range of the indices and "
+                            f"sub-dimension scores), got {', '.join(outside)}")
         w = t.get("weights", [1.0] * len(dims))
         if not isinstance(w, list) or len(w) != len(dims) or not all(_num(x) for x in w):
             problems.append(f"{tkey}.weights: need {len(dims)} numbers, one per dimension, got {w!r}")

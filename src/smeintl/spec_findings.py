@@ -18,7 +18,9 @@ Kinds and their parameters (defaults after ``=``):
 - ``positive_correlation``: ``constructs = [a, b]``, ``alpha = 0.05``: Pearson r of the
   two indices > 0 with one-sided p < alpha; posterior: latent correlation > 0.
 
-Standard library only (imported by :mod:`smeintl.spec`).
+An unknown key in a finding is refused with the kind's allowed keys and the closest of
+them (:func:`smeintl.errors.did_you_mean`).  Standard library only (imported by
+:mod:`smeintl.spec`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
+
+from .errors import did_you_mean
 
 __all__ = ["FINDING_KINDS", "FindingKind", "Finding", "parse_findings", "default_definition"]
 
@@ -238,7 +242,8 @@ def parse_findings(raw: Any, *, constructs: Sequence[str], types: Sequence[str],
         allowed = (*COMMON_KEYS, *kind.parameters)
         for x in f:
             if x not in allowed:
-                problems.append(f"{key}.{x}: unknown key for kind {kind.name!r}; allowed: {', '.join(allowed)}")
+                problems.append(f"{key}.{x}: unknown key for kind {kind.name!r}{did_you_mean(x, allowed)}; "
+                                f"allowed: {', '.join(allowed)}")
         params: list[tuple[str, Any]] = []
         for name in kind.parameters:
             if name not in f:

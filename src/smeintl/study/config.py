@@ -16,8 +16,10 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
+from ..errors import did_you_mean
 from ..spec import Spec, SpecError, load_spec, valid_target_accept
 from ..spec import _num as _is_num
+from ..spec_checks import SAMPLER_LEAST, unknown_keys, whole_number
 from .parameters import _check_sbc_parameter, _default_sbc_parameters
 
 #: kinds of analysis a study can ask for
@@ -55,6 +57,7 @@ RELIABILITY_BINS = 10
 _FIT_KEYS = ("draws", "tune", "chains", "sampler", "target_accept", "group", "compare_draws")
 _SBC_KEYS = ("parameters", "thin", "bins")
 _STUDY_KEYS = ("name", "description", "instrument", "seed", "replications", "kind")
+_TABLES = ("study", "grid", "fit", "sbc")
 
 
 # ---------------------------------------------------------------------------
@@ -216,7 +219,7 @@ def _optional_table(raw: dict, table: str, known: Sequence[str], problems: list[
     if not isinstance(value, dict):
         problems.append(f"[{table}]: must be a table")
         return {}
-    problems.extend(f"{table}.{k}: unknown key; known: {', '.join(known)}" for k in value if k not in known)
+    unknown_keys(value, known, table, problems, table_name=f"[{table}]")
     return value
 
 def parse_study(text: str, source: str = "<string>", base_dir: str | Path | None = None) -> Study:
@@ -228,15 +231,12 @@ def parse_study(text: str, source: str = "<string>", base_dir: str | Path | None
         raise StudyError(source, [f"not valid TOML: {exc}"]) from None
     problems: list[str] = []
     base = Path(base_dir) if base_dir is not None else Path.cwd()
-    for k in raw:
-        if k not in ("study", "grid", "fit", "sbc"):
-            problems.append(f"[{k}]: unknown table; known: [study], [grid], [fit], [sbc]")
+    problems.extend(f"[{k}]: unknown table{did_you_mean(k, _TABLES)}; allowed: {', '.join(_TABLES)}"
+                    for k in raw if k not in _TABLES)
     st = raw.get("study")
     if not isinstance(st, dict):
         raise StudyError(source, problems + ["[study]: the table is required (instrument, seed, replications, kind)"])
-    for k in st:
-        if k not in _STUDY_KEYS:
-            problems.append(f"study.{k}: unknown key; known: {', '.join(_STUDY_KEYS)}")
+    unknown_keys(st, _STUDY_KEYS, "study", problems, table_name="[study]")
     name = str(st.get("name", Path(source).stem))
     description = str(st.get("description", ""))
     seed = st.get("seed")
@@ -309,7 +309,8 @@ def parse_study(text: str, source: str = "<string>", base_dir: str | Path | None
             extra = ""
             if k.startswith("shift_"):
                 extra = f" (the instrument's constructs are {list(cnames)})"
-            problems.append(f"grid.{k}: unknown key{extra}; known: {', '.join(known)}")
+            problems.append(f"grid.{k}: unknown key in [grid]{did_you_mean(k, known)}{extra}; "
+                            f"allowed: {', '.join(known)}")
     grid: dict[str, tuple] = {}
     for k in known:
         v = grid_raw.get(k, defaults[k])
@@ -368,11 +369,10 @@ def parse_study(text: str, source: str = "<string>", base_dir: str | Path | None
         "group": fit_raw.get("group", True),
         "compare_draws": fit_raw.get("compare_draws", 0),
     }
-    for k in ("draws", "chains"):
-        if not _is_int(fit[k]) or fit[k] < 1:
-            problems.append(f"fit.{k}: a whole number >= 1, got {fit[k]!r}")
-    if not _is_int(fit["tune"]) or fit["tune"] < 0:
-        problems.append(f"fit.tune: a whole number >= 0, got {fit['tune']!r}")
+    for k, least in SAMPLER_LEAST.items():  # the least values of the spec's [sampler] and --draws etc.
+        msg = whole_number(fit[k], least)
+        if msg:
+            problems.append(f"fit.{k}: {msg}")
     if fit["sampler"] not in ("pymc", "nutpie"):
         problems.append(f"fit.sampler: 'pymc' or 'nutpie', got {fit['sampler']!r}")
     if not valid_target_accept(fit["target_accept"]):
