@@ -574,7 +574,8 @@ def _item_range(it: dict, scale: str, key: str, problems: list[str]) -> tuple[fl
         table = _Reads({k: v for k, v in it.items() if k not in bad})
         n0 = len(problems)
         lo, hi = families.family_of(scale).item_range(table, scale, key, [] if bad else problems)
-        range_keys = [k for k in (*table.read, *bad) if k not in checks.ITEM_KEYS]
+        read = [k for k in (*table.read, *bad) if k not in checks.ITEM_KEYS]
+        range_keys = sorted(read, key=lambda k: checks.RANGE_KEYS.index(k) if k in checks.RANGE_KEYS else 99)
         if not bad and len(problems) == n0 and not lo < hi:
             problems.append(f"{key}: 'max' ({hi:g}) must be greater than 'min' ({lo:g})")
     allowed = (*checks.ITEM_KEYS, *range_keys)

@@ -223,8 +223,13 @@ def _check_prior(name: str, entry: Mapping[str, Any], default: Mapping[str, Any]
         dist = entry.get("dist", default["dist"])
         allowed_dists = _allowed_dists(default)
         if not isinstance(dist, str) or dist not in allowed_dists:
-            problems.append(f"{where}.dist: unknown distribution {dist!r}{did_you_mean(dist, allowed_dists)}; "
-                            f"allowed: {_names(allowed_dists)}")
+            if dist in _REAL_SUPPORT:  # a known distribution of the other support
+                what = f"{dist!r} takes negative values too, and {name} is positive"
+            elif dist in PRIOR_DISTS:
+                what = f"{dist!r} takes positive values only, and {name} may be any real number"
+            else:
+                what = f"unknown distribution {dist!r}{did_you_mean(dist, allowed_dists)}"
+            problems.append(f"{where}.dist: {what}; allowed: {_names(allowed_dists)}")
             return None
         params = PRIOR_DISTS[dist]
         allowed = ("dist", *params)

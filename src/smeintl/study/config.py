@@ -390,7 +390,8 @@ def parse_study(text: str, source: str = "<string>", base_dir: str | Path | None
 
     # ---- sbc ----------------------------------------------------------------
     sbc_raw = _optional_table(raw, "sbc", _SBC_KEYS, problems)
-    total = (fit["draws"] * fit["chains"]) if _is_int(fit["draws"]) and _is_int(fit["chains"]) else 100
+    whole = all(whole_number(fit[k], SAMPLER_LEAST[k]) is None for k in ("draws", "chains"))
+    total = fit["draws"] * fit["chains"] if whole else 100  # bad draws or chains are reported already
     thin = sbc_raw.get("thin", max(1, math.ceil(total / 100)))
     if not _is_int(thin) or thin < 1:
         problems.append(f"sbc.thin: a whole number >= 1, got {thin!r}")
