@@ -6,10 +6,13 @@ the command line give a result or one clear user error, never a traceback.
   instrument and elsewhere, random cells, separators, quoting and encodings), and random
   Excel workbooks written with openpyxl (sheets, cell types, number formats, formulas);
 * the study loader (``smeintl.study.config``): random TOML with the study's tables and
-  keys and random values, and random bytes as a study file through ``smeintl study``.
-
-The spec loader (``smeintl.spec``) is not fuzzed here yet: it is being reworked (strict
-unknown-key checking); its fuzz test belongs with that change.
+  keys and random values, and random bytes as a study file through ``smeintl study``;
+* the spec loader (``smeintl.spec``): random bytes as a spec file (and the bundled spec
+  with random bytes written over it), random TOML documents with the spec's tables and
+  keys (and others) and random values, and the bundled specs with keys dropped, renamed
+  and given values of another type: ``smeintl validate <bundled data> --spec FILE``
+  validates or exits with 2 and one message, and ``load_spec`` gives a Spec or a
+  SpecError naming the file, never a traceback.
 
 Each property runs a fixed budget in the default suite (``FAST``: a few seconds in all)
 and a longer one behind the ``slow`` marker (``-m slow``).
@@ -22,6 +25,7 @@ import datetime as dt
 import io
 import itertools
 import tempfile
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -392,3 +396,182 @@ def test_study_command_on_random_files(data, capsys):
     err = capsys.readouterr().err
     assert rc in (0, 2), err
     assert "Traceback" not in err and "bug in smeintl" not in err
+
+
+# ---------------------------------------------------------------------------
+# the spec loader: random bytes, random TOML, the bundled specs mutated
+# ---------------------------------------------------------------------------
+SPEC_FILES = [SPEC, TINY, *sorted((ROOT / "tests" / "data").glob("**/*.toml"))]
+
+
+def check_spec_file(data: bytes, capsys) -> None:
+    """The property: ``read_spec`` (what every command calls) gives a Spec or a SpecError
+    naming the file with its problems; ``smeintl validate`` with the bundled data then
+    exits with 0 or 2 and one message, never a traceback."""
+    from smeintl.api import read_spec
+    from smeintl.spec import Spec, SpecError
+
+    p = _path(".toml")
+    p.write_bytes(data)
+    try:
+        spec = read_spec(p)
+    except SpecError as exc:
+        assert exc.problems and all(isinstance(m, str) and m for m in exc.problems)
+        assert str(exc).startswith(f"invalid spec {p}: {len(exc.problems)} problem(s)")
+        spec = None
+    assert spec is None or isinstance(spec, Spec)
+    rc = main(["validate", str(DATA), "--spec", str(p)])
+    err = capsys.readouterr().err
+    assert rc in (0, 2), err
+    assert "Traceback" not in err and "bug in smeintl" not in err
+    assert (rc == 2 and f"invalid spec {p}" in err) == (spec is None), err
+
+
+@st.composite
+def damaged_spec(draw):
+    data = bytearray(draw(st.sampled_from(SPEC_FILES)).read_bytes())
+    for _ in range(draw(st.integers(1, 4))):
+        at = draw(st.integers(0, len(data) - 1))
+        chunk = draw(st.binary(min_size=1, max_size=16) | st.sampled_from([b"=", b"[", b"]]", b'"', b"\n", b"0"]))
+        data[at:at + len(chunk)] = chunk
+    return bytes(data)
+
+
+@FAST
+@given(data=st.binary(max_size=2000) | damaged_spec())
+def test_random_bytes_as_spec(data, capsys):
+    check_spec_file(data, capsys)
+
+
+@pytest.mark.slow
+@SLOW
+@given(data=st.binary(max_size=20000) | damaged_spec())
+def test_random_bytes_as_spec_long(data, capsys):
+    check_spec_file(data, capsys)
+
+
+def _spec_keys() -> dict[str, tuple[str, ...]]:
+    """The keys of each table of a spec (and of the tables in them)."""
+    from smeintl.spec import DEFAULT_PRIORS, DEFAULT_SAMPLER
+    from smeintl.spec_checks import ITEM_KEYS, RANGE_KEYS, TABLE_KEYS
+    from smeintl.spec_findings import COMMON_KEYS, FINDING_KINDS
+
+    keys = {k.strip("[]"): v for k, v in TABLE_KEYS.items() if k != "spec"}
+    keys["items"] = (*ITEM_KEYS, *RANGE_KEYS)
+    keys["findings"] = (*COMMON_KEYS, *sorted({p for k in FINDING_KINDS.values() for p in k.parameters}))
+    keys["priors"] = tuple(DEFAULT_PRIORS)
+    keys["sampler"] = tuple(DEFAULT_SAMPLER)
+    return keys
+
+
+_SPEC_WORDS = st.sampled_from([
+    "doi", "independence", "stage", "performance", "dependence", "technology", "likert", "percent", "count",
+    "binary", "continuous", "poisson", "firm_id", "industry", "outcome", "employees", "mnc_follower",
+    "independent_domestic", "hybrid", "share_above", "share_between", "no_type", "groups_differ",
+    "positive_correlation", "LogNormal", "HalfNormal", "Normal", "Gamma", "Beta", "auto", "pymc", "nutpie", "",
+])
+_SPEC_SCALARS = _SCALARS | _SPEC_WORDS | st.floats(-0.5, 1.5) | st.sampled_from([0, 1, 0.5, 2**32, -1, 1e308])
+_SPEC_VALUES = st.recursive(_SPEC_SCALARS, lambda inner: st.lists(inner, max_size=4)
+                            | st.dictionaries(_SPEC_WORDS | st.sampled_from(["dist", "mu", "sigma", "eta", "name"]),
+                                              inner, max_size=3), max_leaves=8)
+_ARRAY_TABLES = ("constructs", "items", "findings")
+
+
+@st.composite
+def spec_text(draw):
+    """A random TOML document: the spec's tables and keys (and others), random values;
+    now and then on top of a valid spec, now and then broken TOML."""
+    import tomli_w
+
+    keys = _spec_keys()
+    doc: dict = tomllib.loads(TINY.read_text(encoding="utf-8")) if draw(st.booleans()) else {}
+
+    def table(name):
+        t = {}
+        for key in draw(st.lists(st.sampled_from(keys[name]) | st.text(max_size=5), max_size=5)):
+            t[key] = draw(_SPEC_VALUES)
+        return t
+
+    for name in keys:
+        if "." in name or draw(st.integers(0, 2)) == 0:
+            continue
+        if name in _ARRAY_TABLES:
+            doc[name] = [table(name) for _ in range(draw(st.integers(0, 3)))]
+        else:
+            doc[name] = table(name)
+            if name.endswith("profiles") and draw(st.booleans()):
+                doc[name]["types"] = [table(f"{name}.types") for _ in range(draw(st.integers(0, 3)))]
+    if draw(st.integers(0, 5)) == 0:
+        doc[draw(st.text(max_size=6))] = draw(_SPEC_VALUES)  # an unknown table or key at the top
+    try:
+        text = tomli_w.dumps(doc)
+    except Exception:  # noqa: BLE001 - a document TOML cannot hold
+        reject()
+    if draw(st.integers(0, 6)) == 0:
+        at = draw(st.integers(0, max(len(text) - 1, 0)))
+        text = text[:at] + draw(st.sampled_from(["[", "=", '"', "\n[[items]]\n", "\x00"])) + text[at:]
+    return text
+
+
+def _places(node, out):
+    """Every (container, key or index) in a parsed TOML document."""
+    pairs = node.items() if isinstance(node, dict) else enumerate(node)
+    for k, v in list(pairs):
+        out.append((node, k))
+        if isinstance(v, (dict, list)):
+            _places(v, out)
+    return out
+
+
+@st.composite
+def mutated_spec(draw):
+    """A bundled spec with 1 to 4 keys dropped, renamed (a typo, another key, anything)
+    or given a value of another type."""
+    import tomli_w
+
+    doc = tomllib.loads(draw(st.sampled_from(SPEC_FILES)).read_text(encoding="utf-8"))
+    words = sorted({k for v in _spec_keys().values() for k in v})
+    for _ in range(draw(st.integers(1, 4))):
+        places = _places(doc, [])
+        if not places:
+            break
+        node, key = places[draw(st.integers(0, len(places) - 1))]
+        op = draw(st.sampled_from(["drop", "rename", "retype", "retype"]))
+        if op == "drop":
+            del node[key]
+        elif op == "rename" and isinstance(node, dict):
+            new = draw(st.sampled_from([key[:-1], key + "s", key.replace("_", ""), key.upper(), key[1:] or "x"])
+                       | st.sampled_from(words) | st.text(min_size=1, max_size=6))
+            node[new] = node.pop(key)
+        else:
+            node[key] = draw(_SPEC_VALUES)
+    try:
+        return tomli_w.dumps(doc)
+    except Exception:  # noqa: BLE001 - a document TOML cannot hold
+        reject()
+
+
+@FAST
+@given(text=spec_text())
+def test_random_spec_files(text, capsys):
+    check_spec_file(text.encode("utf-8", errors="replace"), capsys)
+
+
+@FAST
+@given(text=mutated_spec())
+def test_mutated_spec_files(text, capsys):
+    check_spec_file(text.encode("utf-8", errors="replace"), capsys)
+
+
+@pytest.mark.slow
+@SLOW
+@given(text=spec_text())
+def test_random_spec_files_long(text, capsys):
+    check_spec_file(text.encode("utf-8", errors="replace"), capsys)
+
+
+@pytest.mark.slow
+@SLOW
+@given(text=mutated_spec())
+def test_mutated_spec_files_long(text, capsys):
+    check_spec_file(text.encode("utf-8", errors="replace"), capsys)

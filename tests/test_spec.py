@@ -208,6 +208,8 @@ LOADING = 'loading = { dist = "LogNormal", mu = 0.0, sigma = 0.5 }'
     ('intercept = { dist = "HalfNormal", sigma = 1 }',
      "priors.intercept.dist: 'HalfNormal' takes positive values only, and intercept may be any real number; "
      "allowed: Normal, StudentT, Logistic, Laplace, Cauchy"),
+    ('loading = { dist = [] }', "priors.loading.dist: must be the name of a distribution, got []; allowed: "
+                                "LogNormal, HalfNormal"),  # found by the fuzz test: a crash before
     ('loading = { dist = "Gamma", alpha = 2 }',
      "priors.loading.beta: required for a Gamma prior (parameters: alpha, beta)"),
     ('loading = { dist = "LogNormal", mu = "0", sigma = 0.5 }', "priors.loading.mu: must be a number, got '0'"),

@@ -223,7 +223,9 @@ def _check_prior(name: str, entry: Mapping[str, Any], default: Mapping[str, Any]
         dist = entry.get("dist", default["dist"])
         allowed_dists = _allowed_dists(default)
         if not isinstance(dist, str) or dist not in allowed_dists:
-            if dist in _REAL_SUPPORT:  # a known distribution of the other support
+            if not isinstance(dist, str):
+                what = f"must be the name of a distribution, got {dist!r}"
+            elif dist in _REAL_SUPPORT:  # a known distribution of the other support
                 what = f"{dist!r} takes negative values too, and {name} is positive"
             elif dist in PRIOR_DISTS:
                 what = f"{dist!r} takes positive values only, and {name} may be any real number"
