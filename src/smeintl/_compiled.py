@@ -496,6 +496,26 @@ def _compile_cached(model, dkey: str, values: dict[str, np.ndarray], init):
     return compiled
 
 
+def _dims_and_coords(model, shape_info) -> tuple[dict, dict]:
+    """The draws' dimensions and coordinates as nutpie names them: the model's coordinates
+    (a dimension without labels numbered), and one label per unconstrained parameter."""
+    import itertools
+
+    import pandas as pd
+
+    coords = {}
+    for name, vals in model.coords.items():
+        coords[name] = pd.Index(vals) if vals is not None else pd.RangeIndex(int(model.dim_lengths[name].eval()))
+    values = {v.name for v in model.value_vars}
+    labels = []
+    for base, _, shape in zip(*shape_info):
+        if base in values:
+            labels += [base if len(shape) == 0 else f"{base}_{'.'.join(map(str, idx))}"
+                       for idx in itertools.product(*[range(n) for n in shape])]
+    coords["unconstrained_parameter"] = pd.Index(labels)
+    return model.named_vars_to_dims, coords
+
+
 def _assemble(model, dkey: str, layout: dict, values: dict[str, np.ndarray], init, functions):
     """``(compiled nutpie model, both callbacks in numba's disk cache?)`` from a
     structure's ``layout``, the model's shared ``values`` and the callbacks: compiled
@@ -505,7 +525,7 @@ def _assemble(model, dkey: str, layout: dict, values: dict[str, np.ndarray], ini
     import types
 
     import numba
-    from nutpie.compile_pymc import CompiledPyMCModel, _prepare_dims_and_coords, make_user_data
+    from nutpie.compile_pymc import CompiledPyMCModel, make_user_data
     from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS
 
     n_dim, n_expanded, shape_info = layout["n_dim"], layout["n_expanded"], layout["shape_info"]
@@ -539,7 +559,7 @@ def _assemble(model, dkey: str, layout: dict, values: dict[str, np.ndarray], ini
             cb, ok = _callback(src, name, sigs[i], key if cacheable else None, extract, n_dim, n_expanded)
         callbacks.append(cb)
         stored = stored and ok
-    dims, coords = _prepare_dims_and_coords(model, shape_info)
+    dims, coords = _dims_and_coords(model, shape_info)
     compiled = CompiledPyMCModel(
         _n_dim=n_dim, dims=dims, _coords=coords, _shapes=shapes,
         compiled_logp_func=callbacks[0], compiled_expand_func=callbacks[1],
