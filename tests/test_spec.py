@@ -251,6 +251,8 @@ def test_priors_with_another_distribution_still_load():
     ("standardize = false", 'standardize = "false"', "profiles.standardize: must be true or false, got 'false'"),
     ('dimensions = ["doi", "independence"]\nthresholds', 'dimensions = "doi"\nthresholds',
      "profiles.dimensions: must be a list of construct names (non-empty strings), got 'doi'"),
+    ('dimensions = ["doi", "independence"]\nthresholds', 'dimensions = []\nthresholds',
+     "profiles.dimensions: must be a non-empty list of construct names (non-empty strings), got []"),
     ('dimensions = ["doi", "independence"]\nthresholds', 'dimensions = ["doi", "doi"]\nthresholds',
      "profiles.dimensions: duplicate name(s) 'doi'; each construct once"),
     ('dimensions = ["doi", "independence"]\n\n# Baseline', 'dimensions = ["doi", "indepedence"]\n\n# Baseline',

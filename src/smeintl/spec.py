@@ -436,7 +436,7 @@ def _build(raw: dict, text: str, source: str) -> Spec:
     prof_raw = checks.as_table(raw.get("profiles"), "profiles", problems)
     checks.unknown_keys(prof_raw, checks.TABLE_KEYS["[profiles]"], "profiles", problems, table_name="[profiles]")
     dims = checks.name_list(prof_raw.get("dimensions", list(cnames)), "profiles.dimensions", problems,
-                            what="construct") or cnames
+                            what="construct", empty=False) or cnames
     for d in dims:
         if d not in cnames:
             problems.append(f"profiles.dimensions: {d!r} is not a construct{did_you_mean(d, cnames)}; "
@@ -477,7 +477,7 @@ def _build(raw: dict, text: str, source: str) -> Spec:
         checks.unknown_keys(sub_raw, checks.TABLE_KEYS["[subdimension_profiles]"], "subdimension_profiles",
                             problems, table_name="[subdimension_profiles]")
         sdims = checks.name_list(sub_raw.get("dimensions", list(seen_sd)), "subdimension_profiles.dimensions",
-                                 problems, what="sub-dimension") or tuple(seen_sd)
+                                 problems, what="sub-dimension", empty=False) or tuple(seen_sd)
         for d in sdims:
             if d not in seen_sd:
                 problems.append(f"subdimension_profiles.dimensions: {d!r} is not a sub-dimension"

@@ -142,10 +142,14 @@ def as_table(value: Any, name: str, problems: list[str]) -> dict:
     return {}
 
 
-def name_list(value: Any, where: str, problems: list[str], *, what: str) -> tuple[str, ...] | None:
-    """``value`` as a tuple of distinct non-empty strings; None and a problem otherwise."""
-    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-        problems.append(f"{where}: must be a list of {what} names (non-empty strings), got {value!r}")
+def name_list(value: Any, where: str, problems: list[str], *, what: str,
+              empty: bool = True) -> tuple[str, ...] | None:
+    """``value`` as a tuple of distinct non-empty strings (at least one unless ``empty``);
+    None and a problem otherwise."""
+    if (not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value)
+            or not (value or empty)):
+        problems.append(f"{where}: must be a {'' if empty else 'non-empty '}list of {what} names "
+                        f"(non-empty strings), got {value!r}")
         return None
     dup = sorted({v for v in value if value.count(v) > 1})
     if dup:
