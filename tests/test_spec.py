@@ -250,7 +250,7 @@ def test_priors_with_another_distribution_still_load():
     ('name = "hitachi"', "name = 1", "instrument.name: must be a string, got 1"),
     ("standardize = false", 'standardize = "false"', "profiles.standardize: must be true or false, got 'false'"),
     ('dimensions = ["doi", "independence"]\nthresholds', 'dimensions = "doi"\nthresholds',
-     "profiles.dimensions: must be a list of construct names (non-empty strings), got 'doi'"),
+     "profiles.dimensions: must be a non-empty list of construct names (non-empty strings), got 'doi'"),
     ('dimensions = ["doi", "independence"]\nthresholds', 'dimensions = []\nthresholds',
      "profiles.dimensions: must be a non-empty list of construct names (non-empty strings), got []"),
     ('dimensions = ["doi", "independence"]\nthresholds', 'dimensions = ["doi", "doi"]\nthresholds',
