@@ -739,3 +739,30 @@ def test_killed_run_leaves_a_partial_folder_the_next_run_removes(tiny_data, tmp_
     assert main(["run", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "report2")]) == 2
     assert f"note: removed {partial[0]}, a partial report folder" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.csv"]
+
+
+def test_cleanup_errors_of_objects_an_interrupt_left_half_built_are_quiet(tmp_path):
+    """An object whose construction a Ctrl-C cut short (an h5netcdf file, say) fails in its
+    finalizer; once the interrupt is recorded that is the abandoned run's noise, not printed."""
+    code = (
+        "import os, signal, time\n"
+        "from smeintl import errors\n"
+        "from smeintl.cli import _collect_abandoned\n"
+        "class Half:\n"
+        "    def __del__(self):\n"
+        "        raise AttributeError(\"'File' object has no attribute '_closed'\")\n"
+        "def work():\n"
+        "    half = Half()\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    time.sleep(5)\n"
+        "with errors.interrupt_signals():\n"
+        "    try:\n"
+        "        work()\n"
+        "    except KeyboardInterrupt as exc:\n"
+        "        errors.stop_interrupting()\n"
+        "        _collect_abandoned(exc)\n"
+        "print('finished')\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "finished" in r.stdout, r.stderr
+    assert "Exception ignored" not in r.stderr and "Traceback" not in r.stderr, r.stderr

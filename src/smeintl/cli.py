@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import gc
 import json
 import os
 import sys
@@ -503,9 +504,19 @@ def _say(text: str) -> None:
         pass
 
 
+def _collect_abandoned(exc: BaseException) -> None:
+    """Finalize now what the interrupt left half-built (held by the frames of its traceback),
+    while the signal handling keeps their cleanup errors quiet (see ``errors``)."""
+    if exc.__traceback__ is not None:
+        traceback.clear_frames(exc.__traceback__)
+        exc.__traceback__ = None
+    gc.collect()
+
+
 def _handle(exc: BaseException, name: str) -> int:
     if isinstance(exc, KeyboardInterrupt) or interrupted():
         _stop()
+        _collect_abandoned(exc)
         remove_partial_folders()
         _say(f"{name}: interrupted; nothing was left half-written")
         return EXIT_INTERRUPTED

@@ -134,8 +134,11 @@ def _flush_pending() -> None:
 
 def _unraisable(hook):
     def quiet_hook(unraisable):
-        if issubclass(unraisable.exc_type, KeyboardInterrupt) and _State.signum is not None:
-            return  # recorded; raised again by the repeater and check_interrupted
+        if _State.signum is not None:
+            # a KeyboardInterrupt is recorded and raised again by the repeater and
+            # check_interrupted; anything else is the cleanup of an object the interrupt
+            # left half-built (a file whose constructor was cut short), abandoned with the run
+            return
         hook(unraisable)
 
     return quiet_hook
