@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from .errors import UserError, check_interrupted, deferred_interrupts, interrupt_signals
 from .resources import DEFAULT_DATA, DEFAULT_SPEC, bundled_path
+from .spec_checks import SAMPLER_LEAST
 
 if TYPE_CHECKING:  # pragma: no cover
     from .data import Survey
@@ -285,8 +286,6 @@ class Steps:
         self.say(f"[{self.k}/{self.total}] {name} done ({dt:.1f} s)")
 
 
-#: the least value of each sampler setting
-SAMPLER_LEAST = {"draws": 1, "tune": 0, "chains": 1}
 
 
 def fit_settings(spec: Spec, *, quick: bool = False, draws: int | None = None, tune: int | None = None,

@@ -25,6 +25,7 @@ from typing import Sequence
 from .api import DEFAULT_SEED, ensure_writable, fit_settings, read_spec, remove_partial_folders
 from .errors import UserError, check_interrupted, interrupt_signals, interrupted, stop_interrupting
 from .resources import DEFAULT_DATA, DEFAULT_SPEC, bundled_path
+from .spec_checks import MAX_SEED
 
 EXIT_USAGE = 2
 #: exit status of an interrupted command (Ctrl-C or SIGTERM)
@@ -33,8 +34,6 @@ EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141
 #: exit status of a bug
 EXIT_BUG = 1
-#: the largest seed the samplers take
-MAX_SEED = 2**32 - 1
 
 __all__ = ["main", "build_parser", "UserError", "EXIT_USAGE", "EXIT_INTERRUPTED"]
 
