@@ -43,6 +43,14 @@ def sigmoid(x):
     return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, dtype=float)))
 
 
+def answered(X: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The answered cells of the items ``idx`` of ``X`` (firms x items, NaN unanswered):
+    firm, position in ``idx``, raw answer."""
+    sub = X[:, idx]
+    f, j = np.nonzero(~np.isnan(sub))
+    return f, j, sub[f, j]
+
+
 def _num(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and np.isfinite(x)
 
@@ -87,9 +95,7 @@ class BuildContext:
 
     def cells(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Observed cells of the items ``idx``: firm, position in ``idx``, answer."""
-        sub = self.X[:, idx]
-        f, j = np.nonzero(~np.isnan(sub))
-        return f, j, sub[f, j]
+        return answered(self.X, idx)
 
     def shifted(self, idx: np.ndarray):
         return None if self.shift is None else self.shift[idx]
@@ -202,9 +208,8 @@ class Family:
 
     def observed_cells(self, layout, block: Block, X: np.ndarray, std) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The observed answers of the block: firm, position in the block, encoded value."""
-        sub = X[:, block.idx]
-        f, j = np.nonzero(~np.isnan(sub))
-        return f, j, self.encode(sub[f, j], j, block, layout, std)
+        f, j, y = answered(X, block.idx)
+        return f, j, self.encode(y, j, block, layout, std)
 
     def log_jacobian(self, j: np.ndarray, block: Block, layout, std) -> np.ndarray | None:
         """Per cell, log |d encoded / d raw| (densities of the raw answers), or None."""

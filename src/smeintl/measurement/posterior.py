@@ -169,17 +169,11 @@ def add_marginal_eta(self, idata, survey, std, seed) -> None:
     idata.posterior["eta"] = da
 
 def model_inputs(model) -> list:
-    """The model's named shared variables (its packed data and prior settings)."""
-    from pytensor.compile.sharedvalue import SharedVariable
-    from pytensor.graph.traversal import graph_inputs
+    """The model's named shared variables (its packed data and prior settings), as the
+    compile cache finds them (:func:`smeintl._compiled._shared_variables`)."""
+    from .._compiled import _shared_variables
 
-    outs = [*model.free_RVs, *model.observed_RVs, *model.potentials, *model.deterministics,
-            *(model.rvs_to_values[rv] for rv in model.observed_RVs)]
-    seen: dict[str, Any] = {}
-    for v in graph_inputs(outs):
-        if isinstance(v, SharedVariable) and v.name is not None:
-            seen.setdefault(v.name, v)
-    return list(seen.values())
+    return list(_shared_variables(model).values())
 
 
 def add_constant_data(idata, model) -> None:
