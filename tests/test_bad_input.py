@@ -766,3 +766,20 @@ def test_cleanup_errors_of_objects_an_interrupt_left_half_built_are_quiet(tmp_pa
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "finished" in r.stdout, r.stderr
     assert "Exception ignored" not in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_interrupt_pending_while_the_signal_handling_is_taken_down(monkeypatch):
+    """A repeated interrupt still pending when the command's signal handling is taken down
+    ends nothing that had stopped: the command's own status stands, no KeyboardInterrupt
+    escapes (which would kill the process by SIGINT instead of exit 130 or 0)."""
+    from contextlib import contextmanager
+
+    from smeintl import cli
+
+    @contextmanager
+    def late_interrupt():
+        yield
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "interrupt_signals", late_interrupt)
+    assert cli.main(["validate", str(DATA)]) == 0

@@ -541,18 +541,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     name = f"smeintl {args.command}"
-    with interrupt_signals():
-        try:
+    status = None
+    try:
+        with interrupt_signals():
             try:
-                check_numbers(args)
-                status = int(args.func(args) or 0)
-                check_interrupted()
-                sys.stdout.flush()
-                return status
-            except BaseException as exc:  # noqa: BLE001 - the one boundary
-                return _handle(exc, name)
-        except KeyboardInterrupt:  # arrived while handling another exception
-            return _handle(KeyboardInterrupt(), name)
+                try:
+                    check_numbers(args)
+                    status = int(args.func(args) or 0)
+                    check_interrupted()
+                    sys.stdout.flush()
+                except BaseException as exc:  # noqa: BLE001 - the one boundary
+                    status = _handle(exc, name)
+            except KeyboardInterrupt:  # arrived while handling another exception
+                status = _handle(KeyboardInterrupt(), name)
+    except KeyboardInterrupt:
+        # delivered while the signal handling was taken down (a repeated interrupt still
+        # pending): the command had already stopped with its status, or not started
+        if status is None:
+            status = _handle(KeyboardInterrupt(), name)
+    return status
 
 
 if __name__ == "__main__":  # pragma: no cover
