@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+BUNDLE = "src/smeintl/bundled"  # the bundled files, relative to ROOT
 PY = sys.executable
 
 FIT_CHILD = r"""
@@ -88,7 +89,7 @@ def _child(code: str, arg: str, env=None) -> dict:
 
 def bench_fit(n: int, sampler: str, spec: str, param: str, draws: int, tune: int, chains: int,
               seed: int = 1) -> dict:
-    cfg = dict(n=n, sampler=sampler, spec=str(ROOT / spec), data=str(ROOT / "data/hitachi_synthetic.csv"),
+    cfg = dict(n=n, sampler=sampler, spec=str(ROOT / spec), data=str(ROOT / BUNDLE / "hitachi_synthetic.csv"),
                param=param, draws=draws, tune=tune, chains=chains, seed=seed)
     res = _child(FIT_CHILD, json.dumps(cfg))
     if "error" not in res:
@@ -108,7 +109,7 @@ def bench_fit_cli(cold: bool, sampler: str) -> dict:
     out = Path(tempfile.mkdtemp(prefix="bench-fit-")) / "fit.nc"
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     t0 = time.perf_counter()
-    r = _run([PY, "-m", "smeintl.cli", "fit", str(ROOT / "data/hitachi_synthetic.csv"), "--out", str(out),
+    r = _run([PY, "-m", "smeintl.cli", "fit", str(ROOT / BUNDLE / "hitachi_synthetic.csv"), "--out", str(out),
               "--sampler", sampler, "--seed", "1", "--no-progress"], env=_cold_env(cold))
     wall = time.perf_counter() - t0
     if isinstance(r, dict):
@@ -150,7 +151,7 @@ def bench_study(workers: int, reps: int, sampler: str) -> dict:
     """Throughput of ``smeintl study`` (2 conditions x ``reps`` replications of the tiny
     six-item instrument) on a local Dask cluster of ``workers`` single-threaded workers."""
     d = Path(tempfile.mkdtemp(prefix="bench-study-"))
-    (d / "study.toml").write_text(STUDY.format(instrument=ROOT / "models" / "tiny_instrument.toml", reps=reps,
+    (d / "study.toml").write_text(STUDY.format(instrument=ROOT / BUNDLE / "tiny_instrument.toml", reps=reps,
                                                sampler=sampler))
     t0 = time.perf_counter()
     r = _run([PY, "-m", "smeintl.cli", "study", str(d / "study.toml"), "--out", str(d / "out"),
@@ -214,7 +215,7 @@ def main(argv=None) -> int:
         for n in a.sizes:
             for s in a.samplers:
                 add(f"fit hitachi n={n} {s}",
-                    bench_fit(0 if n == 41 else n, s, "models/hitachi.toml", "auto", a.draws, a.tune, a.chains,
+                    bench_fit(0 if n == 41 else n, s, f"{BUNDLE}/hitachi.toml", "auto", a.draws, a.tune, a.chains,
                               a.seed))
     if "continuous" in a.rows:
         for param in ("marginal", "latent"):

@@ -1,4 +1,4 @@
-"""Generate the bundled synthetic survey ``data/hitachi_synthetic.csv`` (seeded, byte-reproducible).
+"""Generate the bundled synthetic survey ``hitachi_synthetic.csv`` (seeded, byte-reproducible).
 
 The data are SYNTHETIC: drawn from a made-up generative model shaped like the
 published findings of the 2019 Hitachi-area SME study.  They are not the study's
@@ -6,7 +6,7 @@ data (which are not public) and carry no information about real firms.
 
 Usage::
 
-    python scripts/make_synthetic_data.py                 # writes data/hitachi_synthetic.csv
+    python scripts/make_synthetic_data.py                 # writes src/smeintl/bundled/hitachi_synthetic.csv
     python scripts/make_synthetic_data.py --out x.csv     # somewhere else
     python scripts/make_synthetic_data.py --check         # print the shape summary only
 
@@ -22,7 +22,7 @@ Generative model (41 firms ``F01``..``F41``, 5 industries):
    means (:data:`INDUSTRIES`): electronic components most international, metal
    processing and plastics least; electrical machinery (the core maker's own
    field) least independent.
-2. Items, in the spec order of ``models/hitachi.toml``:
+2. Items, in the spec order of the bundled ``hitachi.toml``:
 
    * likert 1-5 items: ordered logit on their trait (loading, four cutpoints);
    * ``intl_stage`` (0-4): ordered logit on ``t1``; a stage-0 firm does not export;
@@ -311,11 +311,15 @@ def format_summary(summary: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
+#: the bundled file, relative to the repository root
+BUNDLED = "src/smeintl/bundled/hitachi_synthetic.csv"
+
+
 def main(argv: list[str] | None = None) -> int:
     here = Path(__file__).resolve().parents[1]
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", type=Path, default=here / "data" / "hitachi_synthetic.csv",
-                    help="output CSV (default: data/hitachi_synthetic.csv)")
+    ap.add_argument("--out", type=Path, default=here / BUNDLED,
+                    help=f"output CSV (default: {BUNDLED})")
     ap.add_argument("--seed", type=int, default=SEED, help=f"random seed (default {SEED}, the bundled file)")
     ap.add_argument("--check", action="store_true", help="print the shape summary, write nothing")
     ap.add_argument("--force", action="store_true", help="write even if the shape targets are missed")

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "data" / "hitachi_synthetic.csv"
-SPEC = ROOT / "models" / "hitachi.toml"
+BUNDLE_DIR = ROOT / "src" / "smeintl" / "bundled"  # the bundled files (smeintl.resources)
+DATA = BUNDLE_DIR / "hitachi_synthetic.csv"
+SPEC = BUNDLE_DIR / "hitachi.toml"
 SPECS = ROOT / "tests" / "data" / "specs"
 
 #: short but real sampling settings for the default suite

@@ -15,7 +15,8 @@ import smeintl
 from smeintl.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "data" / "hitachi_synthetic.csv"
+BUNDLE_DIR = ROOT / "src" / "smeintl" / "bundled"  # the bundled files (smeintl.resources)
+DATA = BUNDLE_DIR / "hitachi_synthetic.csv"
 
 #: files whose text carries the run's timings or creation time (compared without them)
 TIMED = {"manifest.json", "index.html", "report.md"}
@@ -123,7 +124,7 @@ def test_write_report_refuses_existing_folder(analysis, api_and_cli_reports):
 def test_inputs_are_checked_before_any_work(hitachi_survey, tmp_path):
     from smeintl.data import DataError
 
-    text = (ROOT / "models" / "hitachi.toml").read_text(encoding="utf-8")
+    text = (BUNDLE_DIR / "hitachi.toml").read_text(encoding="utf-8")
     other = smeintl.parse_spec(text.replace('description = "', 'description = "A variant: ', 1), source="<variant>")
     assert other.hash != hitachi_survey.spec.hash
     with pytest.raises(smeintl.UserError, match="validated against spec"):

@@ -24,9 +24,10 @@ from smeintl.cli import main
 from smeintl.data import DataError, load_survey, read_table, validate_frame
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "data" / "hitachi_synthetic.csv"
-SPEC = ROOT / "models" / "hitachi.toml"
-TINY = ROOT / "models" / "tiny_instrument.toml"
+BUNDLE_DIR = ROOT / "src" / "smeintl" / "bundled"  # the bundled files (smeintl.resources)
+DATA = BUNDLE_DIR / "hitachi_synthetic.csv"
+SPEC = BUNDLE_DIR / "hitachi.toml"
+TINY = BUNDLE_DIR / "tiny_instrument.toml"
 PERCENT = ["export_share", "top_customer_share", "core_group_share", "own_product_share"]
 
 

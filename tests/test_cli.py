@@ -13,8 +13,9 @@ import pytest
 from smeintl.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "data" / "hitachi_synthetic.csv"
-SPEC = ROOT / "models" / "hitachi.toml"
+BUNDLE_DIR = ROOT / "src" / "smeintl" / "bundled"  # the bundled files (smeintl.resources)
+DATA = BUNDLE_DIR / "hitachi_synthetic.csv"
+SPEC = BUNDLE_DIR / "hitachi.toml"
 
 
 def test_indices_writes_firms_and_summary(tmp_path, capsys):

@@ -14,7 +14,8 @@ from conftest import HITACHI_FINDINGS as FINDINGS
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "data" / "hitachi_synthetic.csv"
+BUNDLE_DIR = ROOT / "src" / "smeintl" / "bundled"  # the bundled files (smeintl.resources)
+DATA = BUNDLE_DIR / "hitachi_synthetic.csv"
 
 
 def test_fit_cli_writes_fit_and_reports_diagnostics(tmp_path, capsys):

@@ -9,11 +9,11 @@ import warnings
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import BUNDLE_DIR
 
 pytest.importorskip("nutpie")
 
-TINY = ROOT / "models" / "tiny_instrument.toml"
+TINY = BUNDLE_DIR / "tiny_instrument.toml"
 SHORT = dict(draws=60, tune=60, chains=2, sampler="nutpie", progressbar=False)
 
 

@@ -27,7 +27,8 @@ from smeintl.data import (
 from smeintl.spec import load_spec, parse_spec
 
 ROOT = Path(__file__).resolve().parents[1]
-BUNDLED = ROOT / "data" / "hitachi_synthetic.csv"
+BUNDLE_DIR = ROOT / "src" / "smeintl" / "bundled"  # the bundled files (smeintl.resources)
+BUNDLED = BUNDLE_DIR / "hitachi_synthetic.csv"
 SCRIPT = ROOT / "scripts" / "make_synthetic_data.py"
 
 
@@ -158,7 +159,7 @@ def test_bundled_data_have_the_studys_shape(spec):
 
 
 def test_codebook_documents_every_column(spec):
-    text = (ROOT / "data" / "README.md").read_text(encoding="utf-8")
+    text = (BUNDLE_DIR / "README.md").read_text(encoding="utf-8")
     for col in ["firm_id", "industry", "outcome", "employees", *spec.item_names]:
         assert f"`{col}`" in text
     assert "synthetic" in text.lower() and "python scripts/make_synthetic_data.py" in text
@@ -766,7 +767,7 @@ def test_prior_with_another_distribution_drops_the_default_parameters():
     HalfNormal loading must not inherit the LogNormal's mu); the same family merges."""
     from smeintl.spec import DEFAULT_PRIORS
 
-    base = load_spec(ROOT / "models" / "hitachi.toml")
+    base = load_spec(BUNDLE_DIR / "hitachi.toml")
     text = base.text.replace('loading = { dist = "LogNormal", mu = 0.0, sigma = 0.5 }',
                              'loading = { dist = "HalfNormal", sigma = 2.0 }\nloading_count = { sigma = 0.25 }')
     spec = parse_spec(text, source="p.toml")

@@ -21,7 +21,7 @@ import warnings
 import numpy as np
 import pytest
 
-from conftest import ROOT, SPEC, SPECS
+from conftest import BUNDLE_DIR, ROOT, SPEC, SPECS
 from smeintl.spec import FINDING_KINDS, Finding, SpecError, load_spec, parse_spec
 
 KINDS = "share_above, share_between, no_type, groups_differ, positive_correlation"
@@ -269,7 +269,7 @@ def test_hitachi_declares_the_paper_findings():
     assert spec.flag_names == ("internationalizing", "independent")
 
 
-@pytest.mark.parametrize("path", [ROOT / "models" / "tiny_instrument.toml", SPECS / "continuous_two.toml",
+@pytest.mark.parametrize("path", [BUNDLE_DIR / "tiny_instrument.toml", SPECS / "continuous_two.toml",
                                   ROOT / "tests" / "data" / "golden" / "golden_spec.toml"])
 def test_other_doi_specs_declare_the_same_findings(path):
     spec, paper = load_spec(path), load_spec(SPEC)

@@ -38,9 +38,10 @@ from smeintl.cli import main  # noqa: E402
 from smeintl.data import DataError, Survey, read_table, survey_from_frame, validate_frame  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "data" / "hitachi_synthetic.csv"
-SPEC = ROOT / "models" / "hitachi.toml"
-TINY = ROOT / "models" / "tiny_instrument.toml"
+BUNDLE_DIR = ROOT / "src" / "smeintl" / "bundled"  # the bundled files (smeintl.resources)
+DATA = BUNDLE_DIR / "hitachi_synthetic.csv"
+SPEC = BUNDLE_DIR / "hitachi.toml"
+TINY = BUNDLE_DIR / "tiny_instrument.toml"
 
 _COMMON = dict(deadline=None, database=None, derandomize=True,
                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
@@ -335,7 +336,7 @@ _KEYS = {
     "sbc": ("parameters", "thin", "bins"),
 }
 _INSTRUMENTS = st.sampled_from([str(TINY), str(SPEC), "tiny_instrument.toml", "missing.toml", "", ".",
-                                str(ROOT / "models"), str(DATA), "a\u0000b.toml"])
+                                str(BUNDLE_DIR), str(DATA), "a\u0000b.toml"])
 
 
 @st.composite
@@ -367,7 +368,7 @@ def check_study(text: str) -> None:
     from smeintl.study.config import Study, parse_study
 
     try:
-        study = parse_study(text, source="fuzz.toml", base_dir=ROOT / "models")
+        study = parse_study(text, source="fuzz.toml", base_dir=BUNDLE_DIR)
     except SpecError as exc:  # StudyError is one
         assert exc.problems and "fuzz.toml" in str(exc)
         return

@@ -24,6 +24,7 @@ from smeintl.measurement.posterior import add_firm_loglik
 from pathlib import Path
 
 SPECS = Path(__file__).resolve().parent / "data" / "specs"
+BUNDLE_DIR = Path(__file__).resolve().parents[1] / "src" / "smeintl" / "bundled"
 
 
 # ---------------------------------------------------------------- the shared real fit
@@ -382,7 +383,7 @@ def test_centered_latent_scores_for_large_groups(hitachi_spec):
     assert idata.attrs["mass_matrix"] == "low_rank"
     assert d.divergences == 0 and d.max_rhat < 1.1, d
     # few items per construct, or forced: non-centred
-    tiny = load_spec(Path(__file__).resolve().parents[1] / "models" / "tiny_instrument.toml")
+    tiny = load_spec(BUNDLE_DIR / "tiny_instrument.toml")
     tiny_sim = simulate_survey(tiny, 420, typical_params(tiny, n_groups=2), n_groups=2, random_seed=3)
     assert "z" in MeasurementModel(tiny).build(tiny_sim.survey).named_vars
     assert "z" in MeasurementModel(spec, latent_parameterization="noncentered").build(sim.survey).named_vars
@@ -429,9 +430,7 @@ def test_firm_loglik_matches_pymc_for_every_item_family(spec_name):
     import arviz as az
     import pymc as pm
 
-    from conftest import ROOT
-
-    path = ROOT / "models" / "hitachi.toml" if spec_name == "hitachi" else SPECS / f"{spec_name}.toml"
+    path = BUNDLE_DIR / "hitachi.toml" if spec_name == "hitachi" else SPECS / f"{spec_name}.toml"
     spec = load_spec(path)
     survey = simulate_survey(spec, 25, n_groups=3, missing=0.1, random_seed=1).survey
     mm = MeasurementModel(spec, parameterization="latent")
@@ -464,9 +463,7 @@ def test_standardized_scores_are_a_change_of_variables(spec_name, latent):
     import pytensor
     from pymc.model.transform.conditioning import remove_value_transforms
 
-    from conftest import ROOT
-
-    path = ROOT / "models" / "hitachi.toml" if spec_name == "hitachi" else SPECS / f"{spec_name}.toml"
+    path = BUNDLE_DIR / "hitachi.toml" if spec_name == "hitachi" else SPECS / f"{spec_name}.toml"
     spec = load_spec(path)
     survey = simulate_survey(spec, 30, n_groups=3, missing=0.1, random_seed=4).survey
     kw = dict(parameterization="latent", latent_parameterization=latent)

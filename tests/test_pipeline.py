@@ -11,7 +11,8 @@ import pytest
 from smeintl.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "data" / "hitachi_synthetic.csv"
+BUNDLE_DIR = ROOT / "src" / "smeintl" / "bundled"  # the bundled files (smeintl.resources)
+DATA = BUNDLE_DIR / "hitachi_synthetic.csv"
 
 EXPECTED = [
     "index.html", "report.md", "fit.nc", "manifest.json", "firms.csv", "summary.json",

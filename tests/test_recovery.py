@@ -39,6 +39,7 @@ from smeintl.measurement import MeasurementModel, diagnose
 from smeintl.simulate import simulate_survey, typical_params
 
 ROOT = Path(__file__).resolve().parents[1]
+BUNDLE_DIR = ROOT / "src" / "smeintl" / "bundled"  # the bundled files (smeintl.resources)
 SEEDS = (101, 102, 103, 104, 105, 106, 107, 108)
 N = 500
 FIT = dict(draws=600, tune=800, chains=2, sampler="nutpie")
@@ -79,7 +80,7 @@ def _recover(spec_path, params_kw, model_kw=None, n_groups=5, seeds=SEEDS):
 
 @pytest.mark.slow
 def test_recovery_default_instrument():
-    cov, r = _recover(ROOT / "models" / "hitachi.toml", dict(loading=1.5, correlation=0.4))
+    cov, r = _recover(BUNDLE_DIR / "hitachi.toml", dict(loading=1.5, correlation=0.4))
     assert cov >= 0.8
     assert r >= 0.9
 

@@ -475,13 +475,13 @@ def test_vectorized_log_prior_matches_pymc(spec_name):
     import arviz as az
     import pymc as pm
 
-    from conftest import ROOT, SPECS
+    from conftest import BUNDLE_DIR, SPECS
     from smeintl import load_spec
     from smeintl.measurement import MeasurementModel, is_score_variable
     from smeintl.robustness.prior_sensitivity import _log_prior_vectorized
     from smeintl.simulate import simulate_survey
 
-    spec = load_spec(ROOT / "models" / "hitachi.toml" if spec_name == "hitachi" else SPECS / f"{spec_name}.toml")
+    spec = load_spec(BUNDLE_DIR / "hitachi.toml" if spec_name == "hitachi" else SPECS / f"{spec_name}.toml")
     survey = simulate_survey(spec, 30, n_groups=3, random_seed=4).survey
     model = MeasurementModel(spec, parameterization="latent").build(survey)
     names = [v.name for v in model.free_RVs if v.name != "group_z" and not is_score_variable(v.name)]

@@ -3,7 +3,7 @@ unknown keys in every table (named with the table, the allowed keys and the clos
 ideal-type coordinates outside [0, 1], the ``[instrument]`` columns, and the sampler,
 baseline and prior settings that used to pass the loader and crash (or be ignored) later.
 
-Each bad spec is the bundled ``models/hitachi.toml`` with one change; every test here
+Each bad spec is the bundled ``hitachi.toml`` with one change; every test here
 failed before the behaviour it checks was built.
 """
 
@@ -17,8 +17,9 @@ from smeintl.cli import main
 from smeintl.spec import SpecError, load_spec, parse_spec
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "data" / "hitachi_synthetic.csv"
-SPEC = ROOT / "models" / "hitachi.toml"
+BUNDLE_DIR = ROOT / "src" / "smeintl" / "bundled"  # the bundled files (smeintl.resources)
+DATA = BUNDLE_DIR / "hitachi_synthetic.csv"
+SPEC = BUNDLE_DIR / "hitachi.toml"
 TEXT = SPEC.read_text(encoding="utf-8")
 
 ITEM = "name, label, construct, subdimension, scale, reverse, weight"
@@ -115,7 +116,7 @@ def test_every_unknown_key_is_one_problem():
 def test_range_keys_are_those_the_family_reads(tmp_path):
     """Every bundled spec loads (each family's own range keys are allowed) and a binary
     item, whose range is fixed, takes none."""
-    for path in [*ROOT.glob("models/*.toml"), *ROOT.glob("tests/data/**/*.toml")]:
+    for path in [*BUNDLE_DIR.glob("*.toml"), *ROOT.glob("tests/data/**/*.toml")]:
         if not path.name.startswith("study"):
             load_spec(path)
     binary = ROOT / "tests" / "data" / "specs" / "binary_one.toml"
@@ -325,5 +326,5 @@ def test_study_files_refuse_unknown_keys_the_same_way(text, message):
     if text.startswith("[study]"):
         base, text = base + text.split("\n", 1)[1], ""
     with pytest.raises(StudyError) as err:
-        parse_study(base + text, source="s.toml", base_dir=ROOT / "models")
+        parse_study(base + text, source="s.toml", base_dir=BUNDLE_DIR)
     assert len(err.value.problems) == 1 and err.value.problems[0].startswith(message), err.value.problems

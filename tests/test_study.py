@@ -9,7 +9,7 @@ Layers:
 * the runner's bookkeeping with a fake replication (no fits; an in-process Dask
   cluster so the monkeypatch reaches the worker): failures recorded and retried,
   resume, refusing a folder of another study, growing the replications;
-* the tiny study ``models/study_tiny.toml`` end to end with real fits: on a local
+* the tiny bundled study ``study_tiny.toml`` end to end with real fits: on a local
   cluster started by the runner, on a ``LocalCluster`` started here on 127.0.0.1
   (identical tables), and killed mid-way in a subprocess then resumed (finished
   replications untouched, same final table);
@@ -49,15 +49,16 @@ from smeintl.study import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ROOT / "models" / "study_tiny.toml"
-EXAMPLE = ROOT / "models" / "study_example.toml"
+BUNDLE_DIR = ROOT / "src" / "smeintl" / "bundled"  # the bundled files (smeintl.resources)
+TINY = BUNDLE_DIR / "study_tiny.toml"
+EXAMPLE = BUNDLE_DIR / "study_example.toml"
 BINARY = ROOT / "tests" / "data" / "specs" / "binary_one.toml"
 
 
 def _study_text(**over) -> str:
     """A valid study on the tiny instrument; ``over`` replaces whole lines by key."""
     base = {
-        "instrument": f'instrument = "{(ROOT / "models" / "tiny_instrument.toml").as_posix()}"',
+        "instrument": f'instrument = "{(BUNDLE_DIR / "tiny_instrument.toml").as_posix()}"',
         "seed": "seed = 5",
         "replications": "replications = 2",
         "kind": 'kind = ["recovery", "comparison"]',
@@ -151,7 +152,7 @@ def test_hash_ignores_replications_and_name_but_not_the_design():
 )
 def test_validation_errors_name_the_file_and_key(over, key):
     with pytest.raises(StudyError) as exc:
-        parse_study(_study_text(**over), "studies/bad.toml", base_dir=ROOT / "models")
+        parse_study(_study_text(**over), "studies/bad.toml", base_dir=BUNDLE_DIR)
     msg = str(exc.value)
     assert "studies/bad.toml" in msg and key in msg, msg
     assert isinstance(exc.value, SpecError)  # the CLI reports it as a user error (exit 2)
@@ -173,7 +174,7 @@ def test_validation_collects_every_problem_and_instrument_specific_rules():
     assert "correlation" not in st.conditions and "group_sd" not in st.conditions
     assert st.sbc["parameters"] == ("loading[0]", "eta[0, 0]")
     with pytest.raises(StudyError, match="file not found"):
-        load_study(ROOT / "models" / "no_such_study.toml")
+        load_study(BUNDLE_DIR / "no_such_study.toml")
 
 
 # ---------------------------------------------------------------------------

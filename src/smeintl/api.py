@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from .errors import UserError, check_interrupted, deferred_interrupts, interrupt_signals
-from .resources import DEFAULT_DATA, DEFAULT_SPEC, bundled_path
+from .resources import DEFAULT_DATA, DEFAULT_SPEC, bundled, resolve
 from .spec_checks import SAMPLER_LEAST
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -314,17 +314,18 @@ def fit_settings(spec: Spec, *, quick: bool = False, draws: int | None = None, t
 def read_spec(path: str | Path | None = None) -> Spec:
     """:func:`smeintl.spec.load_spec` with the file's own problems as a
     :class:`~smeintl.spec.SpecError` (a folder, a binary file, no permission) instead of
-    an OSError or a decoding error; ``None``: the bundled instrument."""
+    an OSError or a decoding error; ``None``: the bundled instrument; a bare name of a
+    bundled file not in the working folder: that file (:func:`smeintl.resources.resolve`)."""
     from .spec import SpecError, load_spec
 
-    p = Path(path) if path is not None else bundled_path(DEFAULT_SPEC)
+    p = resolve(path) if path is not None else bundled(DEFAULT_SPEC)
     if p.is_dir():
-        raise SpecError(str(p), ["is a folder, not a spec file (TOML, e.g. models/hitachi.toml)"])
+        raise SpecError(str(p), ["is a folder, not a spec file (TOML, e.g. the bundled hitachi.toml)"])
     try:
         return load_spec(p)
     except UnicodeDecodeError as exc:
         raise SpecError(str(p), [f"not a text file (undecodable byte at position {exc.start}); a spec is a "
-                                 f"TOML text file in UTF-8, e.g. models/hitachi.toml"]) from None
+                                 f"TOML text file in UTF-8, e.g. the bundled hitachi.toml"]) from None
     except OSError as exc:
         raise SpecError(str(p), [f"cannot read the file ({exc.strerror or exc})"]) from None
 
@@ -354,7 +355,7 @@ def _check_data(data: Any, spec: Spec) -> Any:
     from .data import Survey
 
     if data is None:
-        return bundled_path(DEFAULT_DATA)
+        return bundled(DEFAULT_DATA)
     if isinstance(data, Survey):
         if data.spec.hash != spec.hash:
             raise UserError(
@@ -364,7 +365,7 @@ def _check_data(data: Any, spec: Spec) -> Any:
             )
         return data
     if _is_path(data):
-        return Path(data)
+        return resolve(data)
     raise TypeError(f"data must be a path or a Survey (smeintl.load_survey), not {type(data).__name__}")
 
 
@@ -396,9 +397,9 @@ def analyze(
     """Run the main job on a survey and return its :class:`Analysis` (nothing is written).
 
     ``data``: a survey file (.csv, .xlsx, .sav) or a :class:`~smeintl.data.Survey`
-    (default: the bundled ``data/hitachi_synthetic.csv``); ``spec``: an instrument spec
+    (default: the bundled ``hitachi_synthetic.csv``); ``spec``: an instrument spec
     file or a :class:`~smeintl.spec.Spec` (default: the survey's own spec when ``data`` is
-    a Survey, else the bundled ``models/hitachi.toml``); a Survey validated against
+    a Survey, else the bundled ``hitachi.toml``); a Survey validated against
     another spec is refused.  ``seed``: the seed of the fit and the robustness checks;
     ``quick``: the spec's short chains (``quick_*`` sampler settings) and only the
     robustness checks that do not refit the model; ``group``: the industry level of the

@@ -24,7 +24,7 @@ from typing import Sequence
 
 from .api import DEFAULT_SEED, ensure_writable, fit_settings, read_spec, remove_partial_folders
 from .errors import UserError, check_interrupted, interrupt_signals, interrupted, stop_interrupting
-from .resources import DEFAULT_DATA, DEFAULT_SPEC, bundled_path
+from .resources import DEFAULT_DATA, DEFAULT_SPEC, bundled, resolve
 from .spec_checks import MAX_SEED
 
 EXIT_USAGE = 2
@@ -51,7 +51,7 @@ def _read_options(args) -> dict:
 def _survey(path: str | None, spec, args=None):
     from .data import load_survey
 
-    return load_survey(path or bundled_path(DEFAULT_DATA), spec, **(_read_options(args) if args else {}))
+    return load_survey(resolve(path) if path else bundled(DEFAULT_DATA), spec, **(_read_options(args) if args else {}))
 
 
 def _check_out_folder(out: Path, force: bool, what: str) -> None:
@@ -91,7 +91,7 @@ def cmd_validate(args) -> int:
     from .data import DataError, read_table, validate_frame
 
     spec = _spec(args.spec)
-    path = args.data
+    path = resolve(args.data)  # a bare bundled name: the bundled file
     try:
         df = read_table(path, **_read_options(args))
     except DataError as exc:
@@ -298,7 +298,7 @@ def _add_common(p, data=True, data_optional=False):
         else:
             p.add_argument("data", help="survey file (.csv, .xlsx, .sav)")
         _add_reading(p)
-    p.add_argument("--spec", default=None, help=f"instrument spec (default: {DEFAULT_SPEC})")
+    p.add_argument("--spec", default=None, help=f"instrument spec (default: the bundled {DEFAULT_SPEC})")
 
 
 def _add_reading(p):

@@ -21,7 +21,7 @@ from typing import Any
 
 from .api import Steps, analyze, atomic_folder, ensure_new, read_spec
 from .errors import interrupt_signals
-from .resources import DEFAULT_DATA, bundled_path
+from .resources import DEFAULT_DATA, bundled, resolve
 
 __all__ = ["run_pipeline", "atomic_folder", "Steps", "default_out"]
 
@@ -35,7 +35,7 @@ def default_out(data_path: Path) -> Path:
 def run_pipeline(args: Any) -> int:
     """``smeintl run`` from its parsed options (an argparse Namespace); see the module docstring."""
     with interrupt_signals():
-        data_path = Path(args.data) if args.data else bundled_path(DEFAULT_DATA)
+        data_path = resolve(args.data) if args.data else bundled(DEFAULT_DATA)
         out = Path(args.out) if args.out else default_out(data_path)
         spec = read_spec(args.spec)
         ensure_new(out, force=args.force)  # before the work; written only at the end

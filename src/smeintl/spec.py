@@ -29,6 +29,7 @@ from typing import Any, Mapping
 from . import families
 from . import spec_checks as checks
 from .errors import did_you_mean
+from .resources import DEFAULT_SPEC, bundled, resolve
 from .spec_checks import valid_target_accept
 from .spec_findings import FINDING_KINDS, Finding, parse_findings
 
@@ -272,19 +273,15 @@ class Spec:
 
 
 def default_spec_path() -> Path:
-    """Path of the bundled default instrument ``models/hitachi.toml``."""
-    here = Path(__file__).resolve()
-    for base in (here.parents[2], Path.cwd()):
-        cand = base / "models" / "hitachi.toml"
-        if cand.exists():
-            return cand
-    packaged = here.parent / "_models" / "hitachi.toml"
-    return packaged
+    """Path of the bundled default instrument ``hitachi.toml`` (:mod:`smeintl.resources`)."""
+    return bundled(DEFAULT_SPEC)
 
 
 def load_spec(path: str | Path | None = None) -> Spec:
-    """Load and validate a spec file (default: the bundled ``models/hitachi.toml``)."""
-    p = Path(path) if path is not None else default_spec_path()
+    """Load and validate a spec file (default: the bundled ``hitachi.toml``); a bare name
+    of a bundled file that is not in the working folder is the bundled file
+    (:func:`smeintl.resources.resolve`)."""
+    p = resolve(path) if path is not None else default_spec_path()
     if not p.exists():
         raise SpecError(str(p), ["file not found"])
     text = p.read_text(encoding="utf-8")

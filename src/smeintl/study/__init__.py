@@ -1,7 +1,7 @@
 """Simulation studies: parameter recovery, simulation-based calibration, method comparison.
 
-A *study* is a TOML file in ``models/`` (see ``docs/study.md`` and
-``models/study_example.toml``): an instrument spec, a grid of conditions (the
+A *study* is a TOML file (see ``docs/study.md`` and the bundled
+``study_example.toml``, :mod:`smeintl.resources`): an instrument spec, a grid of conditions (the
 cartesian product of the ``[grid]`` lists), a number of replications per condition,
 fit settings and a seed.  :func:`run_study` runs every replication and writes, into
 one output folder:

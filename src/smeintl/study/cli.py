@@ -17,7 +17,8 @@ from .store import _prepare_out, finished_tasks
 
 def add_study_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the arguments of ``smeintl study`` to a parser (for the main CLI)."""
-    p.add_argument("study", help="study file (TOML), e.g. models/study_example.toml")
+    p.add_argument("study", help="study file (TOML), or the name of a bundled one: study_tiny.toml, "
+                   "study_example.toml")
     p.add_argument("--out", default=None, help="output folder (default reports/study-<name>); an existing "
                    "folder of the same study is resumed")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",

@@ -17,6 +17,7 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 
 from ..errors import did_you_mean
+from ..resources import resolve
 from ..spec import Spec, SpecError, load_spec, valid_target_accept
 from ..spec import _num as _is_num
 from ..spec_checks import SAMPLER_LEAST, unknown_keys, whole_number
@@ -193,12 +194,17 @@ class Study:
 
 
 def load_study(path: str | Path) -> Study:
-    """Load and validate a study file; the instrument path is relative to it."""
-    p = Path(path)
+    """Load and validate a study file; the instrument path is relative to it.
+
+    A bare name of a bundled study (``study_tiny.toml``, ``study_example.toml``) that is
+    not in the working folder is the bundled file; a study's ``instrument`` is looked for
+    next to the study file first, then, as a bare name, among the bundled files
+    (``hitachi.toml``, ``tiny_instrument.toml``): see :func:`smeintl.resources.resolve`."""
+    p = resolve(path)
     if not p.exists():
         raise StudyError(str(p), ["file not found"])
     if p.is_dir():
-        raise StudyError(str(p), ["is a folder, not a study file (TOML, e.g. models/study_example.toml)"])
+        raise StudyError(str(p), ["is a folder, not a study file (TOML, e.g. the bundled study_example.toml)"])
     try:
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
@@ -262,10 +268,10 @@ def parse_study(text: str, source: str = "<string>", base_dir: str | Path | None
     spec: Spec | None = None
     inst_path = ""
     if not isinstance(inst, str) or not inst:
-        problems.append("study.instrument: required, the path of an instrument spec (relative to the study file)")
+        problems.append("study.instrument: required, the path of an instrument spec (relative to the study file, "
+                        "or the name of a bundled one)")
     else:
-        ip = Path(inst)
-        ip = ip if ip.is_absolute() else base / ip
+        ip = resolve(inst, base)  # next to the study file, else a bundled instrument
         inst_path = str(ip)
         try:
             found = ip.exists()
