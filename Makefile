@@ -22,6 +22,7 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow -s
 
+# regenerate the bundled synthetic survey, src/smeintl/bundled/hitachi_synthetic.csv
 data: $(STAMP)
 	$(BIN)/python scripts/make_synthetic_data.py
 
