@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import BUNDLE_DIR
+from smeintl import compat
 
 pytest.importorskip("nutpie")
 
@@ -84,35 +85,6 @@ def test_reused_compiled_model_samples_exactly_like_a_fresh_compile(tiny):
     assert not np.array_equal(first.posterior["loading"].values, reused.posterior["loading"].values)
 
 
-def test_public_compile_path_when_nutpie_internals_are_missing(tiny, monkeypatch):
-    """Where nutpie lacks the internals the disk cache builds on, the structure is compiled
-    with nutpie's public compile_pymc_model, reused across data as before, and the fit
-    is complete (the model's own firm labels on the draws)."""
-    from smeintl import _compiled
-    from smeintl.measurement import MeasurementModel
-
-    spec, a, b = tiny
-
-    def missing(*args, **kwargs):
-        raise ImportError("cannot import name '_make_functions' from 'nutpie.compile_pymc'")
-
-    monkeypatch.setattr(_compiled, "_compile_cached", missing)
-    monkeypatch.setattr(_compiled, "_FALLBACK", [])
-    _compiled.clear_cache()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            first = MeasurementModel(spec).fit(a, random_seed=5, **SHORT)
-            second = MeasurementModel(spec).fit(b, random_seed=6, **SHORT)
-    finally:
-        _compiled.clear_cache()
-    assert _compiled._FALLBACK and "_make_functions" in _compiled._FALLBACK[0]
-    assert json.loads(second.attrs["timing"])["compile_reused"]
-    assert first.posterior["loading"].shape == (2, 60, len(spec.items))
-    assert list(second.posterior["eta"].coords["firm"].values) == list(b.items.index)
-    assert np.isfinite(second.log_likelihood["responses"].values).all()
-
-
 def test_build_refuses_unknown_inputs_mode(tiny):
     from smeintl.measurement import MeasurementModel
 
@@ -130,82 +102,6 @@ def test_constant_inputs_give_the_same_log_density(tiny):
     const = MeasurementModel(spec).build(a, inputs="constant")
     point = shared.initial_point(random_seed=1)
     assert shared.compile_logp()(point) == pytest.approx(const.compile_logp()(point), rel=1e-12)
-
-
-def _logp_and_grad(compiled, x):
-    import ctypes
-
-    ptr = ctypes.POINTER(ctypes.c_double)
-    grad, logp = np.zeros(compiled.n_dim), np.zeros(())
-    rc = compiled.compiled_logp_func.ctypes(compiled.n_dim, x.ctypes.data_as(ptr), grad.ctypes.data_as(ptr),
-                                            logp.ctypes.data_as(ptr), compiled.user_data.ctypes.data)
-    assert rc == 0
-    return float(logp), grad
-
-
-def _compile_fresh(model):
-    from smeintl import _compiled
-
-    _compiled.clear_cache()  # forget it in this process: the compile reads the disk
-    compiled, reused, _s = _compiled.compiled_model(model)
-    assert not reused
-    return compiled
-
-
-def test_compile_comes_from_the_disk_caches_and_matches_nutpie(tiny, monkeypatch):
-    """A new compile of a known structure takes both C callbacks from numba's disk cache
-    and only the structure's layout from the functions cache; without the layout it
-    loads the PyTensor functions (pickled without the data); with the callbacks missing
-    from numba's cache it builds them from those functions.  Every way gives nutpie's own log-density
-    and gradient for the new model's data."""
-    import pickle
-
-    import nutpie
-
-    from smeintl import _compiled, _numba
-    from smeintl.measurement import MeasurementModel
-
-    spec, a, b = tiny
-    _numba.register()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        _compile_fresh(MeasurementModel(spec).build(a))  # writes the caches if they are not there yet
-        model_b = MeasurementModel(_scaled(spec, 2.0)).build(b)
-        reference = nutpie.compile_pymc_model(model_b)
-        from_layout = _compile_fresh(model_b)
-        layouts = list(_compiled._functions_path("x").parent.glob("*.layout"))
-        assert layouts
-        with monkeypatch.context() as m:  # no layout: the pickled functions are read
-            m.setattr(_compiled, "_read", lambda p, read=_compiled._read: None if p.suffix == ".layout" else read(p))
-            from_functions = _compile_fresh(model_b)
-        real_callback = _compiled._callback
-
-        def not_cached(src, name, sig, key, extract, n_dim, n_expanded):  # as if numba's cache missed
-            if extract is None:
-                return None, False
-            return real_callback(src, name, sig, key, extract, n_dim, n_expanded)
-
-        with monkeypatch.context() as m:  # layout there, callbacks not loadable: made from the functions
-            m.setattr(_compiled, "_callback", not_cached)
-            recompiled = _compile_fresh(model_b)
-    assert from_layout.logp_func is None and from_functions.logp_func is not None
-    assert from_layout.compiled_logp_func.cache_hits == 1 and from_layout.compiled_expand_func.cache_hits == 1
-    assert from_functions.compiled_logp_func.cache_hits == 1 and from_functions.compiled_expand_func.cache_hits == 1
-    assert recompiled.logp_func is not None
-    files = list(_compiled._functions_path("x").parent.glob("*.pkl"))
-    assert files
-    for f in files:  # no survey data on disk (scalars, such as the number of firms, stored as 0)
-        with open(f, "rb") as fh:
-            stored = pickle.load(fh)
-        assert all(v.get_value().size == 0 or (v.get_value().ndim == 0 and v.get_value() == 0)
-                   for fn in stored[2:4] for v in fn.get_shared())
-    x = np.random.default_rng(0).normal(scale=0.3, size=reference.n_dim)
-    lp_ref, grad_ref = _logp_and_grad(reference, x)
-    for compiled in (from_layout, from_functions, recompiled):
-        assert compiled.n_dim == reference.n_dim and compiled.n_expanded == reference.n_expanded
-        lp, grad = _logp_and_grad(compiled, x)
-        assert lp == lp_ref
-        np.testing.assert_array_equal(grad, grad_ref)
 
 
 def test_reuse_leaves_the_first_models_values_alone(tiny):
@@ -266,93 +162,6 @@ def test_mass_matrix_refuses_unknown_values_and_pymc_low_rank(tiny):
         MeasurementModel(spec).fit(a, random_seed=1, mass_matrix="low_rank", **{**SHORT, "sampler": "pymc"})
 
 
-def test_graph_function_is_found_behind_pytensors_cache_wrapper():
-    """The callback inlines PyTensor's graph function; numba cannot inline ``*args``, so
-    PyTensor's ``f(*args): return jitable_func(*args)`` wrapper is looked through, and a
-    function with nothing behind it falls back to nutpie's extraction (None)."""
-    import numba
-
-    from smeintl._compiled import _explicit_py_func
-
-    def graph(x, a):
-        return x + a
-
-    inner = numba.njit(graph)
-    env = {"jitable_func": inner}
-    exec("def wrapper(*args): return jitable_func(*args)", env)
-    assert _explicit_py_func(numba.njit(env["wrapper"])) is graph
-    assert _explicit_py_func(inner) is graph
-    exec("def bare(*args): return args[0]", env)
-    env.pop("jitable_func")
-    assert _explicit_py_func(numba.njit(env["bare"])) is None
-
-
-def test_refit_models_compile_ahead_and_are_found_on_disk(tiny):
-    """``compile_refit_models`` compiles the model-comparison refits' structures without
-    sampling; a later refit finds them in the disk caches (a new process would too)."""
-    from smeintl._compiled import clear_cache
-    from smeintl.robustness import compile_refit_models
-    from smeintl.robustness.refit import comparison_plan as _comparison_plan
-    from smeintl.robustness.refit import context_before_fit as _context_before_fit
-
-    spec, a, _b = tiny
-    announced = []
-    out = compile_refit_models(spec, a, models=("no_industry",), on_compiled=announced.append)
-    assert set(out) == {"no_industry"} and out["no_industry"]["compile_s"] > 0
-    assert announced == ["no_industry"]
-    ctx = _context_before_fit(spec, a, group=True, parameterization="auto", models=("no_industry",), refit_kwargs=None)
-    [(name, (survey, spec_v, group))] = _comparison_plan(ctx)[0]
-    assert name == "no_industry" and group is False
-    clear_cache()  # not in this process any more: only the disk caches can know it
-    assert ctx.refit_model(spec_v, group=group).compiled_on_disk(survey)
-    # PyMC's NUTS as the refit sampler: nothing is compiled ahead
-    assert compile_refit_models(spec, a, models=("no_industry",), refit_kwargs={"sampler": "pymc"}) == {}
-
-
-def test_refit_compile_runs_in_a_second_process_only_when_the_cache_is_cold(tiny, monkeypatch):
-    import os
-
-    from smeintl.measurement import MeasurementModel
-    from smeintl.robustness import run_robustness, start_refit_compile
-
-    spec, a, _b = tiny
-    model = MeasurementModel(spec)
-    monkeypatch.setattr(os, "cpu_count", lambda: 2)
-    monkeypatch.setattr(MeasurementModel, "compiled_on_disk", lambda self, survey: True)
-    assert start_refit_compile(model, a) is None  # warm cache: nothing to do
-    monkeypatch.setattr(MeasurementModel, "compiled_on_disk", lambda self, survey: False)
-    assert start_refit_compile(model, a, refit_kwargs={"sampler": "pymc"}) is None
-    monkeypatch.setattr(os, "cpu_count", lambda: 1)
-    assert start_refit_compile(model, a) is None  # no second core
-    monkeypatch.setattr(os, "cpu_count", lambda: 2)
-    job = start_refit_compile(model, a, models=("no_industry",))
-    assert job is not None and job.process.is_alive()
-    # the refit waits for its own structure only: the process announces each one as it is done
-    assert job.wait_for("no_industry", timeout=600) >= 0
-    assert job.compiled == {"no_industry"}
-    job.process.join(60)
-    assert job.process.exitcode == 0
-    assert job.wait_for("one_construct", timeout=5) < 5  # not in the process's plan: no wait once it ended
-    # a run whose checks do not refit stops a compile nobody needs
-    job = start_refit_compile(model, a, models=("no_industry",))
-    run_robustness(None, a, spec, checks=["thresholds"], progress=False, refit_compile=job)
-    assert not job.process.is_alive()
-
-
-def test_code_key_ignores_documentation_but_not_code():
-    """The disk caches are keyed by the likelihood code without its docstrings and
-    comments: a documentation edit keeps every cached model, a code edit does not."""
-    from smeintl import _compiled
-
-    src = '"""Module doc."""\n\ndef f(x):\n    """What f does."""\n    # a comment\n    return x * 2\n'
-    docs_edited = '"""Another doc."""\n\ndef f(x):\n    """Reworded."""\n    return x * 2  # other comment\n'
-    code_edited = '"""Module doc."""\n\ndef f(x):\n    """What f does."""\n    return x * 3\n'
-    fp = _compiled._code_fingerprint
-    assert fp(src) == fp(docs_edited)
-    assert fp(src) != fp(code_edited)
-    assert "measurement/summary.py" not in _compiled._LOGP_MODULES
-
-
 def test_pymc_log_likelihood_and_posterior_predictive_work_on_a_fit(tiny, caplog):
     """The likelihood is the model's observed variables: PyMC's compute_log_likelihood on a
     nutpie fit gives the stored per-firm log-likelihood, and its sample_posterior_predictive
@@ -372,38 +181,16 @@ def test_pymc_log_likelihood_and_posterior_predictive_work_on_a_fit(tiny, caplog
         model = mm.build(a)
         names = [rv.name for rv in model.observed_RVs]
         assert names == ["y_ordinal4", "y_binary"]
-        ll = pm.compute_log_likelihood(idata, model=model, var_names=names, extend_inferencedata=False,
+        ll = pm.compute_log_likelihood(compat.to_arviz(idata), model=model, var_names=names, extend_inferencedata=False,
                                        progressbar=False)
         total = sum(ll[n].values.sum(-1) for n in names)
         np.testing.assert_allclose(total, idata.log_likelihood["responses"].values.sum(-1), rtol=1e-10)
         with caplog.at_level(logging.INFO, logger="pymc"), model:
-            pp = pm.sample_posterior_predictive(idata, var_names=names, random_seed=1, progressbar=False,
-                                                extend_inferencedata=False).posterior_predictive
+            pp = compat.group(pm.sample_posterior_predictive(compat.to_arviz(idata), var_names=names, random_seed=1,
+                                                             progressbar=False, extend_inferencedata=False),
+                              "posterior_predictive")
     sampled = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Sampling:")]
     assert sampled == ["Sampling: [y_binary, y_ordinal4]"]
     y = pp["y_ordinal4"].values
     assert y.shape[:2] == (2, 60) and set(np.unique(y)) <= {0.0, 1.0, 2.0, 3.0}
     assert set(np.unique(pp["y_binary"].values)) <= {0.0, 1.0}
-
-
-def test_disk_cache_folder_per_code_version_and_stale_ones_pruned(tmp_path, monkeypatch):
-    """Entries of other likelihood code are in other folders (never read) and go once unused
-    for STALE_DAYS days; loose files of the old flat layout go at once."""
-    import os
-    import time
-
-    from smeintl import _compiled
-
-    monkeypatch.setattr(_compiled, "_cache_root", lambda: tmp_path / "smeintl_functions")
-    here = _compiled._functions_path("k").parent
-    assert here.name == _compiled._code_hash()[:16]
-    root = here.parent
-    old, recent = root / "old-code", root / "recent"
-    for d in (old, recent):
-        d.mkdir(parents=True)
-        (d / "k.pkl").write_bytes(b"x")
-    stamp = time.time() - (_compiled.STALE_DAYS + 1) * 86400
-    os.utime(old, (stamp, stamp))
-    (root / "flat.pkl").write_bytes(b"x")
-    _compiled._prune_stale()
-    assert not old.exists() and recent.exists() and not (root / "flat.pkl").exists()

@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import pytest
 
-from smeintl import load_spec, parse_spec
+from smeintl import compat, load_spec, parse_spec
 from smeintl.measurement import (
     FitError,
     MeasurementModel,
@@ -31,7 +31,7 @@ BUNDLE_DIR = Path(__file__).resolve().parents[1] / "src" / "smeintl" / "bundled"
 def test_fit_structure(hitachi_fit, hitachi_spec, hitachi_survey):
     idata = hitachi_fit
     for group in ("posterior", "posterior_predictive", "log_likelihood", "observed_data", "sample_stats"):
-        assert group in idata.groups()
+        assert group in compat.group_names(idata)
     post = idata.posterior
     assert post["eta"].shape[2:] == (41, 2)
     assert post["loading"].shape[2:] == (15,)
@@ -58,19 +58,18 @@ def test_fit_samples_cleanly(hitachi_fit):
 def test_rhat_problem_counts_the_values_over_the_threshold():
     """A failed R-hat names the worst variable and how many of its values are over the
     threshold (a few of many latent scores vs a whole parameter vector)."""
-    import arviz as az
-
     rng = np.random.default_rng(3)
     eta = rng.normal(size=(2, 2000, 50))
     eta[1, :, :2] += 1.0  # two scores whose chains disagree
-    idata = az.from_dict(posterior={"eta": eta, "group_sd": rng.normal(size=(2, 2000))},
-                         sample_stats={"diverging": np.zeros((2, 2000), dtype=bool)})
+    idata = compat.fit_from_dict({"posterior": {"eta": eta, "group_sd": rng.normal(size=(2, 2000))},
+                                  "sample_stats": {"diverging": np.zeros((2, 2000), dtype=bool)}})
     d = diagnose(idata)
     assert d.failed and d.worst["rhat"] == "eta"
     assert any(p.startswith("R-hat") and "(worst: eta; 2 of 50 values over): chains disagree" in p
                for p in d.problems), d.problems
     # one chain: no R-hat at all, still a failed verdict and a message, not an error
-    one = az.from_dict(posterior={"eta": eta[:1]}, sample_stats={"diverging": np.zeros((1, 2000), dtype=bool)})
+    one = compat.fit_from_dict({"posterior": {"eta": eta[:1]},
+                                "sample_stats": {"diverging": np.zeros((1, 2000), dtype=bool)}})
     d1 = diagnose(one)
     assert d1.failed and any(p.startswith("R-hat nan") for p in d1.problems), d1.problems
 
@@ -279,7 +278,7 @@ def test_nutpie_sampler_works():
     idata = _fit(spec, sim.survey, 4, draws=150, tune=200, sampler="nutpie")
     assert idata.attrs["sampler"] == "nutpie"
     assert idata.posterior["eta"].shape[-2:] == (80, 1)
-    assert "log_likelihood" in idata.groups()
+    assert "log_likelihood" in compat.group_names(idata)
     d = diagnose(idata)
     assert np.isfinite(d.max_rhat)
 
@@ -410,7 +409,7 @@ def _model_loglik_per_draw(mm, model, idata, survey):
     from smeintl.measurement import standardization_of
 
     names = [rv.name for rv in model.observed_RVs if rv.name.startswith("y_")]
-    ll = pm.compute_log_likelihood(idata, model=model, var_names=names, extend_inferencedata=False,
+    ll = pm.compute_log_likelihood(compat.to_arviz(idata), model=model, var_names=names, extend_inferencedata=False,
                                    progressbar=False)
     out = sum(np.asarray(ll[n].values).reshape(ll[n].shape[:2] + (-1,)).sum(-1) for n in names)
     lay = mm.layout
@@ -427,7 +426,6 @@ def test_firm_loglik_matches_pymc_for_every_item_family(spec_name):
     draws), summed over the firms, equals the model's own log-likelihood at parameter
     draws from the prior (ordinal, percent, count, binary and continuous items in the
     latent parameterization, with missing answers)."""
-    import arviz as az
     import pymc as pm
 
     path = BUNDLE_DIR / "hitachi.toml" if spec_name == "hitachi" else SPECS / f"{spec_name}.toml"
@@ -439,11 +437,11 @@ def test_firm_loglik_matches_pymc_for_every_item_family(spec_name):
         warnings.simplefilter("ignore")
         names = [v.name for v in [*model.free_RVs, *model.deterministics]]  # not the observed (no random)
         prior = pm.sample_prior_predictive(draws=12, model=model, var_names=names, random_seed=2)
-        post = prior.prior
+        post = compat.group(prior, "prior")
         for name in post.data_vars:  # forward draws ignore the ordered transform: order them
             if "cutpoints" in name and not name.endswith("__"):
                 post[name].values[...] = np.sort(post[name].values, axis=-1)
-        idata = az.InferenceData(posterior=post)
+        idata = compat.new_fit({"posterior": post})
         ref = _model_loglik_per_draw(mm, model, idata, survey)
     add_firm_loglik(mm, idata, survey)
     got = idata.log_likelihood["responses"].values

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from smeintl import compat
 from smeintl.data import survey_from_frame
 from smeintl.indices import index_arrays, scale_items
 from smeintl.measurement import ItemLayout, draw_items, expected_scaled, standardization_of
@@ -86,8 +87,7 @@ def _true_types(spec, sim):
 
 
 def _fake_idata(spec, survey, params, eta, *, S=40, jitter=0.15, seed=0, group=True, pp=True):
-    """An InferenceData shaped like a fit: posterior = truth with jitter on eta."""
-    import arviz as az
+    """A fit-shaped tree: posterior = truth with jitter on eta."""
 
     rng = np.random.default_rng(seed)
     lay = ItemLayout.from_spec(spec)
@@ -114,7 +114,7 @@ def _fake_idata(spec, survey, params, eta, *, S=40, jitter=0.15, seed=0, group=T
         groups["posterior_predictive"] = {n: Y[..., k] for k, n in enumerate(spec.item_names)}
         for n in spec.item_names:
             dims[n] = ["firm"]
-    idata = az.from_dict(**groups, coords=coords, dims=dims)
+    idata = compat.fit_from_dict(groups, coords=coords, dims=dims)
     idata.attrs["spec_text"] = spec.text
     idata.attrs["data_hash"] = survey.data_hash
     return idata

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from smeintl import plots
+from smeintl import compat, plots
 from smeintl.report import SECTIONS, write_report
 
 FAIL_PROBLEMS = (
@@ -271,9 +271,9 @@ def test_figures_missing_parts_raise(inputs):
     no_groups = dataclasses.replace(fs, group_means=fs.group_means.iloc[:0])
     with pytest.raises(ValueError, match="industry"):
         plots.plot_industry_means(no_groups)
-    post = inputs["idata"].posterior.drop_vars("corr")
+    post = compat.group(inputs["idata"], "posterior").drop_vars("corr")
     with pytest.raises(ValueError, match="correlation"):
-        plots.plot_latent_correlation(SimpleNamespace(posterior=post))
+        plots.plot_latent_correlation(compat.new_fit({"posterior": post}))
 
 
 def test_type_colors_consistent():

@@ -472,10 +472,10 @@ def test_default_suite_with_all_ordinal_model(hitachi_fit, hitachi_survey):
 def test_vectorized_log_prior_matches_pymc(spec_name):
     """The power-scaling check's log prior, vectorized over the draws, equals PyMC's
     ``compute_log_prior`` summed over the same variables, draw by draw."""
-    import arviz as az
     import pymc as pm
 
     from conftest import BUNDLE_DIR, SPECS
+    from smeintl import compat
     from smeintl import load_spec
     from smeintl.measurement import MeasurementModel, is_score_variable
     from smeintl.robustness.prior_sensitivity import _log_prior_vectorized
@@ -487,12 +487,13 @@ def test_vectorized_log_prior_matches_pymc(spec_name):
     names = [v.name for v in model.free_RVs if v.name != "group_z" and not is_score_variable(v.name)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        prior = pm.sample_prior_predictive(draws=6, model=model, var_names=[v.name for v in model.free_RVs],
-                                           random_seed=5).prior
+        prior = compat.group(pm.sample_prior_predictive(draws=6, model=model,
+                                                        var_names=[v.name for v in model.free_RVs], random_seed=5),
+                             "prior")
         for name in prior.data_vars:  # forward draws ignore the ordered transform: order them
             if "cutpoints" in name:
                 prior[name].values[...] = np.sort(prior[name].values, axis=-1)
-        want = pm.compute_log_prior(az.InferenceData(posterior=prior), model=model, var_names=names,
+        want = pm.compute_log_prior(compat.to_arviz(compat.new_fit({"posterior": prior})), model=model, var_names=names,
                                     extend_inferencedata=False, progressbar=False)
     want = sum(want[v].sum([d for d in want[v].dims if d not in ("chain", "draw")]) for v in want.data_vars)
     got = _log_prior_vectorized(prior, model, names)

@@ -409,10 +409,6 @@ def analyze(
     or a file-like object); ``sheet`` and ``encoding``: how to read the survey file (see
     :func:`smeintl.data.read_table`).
 
-    On a cold compile cache with every robustness check to run, the refits' models compile
-    in a second process while the main fit compiles and samples (see
-    :func:`smeintl.robustness.start_refit_compile`); it is stopped when ``analyze`` ends.
-
     Raises :class:`~smeintl.data.DataError`, :class:`~smeintl.spec.SpecError`,
     :class:`~smeintl.errors.UserError` (a mismatch of data and spec, a sampler setting
     out of range) for the user's mistakes, and lets KeyboardInterrupt through, also one
@@ -447,42 +443,29 @@ def _analyze(data, *, spec, seed, quick, group, robustness, draws, tune, chains,
             f"{int(survey.missing.sum())} missing answers")
     with steps.step(STEPS[1]):
         det = run_deterministic(survey)
-    refit_compile = None
-    try:
-        with steps.step(STEPS[2]):
-            model = MeasurementModel(spec_obj, group=group)
-            say(f"    {model.parameterization} parameterization, {fit_kw['chains']} chains x "
-                f"{fit_kw['draws']} draws after {fit_kw['tune']} tuning, seed {seed}"
-                + (" (quick run)" if quick else ""))
-            if robustness and not quick:
-                from .robustness import start_refit_compile
+    with steps.step(STEPS[2]):
+        model = MeasurementModel(spec_obj, group=group)
+        say(f"    {model.parameterization} parameterization, {fit_kw['chains']} chains x "
+            f"{fit_kw['draws']} draws after {fit_kw['tune']} tuning, seed {seed}"
+            + (" (quick run)" if quick else ""))
+        idata = model.fit(survey, progressbar=progress, random_seed=seed, sampler=sampler, **fit_kw)
+    with steps.step(STEPS[3]):
+        fit_summary = summarize_fit(idata, spec_obj)
+        say("    " + fit_summary.diagnostics.text().replace("\n", "\n    "))
+    with steps.step(STEPS[4]):
+        comparison = compare(idata, survey, spec_obj)
+    robustness_result = None
+    with steps.step(STEPS[5]):
+        if not robustness:
+            say("    skipped (robustness checks not requested)")
+        else:
+            from .robustness import CHECKS, REFIT_CHECKS, run_robustness
 
-                # cold cache: the robustness refits' models compile on the second core meanwhile
-                # (stopped when analyze ends; the process is a daemon, and Ctrl-C reaches it too)
-                refit_compile = start_refit_compile(model, survey)
-                if refit_compile is not None:
-                    say("    compile cache cold: the robustness refits' models compile in a second process meanwhile")
-            idata = model.fit(survey, progressbar=progress, random_seed=seed, sampler=sampler, **fit_kw)
-        with steps.step(STEPS[3]):
-            fit_summary = summarize_fit(idata, spec_obj)
-            say("    " + fit_summary.diagnostics.text().replace("\n", "\n    "))
-        with steps.step(STEPS[4]):
-            comparison = compare(idata, survey, spec_obj)
-        robustness_result = None
-        with steps.step(STEPS[5]):
-            if not robustness:
-                say("    skipped (robustness checks not requested)")
-            else:
-                from .robustness import CHECKS, REFIT_CHECKS, run_robustness
-
-                checks = [c for c in CHECKS if c not in REFIT_CHECKS] if quick else None
-                if quick:
-                    say(f"    quick run: skipping the checks that refit the model ({', '.join(REFIT_CHECKS)})")
-                robustness_result = run_robustness(idata, survey, spec_obj, checks=checks, seed=seed,
-                                                   progress=progress, refit_compile=refit_compile)
-    finally:
-        if refit_compile is not None:  # run_robustness stops it too; here also on errors
-            refit_compile.stop()
+            checks = [c for c in CHECKS if c not in REFIT_CHECKS] if quick else None
+            if quick:
+                say(f"    quick run: skipping the checks that refit the model ({', '.join(REFIT_CHECKS)})")
+            robustness_result = run_robustness(idata, survey, spec_obj, checks=checks, seed=seed,
+                                               progress=progress)
 
     return Analysis(
         spec=spec_obj,

@@ -38,6 +38,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from . import compat
 from .spec import Spec
 
 __all__ = [
@@ -388,7 +389,7 @@ def plot_latent_correlation(idata, prob: float = 0.9) -> Figure:
     One panel per pair of constructs (from the fit's ``corr``); a fit with one
     construct has no correlation: :class:`ValueError`.
     """
-    post = idata.posterior
+    post = compat.group(idata, "posterior")
     if "corr" not in post:
         raise ValueError("the fit has no latent correlation (one construct)")
     corr = post["corr"]
@@ -467,9 +468,9 @@ def plot_ppc(idata, spec: Spec, prob: float = 0.9, max_draws: int = 500) -> Figu
     spaced draws are used.  Needs the fit's ``posterior_predictive`` and
     ``observed_data`` groups.
     """
-    if "posterior_predictive" not in idata.groups() or "observed_data" not in idata.groups():
+    if not compat.has_group(idata, "posterior_predictive") or not compat.has_group(idata, "observed_data"):
         raise ValueError("the fit has no posterior predictive (or observed data) group: refit with posterior_predictive=True")
-    pp, obs = idata.posterior_predictive, idata.observed_data
+    pp, obs = compat.group(idata, "posterior_predictive"), compat.group(idata, "observed_data")
     items = [it for it in spec.items if it.name in pp and it.name in obs]
     if not items:
         raise ValueError("the fit's posterior predictive holds none of the spec's items")

@@ -46,6 +46,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from . import compat
 from .findings import anova_pvalue, finding_table, pearson_greater_pvalue, verdict
 from .findings import quantiles as _quantiles
 from .indices import index_arrays, item_matrix
@@ -91,7 +92,7 @@ OUTPUT_FILES: tuple[str, ...] = (
 # draws, replicated data and true scores
 # ---------------------------------------------------------------------------
 def _n_samples(idata) -> int:
-    post = idata.posterior
+    post = compat.group(idata, "posterior")
     return int(post.sizes["chain"] * post.sizes["draw"])
 
 
@@ -170,7 +171,7 @@ def replicated_items(
     names = list(spec.item_names)
     X = item_matrix(survey, spec).to_numpy(dtype=float)
     sel = np.arange(_n_samples(idata)) if draws is None else np.asarray(draws, dtype=int)
-    pp = getattr(idata, "posterior_predictive", None) if "posterior_predictive" in idata.groups() else None
+    pp = compat.group(idata, "posterior_predictive") if compat.has_group(idata, "posterior_predictive") else None
     if pp is not None and all(n in pp.data_vars for n in names):
         pos = _firm_indexer(pp.coords["firm"].values, survey.items.index)
         cols = []
@@ -467,6 +468,7 @@ def compare(
     spec = spec if spec is not None else survey.spec
     if not 0 < prob < 1:
         raise ValueError(f"prob must be in (0, 1), got {prob}")
+    idata = compat.as_fit(idata)
     _check_spec(idata, spec)
     fit_hash = getattr(idata, "attrs", {}).get("data_hash")
     if fit_hash is not None and fit_hash != survey.data_hash:

@@ -92,9 +92,9 @@ def diagnose(idata, var_names: list[str] | None = None) -> Diagnostics:
     correlation, group means and sds, latent scores ``eta``); the internal
     non-centred variables are implied by these.
     """
-    import arviz as az
+    from .. import compat
 
-    post = idata.posterior
+    post = compat.group(idata, "posterior")
     if var_names is None:
         # the centred scores' per-construct columns eta_<construct> duplicate eta; the item
         # parameters on standardized scores (<name>_std) are implied by the reported ones
@@ -104,9 +104,9 @@ def diagnose(idata, var_names: list[str] | None = None) -> Diagnostics:
     # the diagonal of a correlation matrix is constant 1: leave it out
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        rhat = az.rhat(sub)
-        essb = az.ess(sub, method="bulk")
-        esst = az.ess(sub, method="tail")
+        rhat = compat.rhat(sub)
+        essb = compat.ess(sub, method="bulk")
+        esst = compat.ess(sub, method="tail")
 
     def extreme(ds, fn):
         best_v, best_n = None, ""
@@ -123,10 +123,10 @@ def diagnose(idata, var_names: list[str] | None = None) -> Diagnostics:
     max_rhat, w_rhat = extreme(rhat, np.max)
     min_essb, w_essb = extreme(essb, np.min)
     min_esst, w_esst = extreme(esst, np.min)
-    ss = getattr(idata, "sample_stats", None)
+    ss = compat.group(idata, "sample_stats") if compat.has_group(idata, "sample_stats") else None
     div = int(ss["diverging"].values.sum()) if ss is not None and "diverging" in ss else 0
     try:
-        ebfmi = float(np.min(az.bfmi(idata)))
+        ebfmi = float(np.min(compat.bfmi(idata)))
     except Exception:  # noqa: BLE001 - samplers without energy stats
         ebfmi = float("nan")
     n_draws = int(post.sizes["chain"] * post.sizes["draw"])

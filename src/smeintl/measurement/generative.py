@@ -126,7 +126,9 @@ def param_names(layout: ItemLayout | None = None) -> tuple[str, ...]:
 
 def posterior_params(idata, spec=None, group: str = "posterior") -> dict[str, np.ndarray]:
     """Model parameters as numpy arrays with one leading sample axis (chain x draw stacked)."""
-    ds = getattr(idata, group)
+    from .. import compat
+
+    ds = compat.group(compat.as_fit(idata), group)
     out: dict[str, np.ndarray] = {}
     for name in list(param_names()) + [v for v in ds.data_vars if str(v).startswith("cutpoints_")]:
         if name in ds:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import compat
 from ..spec import Spec, parse_spec
 
 __all__ = ["FitError", "save_fit", "load_fit", "fit_standardization"]
@@ -24,7 +25,7 @@ def save_fit(idata, path: str | Path, *, overwrite: bool = False) -> Path:
         raise FileExistsError(f"{path} exists; pass overwrite=True (CLI: --force) to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    idata.to_netcdf(str(tmp), engine="h5netcdf")
+    compat.write_fit(compat.as_fit(idata), str(tmp))
     tmp.replace(path)
     return path
 
@@ -35,17 +36,13 @@ def load_fit(path: str | Path, spec: Spec | None = None, survey=None):
     Returns ``(idata, model)`` where ``model`` is the :class:`MeasurementModel`
     rebuilt from the spec text stored in the file.
     """
-    import arviz as az
-
     path = Path(path)
     if not path.exists():
         raise FitError(f"{path}: file not found")
     if path.is_dir():
         raise FitError(f"{path}: is a folder, not a fit file (.nc)")
     try:
-        idata = az.from_netcdf(str(path), engine="h5netcdf")
-        for group in idata.groups():  # read now: damaged bytes fail here, not in a later table
-            getattr(idata, group).load()
+        idata = compat.read_fit(str(path))  # read now: damaged bytes fail here, not in a later table
     except Exception as exc:  # noqa: BLE001 - h5py, h5netcdf and xarray raise many kinds
         text = str(exc).strip() or type(exc).__name__
         raise FitError(f"{path}: not a readable fit file ({text[:200]}); it is damaged or not a netCDF file "

@@ -37,6 +37,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from .. import compat
 from .. import families as fam
 from ..families.model import LOCATION_DISTS, prior
 from ..spec import Spec
@@ -539,7 +540,7 @@ class MeasurementModel:
         posterior_predictive: bool = True,
         mass_matrix: str = "auto",
     ):
-        """Sample the posterior and return an :class:`arviz.InferenceData`.
+        """Sample the posterior and return the fit, an :class:`xarray.DataTree` (:mod:`smeintl.compat`).
 
         The result holds the posterior (with latent scores ``eta``), a posterior
         predictive survey for every item, the per-firm log-likelihood (``responses``: the sum over each firm's observed answers),
@@ -600,7 +601,7 @@ class MeasurementModel:
                                                  target_accept=target_accept, random_seed=int(random_seed),
                                                  progressbar=progressbar, low_rank=mass_matrix == "low_rank")
             else:
-                idata = pm.sample(
+                idata = compat.as_fit(pm.sample(
                     draws=draws,
                     tune=tune,
                     chains=chains,
@@ -611,7 +612,7 @@ class MeasurementModel:
                     # multiprocess sampling was measured 5-50x slower than sequential chains
                     cores=cores if cores is not None else 1,
                     target_accept=target_accept,
-                )
+                ))
             t_sample = time.perf_counter() - t1
             if log_likelihood and self.parameterization == "latent":
                 post.add_firm_loglik(self, idata, survey)
@@ -634,37 +635,6 @@ class MeasurementModel:
             }
         )
         return idata
-
-    def compile(self, survey) -> dict[str, Any]:
-        """Compile this model for nutpie on ``survey`` without sampling.
-
-        Any later nutpie fit of the same structure (same instrument, options and number
-        of firms per group; data and priors may differ), in this process or another,
-        then loads it from the disk caches instead of compiling it.  ``smeintl run``
-        compiles the robustness refits' models this way in a second process while the
-        main fit compiles and samples.  Returns ``{"compile_s", "compile_reused"}``.
-        """
-        if not _has_nutpie():
-            raise RuntimeError("compiling for nutpie needs nutpie installed")
-        from .. import _compiled
-        from .._numba import register
-
-        with no_traces():
-            model = self.build(survey, inputs="shared")
-        register()
-        with model, warnings.catch_warnings(), no_traces():
-            warnings.simplefilter("ignore")
-            _compiled_model, reused, seconds = _compiled.compiled_model(model)
-        return {"compile_s": seconds, "compile_reused": reused}
-
-    def compiled_on_disk(self, survey) -> bool:
-        """Whether a nutpie fit on ``survey`` finds its compiled model in this process or
-        in the disk caches (see :meth:`compile`); builds the model (a fraction of a second)."""
-        from .. import _compiled
-
-        with no_traces(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return _compiled.on_disk(self.build(survey, inputs="shared"))
 
     # ---------------------------------------------------------------- prior predictive
     def prior_predictive(self, survey, *, draws: int = 500, random_seed: int = 0) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import compat
 from .generative import cell_loglik, draw_items, posterior_params
 from .latent import _pattern_groups
 from .layout import standardization_of
@@ -71,7 +72,7 @@ def add_firm_loglik(self, idata, survey) -> None:
     :func:`cell_loglik` at each draw's latent scores, in batches of draws."""
     import xarray as xr
 
-    post = idata.posterior
+    post = compat.group(idata, "posterior")
     P = posterior_params(idata, self.spec)
     X = survey.items[list(self.layout.names)].to_numpy(dtype=float)
     std = standardization_of(self.layout)
@@ -87,7 +88,7 @@ def add_firm_loglik(self, idata, survey) -> None:
         dims=("chain", "draw", "firm"),
         coords={"chain": post.chain, "draw": post.draw, "firm": list(survey.items.index)},
     )
-    idata.add_groups({"log_likelihood": xr.Dataset({"responses": da})})
+    compat.set_group(idata, "log_likelihood", xr.Dataset({"responses": da}))
 
 def _marginal_setup(self, idata, survey, std):
     """Posterior, parameters, standardized answers, item-construct map and latent correlations."""
@@ -99,7 +100,7 @@ def _marginal_setup(self, idata, survey, std):
     onehot = np.zeros((X.shape[1], C))
     onehot[np.arange(X.shape[1]), lay.construct] = 1.0
     R = P["corr"] if C > 1 else np.ones((S, 1, 1))
-    return idata.posterior, P, Z, onehot, R
+    return compat.group(idata, "posterior"), P, Z, onehot, R
 
 def add_marginal_loglik(self, idata, survey, std) -> None:
     """Per-firm marginal log-likelihood (MvNormal on the firm's observed items)."""
@@ -128,7 +129,7 @@ def add_marginal_loglik(self, idata, survey, std) -> None:
         dims=("chain", "draw", "firm"),
         coords={"chain": post.chain, "draw": post.draw, "firm": list(survey.items.index)},
     )
-    idata.add_groups({"log_likelihood": xr.Dataset({"responses": da})})
+    compat.set_group(idata, "log_likelihood", xr.Dataset({"responses": da}))
 
 def add_marginal_eta(self, idata, survey, std, seed) -> None:
     """Draw latent scores from their exact conditional normal given y and parameters."""
@@ -166,7 +167,7 @@ def add_marginal_eta(self, idata, survey, std, seed) -> None:
         coords={"chain": post.chain, "draw": post.draw, "firm": list(survey.items.index),
                 "construct": list(lay.constructs)},
     )
-    idata.posterior["eta"] = da
+    compat.set_group(idata, "posterior", compat.group(idata, "posterior").assign(eta=da))
 
 def model_inputs(model) -> list:
     """The model's named shared variables (its packed data and prior settings), as the
@@ -188,9 +189,7 @@ def add_constant_data(idata, model) -> None:
     if not values:
         return
     ds = xr.Dataset({n: xr.DataArray(a, dims=tuple(f"{n}_dim_{k}" for k in range(a.ndim))) for n, a in values.items()})
-    if "constant_data" in idata.groups():
-        del idata.constant_data
-    idata.add_groups({"constant_data": ds})
+    compat.set_group(idata, "constant_data", ds)
 
 
 def add_posterior_predictive(self, idata, survey, std, seed) -> None:
@@ -199,7 +198,7 @@ def add_posterior_predictive(self, idata, survey, std, seed) -> None:
     answered cells of the model's observed variables)."""
     import xarray as xr
 
-    post = idata.posterior
+    post = compat.group(idata, "posterior")
     nc, nd = post.sizes["chain"], post.sizes["draw"]
     P = posterior_params(idata, self.spec)
     rng = np.random.default_rng([int(seed), 1])
@@ -213,9 +212,7 @@ def add_posterior_predictive(self, idata, survey, std, seed) -> None:
         },
         coords={"chain": post.chain, "draw": post.draw, "firm": list(survey.items.index)},
     )
-    if "posterior_predictive" in idata.groups():
-        del idata.posterior_predictive
-    idata.add_groups({"posterior_predictive": ds})
+    compat.set_group(idata, "posterior_predictive", ds)
 
 def add_observed(self, idata, survey) -> None:
     import xarray as xr
@@ -227,7 +224,5 @@ def add_observed(self, idata, survey) -> None:
     )
     if self.group:
         ds["group"] = xr.DataArray(np.asarray(survey.groups, dtype=int), dims=("firm",))
-    if "observed_data" in idata.groups():
-        del idata.observed_data
-    idata.add_groups({"observed_data": ds})
+    compat.set_group(idata, "observed_data", ds)
 

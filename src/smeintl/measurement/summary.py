@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .. import compat
 from ..spec import Spec, parse_spec
 from .diagnostics import Diagnostics, fit_diagnostics
 from .generative import posterior_params
@@ -56,6 +57,7 @@ def summarize_fit(idata, spec: Spec | None = None, prob: float = 0.9) -> FitSumm
     for logit-type items (ordinal, percent, binary), sigma^2 for continuous items and
     the lognormal approximation log(1 + 1/mu + 1/alpha) for counts (mu at eta = 0).
     """
+    idata = compat.as_fit(idata)
     spec = spec or parse_spec(idata.attrs["spec_text"])
     lay = ItemLayout.from_spec(spec)
     P = posterior_params(idata, spec)

@@ -31,8 +31,7 @@ Modules (each check module defines its :class:`Check` as ``CHECK``):
 ``context``                     :class:`RobustnessContext`; settings shared by the checks
 ``variants``                    spec variants (:func:`spec_variant`), spec to TOML
 ``loo``                         :func:`integrated_loglik` (latent scores integrated out)
-``refit``                       the comparison refits' plan; their compile in a second
-                                process (:func:`start_refit_compile`)
+``refit``                       the comparison refits' plan
 ``registry``                    :data:`REGISTRY`, and :data:`CHECKS`, :data:`CHECK_NAMES`,
                                 :data:`REFIT_CHECKS`, :func:`output_names` derived from it
 ``runner``                      :func:`run_robustness`, the findings matrix,
@@ -43,8 +42,7 @@ Modules (each check module defines its :class:`Check` as ``CHECK``):
 from __future__ import annotations
 
 from .bootstrap import check_bootstrap
-from .context import DEFAULT_REFIT, KHAT_MAX, MIN_FIRMS, MODEL_VARIANTS, PRIOR_REFITS, REFIT_COMPILE_TIMEOUT, \
-    RobustnessContext
+from .context import DEFAULT_REFIT, KHAT_MAX, MIN_FIRMS, MODEL_VARIANTS, PRIOR_REFITS, RobustnessContext
 from .factor_analysis import check_factor_analysis
 from .industry_regression import INDEX_BINS, check_industry_regression
 from .leave_one_item_out import check_leave_one_item_out
@@ -53,7 +51,6 @@ from .loo import INTEGRATED_MAX_DRAWS, INTEGRATION_CHECK_NODES, INTEGRATION_NODE
 from .model_comparison import check_model_comparison
 from .prior_sensitivity import POWER_ALPHAS, PRIOR_SCALES, PSENS_DELTA, PSENS_THRESHOLD, check_prior_sensitivity
 from .profiles import check_profiles
-from .refit import REFIT_COMPILE_ORDER, RefitCompile, compile_refit_models, start_refit_compile
 from .registry import CHECK_NAMES, CHECKS, REFIT_CHECKS, REGISTRY, output_names
 from .result import Check, CheckResult, RobustnessResult
 from .runner import run_robustness, write_robustness
@@ -78,9 +75,6 @@ __all__ = [
     "MIN_FIRMS",
     "run_robustness",
     "write_robustness",
-    "compile_refit_models",
-    "start_refit_compile",
-    "RefitCompile",
     "output_names",
     "spec_to_toml",
     "spec_variant",
@@ -96,8 +90,6 @@ __all__ = [
     "check_prior_sensitivity",
     "check_model_comparison",
     # settings of the checks
-    "REFIT_COMPILE_TIMEOUT",
-    "REFIT_COMPILE_ORDER",
     "KHAT_MAX",
     "INDEX_BINS",
     "THRESHOLDS",

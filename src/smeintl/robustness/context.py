@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from .. import compat
 from .. import predictive as _pred
 from ..indices import compute_indices
 from ..predictive import compare
@@ -21,9 +22,6 @@ from .verdict import Verdict, na_verdicts
 #: default settings of every refit (prior-sensitivity and model-comparison refits); the
 #: sampler and target_accept are the fit spec's ``[sampler]`` unless given
 DEFAULT_REFIT: dict[str, Any] = {"draws": 300, "tune": 400, "chains": 2}
-#: the most seconds the model-comparison refits wait for their models to compile in a
-#: second process (:func:`~.refit.start_refit_compile`); what is not compiled by then, they compile
-REFIT_COMPILE_TIMEOUT = 900.0
 
 #: alternative models of ``model_comparison``
 MODEL_VARIANTS: tuple[str, ...] = ("no_industry", "one_construct", "all_ordinal")
@@ -34,13 +32,6 @@ PRIOR_REFITS: tuple[str, ...] = ("auto", "always", "never")
 MIN_FIRMS: dict[str, int] = {"bootstrap": 10, "model": 20, "factor_analysis": 10}
 #: Pareto k above which importance weights are unreliable
 KHAT_MAX = 0.7
-
-
-class FitAttrs:
-    """Stands in for a fit not made yet: the attrs that the refits' settings read."""
-
-    def __init__(self, group: bool, parameterization: str):
-        self.attrs = {"group": int(group), "parameterization": str(parameterization)}
 
 
 def _attrs(idata) -> dict:
@@ -61,8 +52,6 @@ class RobustnessContext:
     prob: float = 0.9
     models: tuple[str, ...] = MODEL_VARIANTS
     prior_refits: str = "auto"
-    #: the refits' models compiling in a second process (:func:`~.refit.start_refit_compile`)
-    refit_compile: Any = None
     _cache: dict = field(default_factory=dict, repr=False)
 
     # ---- fit ---------------------------------------------------------------
@@ -98,7 +87,7 @@ class RobustnessContext:
         prob = self.fit_problem()
         if prob:
             return prob
-        if "log_likelihood" not in self.idata.groups() or "responses" not in self.idata.log_likelihood:
+        if not compat.has_group(self.idata, "log_likelihood") or "responses" not in compat.group(self.idata, "log_likelihood"):
             return "the fit has no per-firm log-likelihood ('responses')"
         return None
 
@@ -190,12 +179,6 @@ class RobustnessContext:
             par = "auto"
         return MeasurementModel(spec, group=group, parameterization=par if par in ("latent", "marginal") else "auto",
                                 standardized_scores=standardized_scores)
-
-    def wait_for_refit_compile(self, model: str) -> None:
-        """Let the second process compiling the refits' models (if there is one) compile
-        the refit ``model``'s structure, or end."""
-        if self.refit_compile is not None:
-            self.refit_compile.wait_for(model, timeout=REFIT_COMPILE_TIMEOUT)
 
     def refit(self, spec: Spec, survey, *, group: bool, offset: int):
         """A refit of the measurement model with the refit settings (seed + offset)."""

@@ -89,14 +89,15 @@ def integrated_loglik(idata, spec: Spec, survey, *, group: bool, nodes: int = IN
 
 
 def integrated_idata(fit, spec: Spec, survey, group: bool, parameterization: str, check: bool = False):
-    """InferenceData with the posterior (thinned to at most :data:`INTEGRATED_MAX_DRAWS`
+    """A fit with the posterior (thinned to at most :data:`INTEGRATED_MAX_DRAWS`
     draws) and the integrated per-firm log-likelihood as ``responses``; with ``check``
     also the largest difference, over up to 10 draws, between the quadrature with
     :data:`INTEGRATION_NODES` and with :data:`INTEGRATION_CHECK_NODES` nodes."""
-    import arviz as az
     import xarray as xr
 
-    post = fit.posterior
+    from .. import compat
+
+    post = compat.group(fit, "posterior")
     nc, nd = int(post.sizes["chain"]), int(post.sizes["draw"])
     keep = np.arange(nd)
     if nc * nd > INTEGRATED_MAX_DRAWS:
@@ -115,4 +116,4 @@ def integrated_idata(fit, spec: Spec, survey, group: bool, parameterization: str
         ll = xr.DataArray(vals.reshape(nc, keep.size, -1), dims=("chain", "draw", "firm"),
                           coords={"chain": sub.chain, "draw": sub.draw,
                                   "firm": fit.log_likelihood["responses"].coords["firm"].values})
-    return az.InferenceData(posterior=sub, log_likelihood=xr.Dataset({"responses": ll})), err
+    return compat.new_fit({"posterior": sub, "log_likelihood": xr.Dataset({"responses": ll})}), err

@@ -22,7 +22,7 @@ from ..spec import Spec
 from .context import KHAT_MAX, RobustnessContext
 from .findings import industry_codes, posterior_verdicts
 from .loo import INTEGRATED_MAX_DRAWS, INTEGRATION_CHECK_NODES, INTEGRATION_NODES, integrated_idata
-from .refit import comparison_plan, in_compile_order
+from .refit import comparison_plan
 from .result import Check, CheckResult, skip
 from .variants import ORDINAL_LEVELS
 from .verdict import Verdict, aggregate, na_verdicts
@@ -62,7 +62,7 @@ def _one_construct_findings(ctx: RobustnessContext, fit, spec1: Spec, survey1) -
 
 def check_model_comparison(ctx: RobustnessContext) -> CheckResult:
     """PSIS-LOO of the fitted model against refits of alternative models."""
-    import arviz as az
+    from .. import compat
 
     name = CHECK_NAME
     why = ctx.refit_problem("model refits and LOO")
@@ -84,10 +84,7 @@ def check_model_comparison(ctx: RobustnessContext) -> CheckResult:
     # each refit's seed offset by its place in the plan, whatever order they run in
     offset = {m: 201 + j for j, (m, _) in enumerate(plan)}
     try:
-        # in the order a second process compiles them (if one does): each starts once its
-        # own structure is on disk
-        for m, (surv, sv, group) in in_compile_order(plan):
-            ctx.wait_for_refit_compile(m)
+        for m, (surv, sv, group) in plan:
             t0 = time.perf_counter()
             try:
                 fits[m] = ctx.refit(sv, surv, group=group, offset=offset[m])
@@ -120,18 +117,18 @@ def check_model_comparison(ctx: RobustnessContext) -> CheckResult:
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
         for m, f in loo_fits.items():
-            loos[m] = az.loo(f, var_name="responses", pointwise=True)
+            loos[m] = compat.loo(f, var_name="responses")
             try:
                 integ[m], qerr = integrated_idata(f, *fit_info[m], check=(m == "reference"))
-                iloos[m] = az.loo(integ[m], var_name="responses", pointwise=True)
+                iloos[m] = compat.loo(integ[m], var_name="responses")
                 if np.isfinite(qerr[0]):
                     quad_err = qerr
             except Exception as exc:  # noqa: BLE001 - report, keep the conditional LOO
                 integ_notes.append(f"{m}: integrated log-likelihood not computed ({exc})")
         if len(loo_fits) >= 2:
-            cmp = az.compare(loo_fits, ic="loo", var_name="responses")
+            cmp = compat.compare(loo_fits, var_name="responses")
         if len(iloos) >= 2 and set(iloos) == set(loo_fits):
-            icmp = az.compare(integ, ic="loo", var_name="responses")
+            icmp = compat.compare(integ, var_name="responses")
     rows = []
     for m in ["reference", *[p[0] for p in plan], *skipped]:
         row: dict[str, Any] = {"model": m, "description": desc[m]}
@@ -149,7 +146,7 @@ def check_model_comparison(ctx: RobustnessContext) -> CheckResult:
                 continue
             lo = lo_d[m]
             k = np.asarray(lo.pareto_k)
-            row.update({f"{pre}elpd_loo": float(lo.elpd_loo), f"{pre}se": float(lo.se), f"{pre}p_loo": float(lo.p_loo),
+            row.update({f"{pre}elpd_loo": lo.elpd, f"{pre}se": lo.se, f"{pre}p_loo": lo.p_loo,
                         f"{pre}max_pareto_k": float(np.nanmax(k)), f"{pre}n_pareto_k_gt_0_7": int((k > KHAT_MAX).sum())})
             if cm is not None and m in cm.index:
                 row.update({f"{pre}rank": int(cm.loc[m, "rank"]), f"{pre}elpd_diff": float(cm.loc[m, "elpd_diff"]),

@@ -13,6 +13,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from .. import compat
 from ..predictive import compare, sample_statistics
 from ..profiles import type_arrays
 from .context import KHAT_MAX, PRIOR_REFITS, RobustnessContext
@@ -35,8 +36,6 @@ def _resample_idata(idata, log_weights: np.ndarray, seed: Sequence[int]):
     """Importance resampling (systematic) of a fit's draws by normalized log weights:
     one chain of S draws (with repeats) in the posterior, posterior predictive and
     log-likelihood groups; attrs kept."""
-    import arviz as az
-
     S = log_weights.size
     w = np.exp(log_weights - log_weights.max())
     w /= w.sum()
@@ -45,16 +44,14 @@ def _resample_idata(idata, log_weights: np.ndarray, seed: Sequence[int]):
     idx = np.minimum(np.searchsorted(np.cumsum(w), u), S - 1)
     groups = {}
     for gname in ("posterior", "posterior_predictive", "log_likelihood"):
-        if gname not in idata.groups():
+        if not compat.has_group(idata, gname):
             continue
-        ds = getattr(idata, gname)
+        ds = compat.group(idata, gname)
         st = ds.stack(__sample__=("chain", "draw")).isel(__sample__=idx)
         st = st.drop_vars(["chain", "draw", "__sample__"], errors="ignore").rename({"__sample__": "draw"})
         st = st.assign_coords(draw=np.arange(S)).expand_dims(chain=[0]).transpose("chain", "draw", ...)
         groups[gname] = st
-    out = az.InferenceData(**groups)
-    out.attrs.update(dict(idata.attrs))
-    return out
+    return compat.new_fit(groups, idata.attrs)
 
 
 def _log_prior(ctx: RobustnessContext, model):
@@ -75,10 +72,10 @@ def _log_prior(ctx: RobustnessContext, model):
     with warnings.catch_warnings(), no_traces():
         warnings.simplefilter("ignore")
         try:
-            return _log_prior_vectorized(ctx.idata.posterior, model, names)
+            return _log_prior_vectorized(compat.group(ctx.idata, "posterior"), model, names)
         except (NotImplementedError, TypeError, ValueError):
             pass
-        lp = pm.compute_log_prior(ctx.idata, model=model, var_names=names, extend_inferencedata=False,
+        lp = pm.compute_log_prior(compat.to_arviz(ctx.idata), model=model, var_names=names, extend_inferencedata=False,
                                   progressbar=False)
     tot = None
     for v in lp.data_vars:
@@ -111,7 +108,6 @@ def _log_prior_vectorized(post, model, names: list[str]):
 
 def check_prior_sensitivity(ctx: RobustnessContext) -> CheckResult:
     """Power-scaling prior and likelihood sensitivity (psens, PSIS k-hat) and refits."""
-    import arviz as az
     import xarray as xr
 
     name = CHECK_NAME
@@ -124,8 +120,8 @@ def check_prior_sensitivity(ctx: RobustnessContext) -> CheckResult:
     # (whose free loadings would add the log-Jacobian of their change of scale)
     model = ctx.refit_model(fit_spec, group=ctx.fit_group, standardized_scores=False).build(ctx.survey)
     lp = _log_prior(ctx, model)
-    post = idata.posterior
-    ll = idata.log_likelihood["responses"].sum("firm")
+    post = compat.group(idata, "posterior")
+    ll = compat.group(idata, "log_likelihood")["responses"].sum("firm")
 
     # quantities: loadings, latent correlations, group sds, and the true-score statistics of the findings
     qs: dict[str, xr.DataArray] = {}
@@ -155,12 +151,12 @@ def check_prior_sensitivity(ctx: RobustnessContext) -> CheckResult:
                 qs[f"{key} (true score)"] = xr.DataArray(np.asarray(st[key], dtype=float).reshape(shape),
                                                          dims=("chain", "draw"), coords={"chain": post.chain, "draw": post.draw})
     qds = xr.Dataset({k: v.drop_vars([c for c in v.coords if c not in ("chain", "draw")]) for k, v in qs.items()})
-    data = az.InferenceData(posterior=qds, log_prior=xr.Dataset({"prior": lp}),
-                            log_likelihood=xr.Dataset({"responses": ll}))
+    data = compat.new_fit({"posterior": qds, "log_prior": xr.Dataset({"prior": lp}),
+                           "log_likelihood": xr.Dataset({"responses": ll})})
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
-        sp = az.psens(data, component="prior", delta=PSENS_DELTA)
-        sl = az.psens(data, component="likelihood", delta=PSENS_DELTA)
+        sp = compat.psens(data, component="prior", delta=PSENS_DELTA)
+        sl = compat.psens(data, component="likelihood", delta=PSENS_DELTA)
     rows = []
     for k in qds.data_vars:
         p, lk = float(sp[k]), float(sl[k])
@@ -179,8 +175,7 @@ def check_prior_sensitivity(ctx: RobustnessContext) -> CheckResult:
     def khat(comp_draws: np.ndarray, a: float) -> tuple[np.ndarray, float]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            lw, k = az.psislw((a - 1.0) * comp_draws)
-        return np.asarray(lw), float(np.asarray(k))
+            return compat.psis_log_weights((a - 1.0) * comp_draws)
 
     kh: dict[float, tuple[float, float]] = {}
     for a in (1 / (1 + PSENS_DELTA), 1 + PSENS_DELTA):

@@ -6,18 +6,16 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
+from .. import compat
 from ..spec import Spec
 from .context import MODEL_VARIANTS, PRIOR_REFITS, RobustnessContext
 from .registry import CHECK_NAMES, CHECKS, REGISTRY
 from .result import CheckResult, RobustnessResult, skip
 from .verdict import NOT_ADDRESSED, Verdict, Verdicts, finding_keys
-
-if TYPE_CHECKING:
-    from .refit import RefitCompile
 
 
 def run_robustness(
@@ -33,7 +31,6 @@ def run_robustness(
     prob: float = 0.9,
     models: Sequence[str] = MODEL_VARIANTS,
     prior_refits: str = "auto",
-    refit_compile: RefitCompile | None = None,
 ) -> RobustnessResult:
     """Run robustness checks and build the findings matrix.
 
@@ -43,13 +40,12 @@ def run_robustness(
     ``refit_kwargs``: sampler settings of every refit (default :data:`~.context.DEFAULT_REFIT`);
     ``models``: the alternative models of ``model_comparison``; ``prior_refits``:
     ``"auto"`` (refit with wider and narrower priors when importance weights are
-    unreliable), ``"always"`` or ``"never"``; ``refit_compile``: the refits' models
-    compiling in a second process (:func:`~.refit.start_refit_compile`), waited for just before
-    the model-comparison refits and stopped at the end.  A check that cannot run returns a result
+    unreliable), ``"always"`` or ``"never"``.  A check that cannot run returns a result
     with ``passed=None`` whose text says why; unexpected errors in one check are caught
     and reported the same way, so the other checks still run.
     """
     spec = spec if spec is not None else survey.spec
+    idata = compat.as_fit(idata) if idata is not None else None
     names = list(CHECK_NAMES) if checks is None else list(dict.fromkeys(checks))
     unknown = [n for n in names if n not in CHECKS]
     if unknown:
@@ -64,21 +60,17 @@ def run_robustness(
         raise ValueError(f"prior_refits must be 'auto', 'always' or 'never', got {prior_refits!r}")
     ctx = RobustnessContext(idata=idata, survey=survey, spec=spec, seed=int(seed), bootstrap_draws=int(bootstrap_draws),
                             refit_kwargs=dict(refit_kwargs or {}), progress=progress, prob=float(prob),
-                            models=tuple(models), prior_refits=prior_refits, refit_compile=refit_compile)
+                            models=tuple(models), prior_refits=prior_refits)
     results = []
     notes = []
-    try:
-        for check in selected:
-            t0 = time.perf_counter()
-            try:
-                res = check.run(ctx)
-            except Exception as exc:  # noqa: BLE001 - one failing check must not sink the others
-                res = skip(check.name, f"the check failed: {type(exc).__name__}: {exc}", check.reference)
-                notes.append(f"{check.name} failed with {type(exc).__name__}: {exc}")
-            results.append(replace(res, seconds=time.perf_counter() - t0))
-    finally:
-        if ctx.refit_compile is not None:  # done, or model_comparison did not run: nobody needs it
-            ctx.refit_compile.stop()
+    for check in selected:
+        t0 = time.perf_counter()
+        try:
+            res = check.run(ctx)
+        except Exception as exc:  # noqa: BLE001 - one failing check must not sink the others
+            res = skip(check.name, f"the check failed: {type(exc).__name__}: {exc}", check.reference)
+            notes.append(f"{check.name} failed with {type(exc).__name__}: {exc}")
+        results.append(replace(res, seconds=time.perf_counter() - t0))
     baselines = {"deterministic": ctx.baseline_det(), "posterior": ctx.baseline_post()}
     matrix = findings_matrix(baselines, results, finding_keys(spec))
     settings = {"n_firms": ctx.n_firms, "seed": ctx.seed, "bootstrap_draws": ctx.bootstrap_draws,
