@@ -19,6 +19,7 @@ import os
 import sys
 import time
 import traceback
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -536,6 +537,23 @@ def _handle(exc: BaseException, name: str) -> int:
     return EXIT_BUG
 
 
+#: other packages' warnings that say nothing about the user's analysis, each filtered by its
+#: category, module and text while a command runs (never all warnings: smeintl's own, such
+#: as failed diagnostics, and any other package's stay loud)
+FOREIGN_WARNINGS: tuple[tuple[type[Warning], str, str], ...] = (
+    # PyTensor looks for a system BLAS to link its C code to, and pip installs have none; the
+    # nutpie sampler runs the model through numba, which does not need one
+    (UserWarning, r"pytensor\.link\.c\.cmodule", r"PyTensor could not link to a BLAS installation"),
+    # ArviZ 0.x announces its coming refactor once a day on import; smeintl runs on ArviZ 1 too
+    (FutureWarning, r"arviz", r"\s*ArviZ is undergoing a major refactor"),
+)
+
+
+def _quiet_foreign_warnings() -> None:
+    for category, module, message in FOREIGN_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category, module=module)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns its exit status (see the module docstring)."""
     parser = build_parser()
@@ -543,7 +561,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     name = f"smeintl {args.command}"
     status = None
     try:
-        with interrupt_signals():
+        with interrupt_signals(), warnings.catch_warnings():
+            _quiet_foreign_warnings()
             try:
                 try:
                     check_numbers(args)
