@@ -194,3 +194,34 @@ def test_pymc_log_likelihood_and_posterior_predictive_work_on_a_fit(tiny, caplog
     y = pp["y_ordinal4"].values
     assert y.shape[:2] == (2, 60) and set(np.unique(y)) <= {0.0, 1.0, 2.0, 3.0}
     assert set(np.unique(pp["y_binary"].values)) <= {0.0, 1.0}
+
+
+def test_same_seed_same_draws_whatever_the_process_ran_before(tiny, tmp_path):
+    """A PyMC-sampler fit gives the same draws in a fresh process as in one that has run
+    nutpie fits before (every model uses the same digamma, :mod:`smeintl._numba`, whichever
+    backend PyTensor compiles it with)."""
+    import subprocess
+    import sys
+
+    from smeintl.data import survey_to_csv
+    from smeintl.measurement import MeasurementModel, load_fit
+
+    spec, a, _b = tiny
+    kw = dict(draws=30, tune=30, chains=1, progressbar=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        MeasurementModel(spec).fit(a, random_seed=1, **SHORT)  # a nutpie fit first, in this process
+        here = MeasurementModel(spec).fit(a, random_seed=9, sampler="pymc", **kw)
+    survey_file = tmp_path / "a.csv"
+    survey_to_csv(a, survey_file)
+    out = tmp_path / "fresh.nc"
+    code = ("import warnings; warnings.simplefilter('ignore')\n"
+            "from smeintl.data import load_spec, load_survey\n"
+            "from smeintl.measurement import MeasurementModel, save_fit\n"
+            f"spec = load_spec({str(TINY)!r}); s = load_survey({str(survey_file)!r}, spec)\n"
+            f"save_fit(MeasurementModel(spec).fit(s, random_seed=9, sampler='pymc', **{kw!r}), {str(out)!r})\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    fresh, _model = load_fit(out)
+    np.testing.assert_array_equal(compat.group(here, "posterior")["loading"].values,
+                                  compat.group(fresh, "posterior")["loading"].values)

@@ -28,7 +28,7 @@ import numpy as np
 
 __all__ = ["arviz_major", "as_fit", "new_fit", "fit_from_dict", "SAMPLED_GROUPS", "group", "has_group", "group_names", "set_group",
            "drop_group", "to_arviz", "write_fit", "read_fit", "rhat", "ess", "bfmi", "Loo", "loo", "compare", "psens",
-           "psis_log_weights", "shared_names"]
+           "psis_log_weights", "op_methods", "shared_names"]
 
 
 @functools.cache
@@ -245,6 +245,23 @@ def psis_log_weights(log_ratios: np.ndarray) -> tuple[np.ndarray, float]:
 
         lw, k = az.psislw(log_ratios)
     return np.asarray(lw, dtype=float), float(np.asarray(k))
+
+
+# ---------------------------------------------------------------------------- PyTensor
+def op_methods(cls):
+    """Class decorator for a PyTensor ``Op`` written against PyTensor 3: its gradient in
+    ``pullback(inputs, outputs, cotangents)`` and its shape in ``infer_shape(node, shapes)``.
+    PyTensor 2 calls ``L_op`` (same arguments) and ``infer_shape(fgraph, node, shapes)``:
+    where the installed PyTensor lacks ``Op.pullback``, those are added, calling the former."""
+    from pytensor.graph.op import Op
+
+    if not hasattr(Op, "pullback"):
+        if "pullback" in cls.__dict__:
+            cls.L_op = lambda self, inputs, outputs, grads: self.pullback(inputs, outputs, grads)
+        if "infer_shape" in cls.__dict__:
+            shape = cls.__dict__["infer_shape"]
+            cls.infer_shape = lambda self, fgraph, node, shapes, _shape=shape: _shape(self, node, shapes)
+    return cls
 
 
 # ---------------------------------------------------------------------------- nutpie

@@ -9,7 +9,7 @@ Every answer (cell) of the latent parameterization has the linear predictor
 ordinal items).  :class:`CellsLogp` takes the scores, the signed loadings, up to three
 family parameter vectors and the data, and returns the family's total log-likelihood
 together with its gradient with respect to each of the five float inputs, computed in
-one pass over the cells.  Its ``L_op`` only scales those gradients.
+one pass over the cells.  Its ``pullback`` (the gradient) only scales those gradients.
 
 Why not PyTensor's own graph: written as gathers, elementwise functions and scatters,
 the likelihood and its gradient were a few hundred graph nodes, and nutpie's numba
@@ -46,6 +46,8 @@ import pytensor.tensor as pt
 from pytensor.gradient import disconnected_type
 from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
+
+from ..compat import op_methods
 from pytensor.link.numba.dispatch import basic as numba_basic
 from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
 
@@ -326,6 +328,7 @@ def _uniform(g):
     return None
 
 
+@op_methods
 class CellsLogp(Op):
     """Each cell's log-likelihood of one item family (see the module docstring).
 
@@ -358,13 +361,13 @@ class CellsLogp(Op):
         for store, value in zip(output_storage, cells_eval(self.family, *inputs)):
             store[0] = value
 
-    def infer_shape(self, fgraph, node, shapes):
+    def infer_shape(self, node, shapes):
         return [shapes[5], *shapes[:5]]
 
     def connection_pattern(self, node):
         return [[True] + [False] * 5] * 5 + [[False] * 6] * 5
 
-    def L_op(self, inputs, outputs, output_grads):
+    def pullback(self, inputs, outputs, output_grads):
         g = output_grads[0]
         c = _uniform(g)
         if c is not None:
@@ -374,6 +377,7 @@ class CellsLogp(Op):
         return grads + [disconnected_type() for _ in inputs[5:]]
 
 
+@op_methods
 class CellsGrad(Op):
     """The gradient of ``sum(g * lp)`` with respect to (eta, signed, p1, p2, p3) for any
     weights ``g`` (a second pass of the kernel)."""
@@ -394,7 +398,7 @@ class CellsGrad(Op):
         for store, value in zip(output_storage, cells_eval(self.family, *rest, w=g)[1:]):
             store[0] = value
 
-    def infer_shape(self, fgraph, node, shapes):
+    def infer_shape(self, node, shapes):
         return list(shapes[1:6])
 
 
@@ -467,6 +471,7 @@ def _ordered_rows_grad(x, g):
     return out
 
 
+@op_methods
 class OrderedRows(Op):
     """PyMC's ordered transform (``backward``) of a matrix, row by row, as one operation:
     PyMC writes it as an allocation, two subtensor assignments, an exponential and a
@@ -484,13 +489,14 @@ class OrderedRows(Op):
     def perform(self, node, inputs, output_storage):
         output_storage[0][0] = _ordered_rows(np.ascontiguousarray(inputs[0], dtype=float))
 
-    def infer_shape(self, fgraph, node, shapes):
+    def infer_shape(self, node, shapes):
         return [shapes[0]]
 
-    def L_op(self, inputs, outputs, output_grads):
+    def pullback(self, inputs, outputs, output_grads):
         return [OrderedRowsGrad()(inputs[0], output_grads[0])]
 
 
+@op_methods
 class OrderedRowsGrad(Op):
     """The gradient of :class:`OrderedRows` (exp(x_k) times the reverse cumulative sum of g)."""
 
@@ -505,7 +511,7 @@ class OrderedRowsGrad(Op):
         x, g = (np.ascontiguousarray(v, dtype=float) for v in inputs)
         output_storage[0][0] = _ordered_rows_grad(x, g)
 
-    def infer_shape(self, fgraph, node, shapes):
+    def infer_shape(self, node, shapes):
         return [shapes[0]]
 
 

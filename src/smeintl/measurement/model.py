@@ -396,6 +396,13 @@ class MeasurementModel:
         import pymc as pm
         import pytensor.tensor as pt
 
+        from .._numba import register
+
+        # PyTensor's numba backend (nutpie's, and PyMC's default one on PyTensor 3) computes
+        # digamma with smeintl's cacheable version in every model, whatever the process has
+        # run before: the same seed gives the same draws in any process
+        register()
+
         lay = self.layout
         pri = self.spec.priors
         X = survey.items[list(lay.names)].to_numpy(dtype=float)
@@ -593,9 +600,7 @@ class MeasurementModel:
             timing: dict[str, Any] = {}
             if sampler == "nutpie":
                 from .. import _compiled
-                from .._numba import register
 
-                register()  # disk-cacheable digamma: the compiled model is reused across processes
                 # one compiled model per structure in this process (data and priors are inputs)
                 idata, timing = _compiled.sample(model, draws=draws, tune=tune, chains=chains,
                                                  target_accept=target_accept, random_seed=int(random_seed),

@@ -26,9 +26,22 @@ def _ml_factor(R: np.ndarray, n_factor: int, nobs: int, seed: int):
         res = Factor(corr=R, n_factor=n_factor, method="ml", nobs=nobs).fit(rng=seed)
         if n_factor > 1:
             res.rotate("oblimin")
-    L = np.asarray(res.loadings, dtype=float)
-    T = np.asarray(getattr(res, "rotation_matrix", np.eye(n_factor)), dtype=float)
+    L = _real(res.loadings, "loadings")
+    T = _real(getattr(res, "rotation_matrix", np.eye(n_factor)), "rotation matrix")
     return L, T.T @ T
+
+
+def _real(values, what: str) -> np.ndarray:
+    """A real array from statsmodels' factor analysis: its oblique rotation can come back
+    complex with a rounding-size imaginary part (statsmodels 0.15), dropped here; a larger
+    one is an error, not something to cast away."""
+    a = np.asarray(values)
+    if np.iscomplexobj(a):
+        if np.abs(a.imag).max(initial=0.0) > 1e-8 * max(1.0, float(np.abs(a.real).max(initial=0.0))):
+            raise ValueError(f"the factor analysis' {what} are complex (imaginary part up to "
+                             f"{np.abs(a.imag).max():.2g})")
+        a = a.real
+    return np.asarray(a, dtype=float)
 
 
 def check_factor_analysis(ctx: RobustnessContext) -> CheckResult:
