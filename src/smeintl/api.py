@@ -492,8 +492,8 @@ class Analysis:
     """Everything :func:`analyze` found.
 
     ``spec`` and ``survey`` (validated); ``deterministic`` the
-    :class:`~smeintl.profiles.DeterministicResult`; ``idata`` the fit (ArviZ
-    InferenceData) and ``fit_summary`` its parameter tables and ``diagnostics``;
+    :class:`~smeintl.profiles.DeterministicResult`; ``idata`` the fit (an
+    ``xarray.DataTree``, :mod:`smeintl.compat`) and ``fit_summary`` its parameter tables and ``diagnostics``;
     ``comparison`` the :class:`~smeintl.predictive.Comparison`; ``robustness`` the
     :class:`~smeintl.robustness.RobustnessResult` (None when not run); ``seed``,
     ``quick``, ``group`` and ``fit_settings`` (draws, tune, chains, sampler as given) the

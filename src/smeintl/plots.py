@@ -13,9 +13,9 @@ function                      inputs
 :func:`plot_profile_map`      ``DeterministicResult``, ``Comparison``, ``Spec``
 :func:`plot_type_probabilities`  ``Comparison``, ``Spec``
 :func:`plot_loadings`         ``FitSummary``
-:func:`plot_latent_correlation`  ``InferenceData`` (a fit)
+:func:`plot_latent_correlation`  a fit (``xarray.DataTree``)
 :func:`plot_industry_means`   ``FitSummary``
-:func:`plot_ppc`              ``InferenceData`` (a fit with a posterior predictive), ``Spec``
+:func:`plot_ppc`              a fit with a posterior predictive, ``Spec``
 :func:`plot_deviation_intervals`  ``Comparison``, ``Spec``
 ============================  ===========================================================
 
