@@ -206,12 +206,15 @@ def loo(fit, var_name: str) -> Loo:
 
 def compare(fits: Mapping[str, Any], var_name: str):
     """ArviZ's LOO comparison (stacking weights) of fits of the same observations: a
-    DataFrame indexed by model, best first, with ``rank``, ``elpd_diff``, ``dse`` and
-    ``weight`` (unrounded)."""
+    DataFrame indexed by model, best first, with ``rank``, ``elpd_diff`` (how far the
+    model's ELPD is behind the best one's: 0 for the best, positive for the others, as
+    ArviZ 0.x states it; ArviZ 1 gives it with the opposite sign), its standard error
+    ``dse`` and ``weight`` (unrounded)."""
     import arviz as az
 
     if _arviz_1():
-        table = az.compare(dict(fits), var_name=var_name, round_to=None)
+        table = az.compare(dict(fits), var_name=var_name, round_to=None).copy()
+        table["elpd_diff"] = -table["elpd_diff"]
     else:
         table = az.compare({k: to_arviz(f) for k, f in fits.items()}, ic="loo", var_name=var_name)
     return table[["rank", "elpd_diff", "dse", "weight"]]
@@ -239,7 +242,9 @@ def psis_log_weights(log_ratios: np.ndarray) -> tuple[np.ndarray, float]:
     if _arviz_1():
         from arviz_stats.base import array_stats
 
-        lw, k = array_stats.psislw(log_ratios)
+        # arviz_stats takes the negated log ratios (the log-likelihood in PSIS-LOO), as its
+        # own callers pass them (``(-log_ratios).azstats.psislw()``)
+        lw, k = array_stats.psislw(-log_ratios)
     else:
         import arviz as az
 
