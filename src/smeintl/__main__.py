@@ -1,7 +1,5 @@
 """``python -m smeintl``: the command line (:mod:`smeintl.cli`)."""
 
-import sys
+from .cli import console
 
-from .cli import main
-
-sys.exit(main())
+console()

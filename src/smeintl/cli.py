@@ -581,5 +581,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     return status
 
 
+def console() -> None:
+    """The ``smeintl`` program: :func:`main`, then exit with its status.
+
+    An interrupted command (status 130) has removed its partial output and said so by then;
+    it exits at once, without the interpreter's teardown: a native sampler thread that the
+    interrupt did not stop (nutpie 0.16.11 on Python 3.13) could otherwise still call into
+    arrays being freed (the process died by SIGBUS), and a repeated interrupt still pending
+    could arrive under Python's default handler (the process died by SIGINT)."""
+    status = main()
+    if status == 130:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(130)
+    sys.exit(status)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    console()

@@ -125,11 +125,19 @@ def stop_interrupting() -> None:
     _flush_pending()
 
 
+def _step() -> None:
+    return None
+
+
 def _flush_pending() -> None:
-    # a signal simulated just before the repeater stopped runs its (now quiet) handler
-    # at the next check of the interpreter: a few function calls make sure it ran here
-    for _ in range(3):
-        signal.getsignal(signal.SIGINT)
+    # a signal simulated just before the repeater stopped (``_thread.interrupt_main``) runs
+    # its (now quiet) handler when the interpreter next checks for pending calls: at a
+    # Python function call or a backward jump, not in a C call (Python 3.13 no longer ran it
+    # inside ``signal.getsignal``, so it ran later under the restored default handler and
+    # the process died by SIGINT after printing 'interrupted').  Python-level calls make
+    # sure it runs here, while the handler is still ours.
+    for _ in range(200):
+        _step()
 
 
 def _unraisable(hook):
