@@ -584,19 +584,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 def console() -> None:
     """The ``smeintl`` program: :func:`main`, then exit with its status.
 
-    An interrupted command (status 130) has removed its partial output and said so by then;
+    An interrupted command (:data:`EXIT_INTERRUPTED`) has removed its partial output and said so by then;
     it exits at once, without the interpreter's teardown: a native sampler thread that the
     interrupt did not stop (nutpie 0.16.11 on Python 3.13) could otherwise still call into
     arrays being freed (the process died by SIGBUS), and a repeated interrupt still pending
     could arrive under Python's default handler (the process died by SIGINT)."""
     status = main()
-    if status == 130:
+    if status == EXIT_INTERRUPTED:
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
             except (OSError, ValueError):
                 pass
-        os._exit(130)
+        os._exit(EXIT_INTERRUPTED)
     sys.exit(status)
 
 
