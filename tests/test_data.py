@@ -468,28 +468,55 @@ def test_outcome_and_extra_columns_are_optional(spec, tmp_path, bundled_rows):
     assert list(s.to_frame().columns[:2]) == ["firm_id", "industry"]
 
 
-def test_unknown_column(spec, tmp_path, bundled_rows):
+def test_other_columns_are_ignored_and_a_missing_one_gets_a_hint(spec, tmp_path, bundled_rows):
     rows = copy_rows(bundled_rows)
     for r in rows:
         r["export_shares"] = "1"
-        r["comment"] = "x"
-    p = write_rows(tmp_path / "unknown.csv", rows)
+        r["comment"] = "some text, not a number"
+    p = write_rows(tmp_path / "other.csv", rows)
+    s = load_survey(p, spec)
+    assert s.ignored == ("export_shares", "comment")
+    assert s.data_hash == load_survey(BUNDLED, spec).data_hash  # ignored columns change nothing
+    for r in rows:
+        r["export_shares"] = r.pop("export_share")
+    p = write_rows(tmp_path / "renamed.csv", rows)
     problems = problems_of(p, spec)
-    assert len(problems) == 2
+    assert len(problems) == 1
     assert problems[0].startswith(
-        f"{p}, row 1 (header), column 'export_shares': unknown column (did you mean 'export_share'?); "
-        "allowed: firm_id, industry, intl_stage"
+        f"{p}, row 1 (header), column 'export_share': required item column is missing (did you mean "
+        "'export_shares'?); allowed: a header naming firm_id, industry, intl_stage"
     )
-    assert problems[0].endswith("proposal_capability, outcome, employees")
-    assert problems[1].startswith(f"{p}, row 1 (header), column 'comment': unknown column; allowed: firm_id")
+    assert problems[0].endswith("(optional: outcome, employees); other columns are ignored")
 
 
-def test_group_column_unknown_when_spec_has_none(spec, tmp_path):
+def test_covariates_are_carried_through_as_read(spec, tmp_path, bundled_rows):
+    rows = copy_rows(bundled_rows)
+    for k, r in enumerate(rows):
+        r["region"] = "north" if k % 2 else "south"
+    p = write_rows(tmp_path / "cov.csv", rows)
+    cov = parse_spec(spec.text.replace('[instrument]', '[instrument]\ncovariates = ["region"]', 1), "cov.toml")
+    s = load_survey(p, cov)
+    assert list(s.firms["region"][:2]) == ["south", "north"] and s.ignored == ()
+    problems = problems_of(BUNDLED, cov)
+    assert len(problems) == 1 and "column 'region': required covariate column is missing" in problems[0]
+
+
+def test_firms_are_numbered_by_row_when_the_spec_names_no_id(spec):
+    f = load_survey(BUNDLED, spec).to_frame().drop(columns="firm_id")
+    light = parse_spec(spec.text.replace('id_column = "firm_id"\n', '', 1), "light.toml")
+    assert not light.id_declared
+    s = survey_from_frame(f, light)
+    assert list(s.items.index[:3]) == ["1", "2", "3"]
+    problems = validate_frame(f, spec, source="x.csv")  # hitachi.toml names its id column
+    assert problems[0].startswith("x.csv, row 1 (header), column 'firm_id': required id column is missing")
+
+
+def test_group_column_ignored_when_spec_has_none(spec, tmp_path):
     nogroup = parse_spec(spec.text.replace('group_column = "industry"', 'group_column = ""'), "nogroup.toml")
     s = load_survey(BUNDLED, spec)
     f = s.to_frame()
-    problems = validate_frame(f, nogroup, source="x.csv")
-    assert len(problems) == 1 and problems[0].startswith("x.csv, row 1 (header), column 'industry': unknown column")
+    assert validate_frame(f, nogroup, source="x.csv") == []
+    assert survey_from_frame(f, nogroup).ignored == ("industry",)
     t = survey_from_frame(f.drop(columns="industry"), nogroup)
     assert t.groups is None and t.group_names == ()
     assert list(t.firms.columns) == ["outcome", "employees"]
@@ -742,8 +769,8 @@ def test_survey_pickles(spec):
 def test_header_case_typo_gets_a_hint(spec):
     f = load_survey(BUNDLED, spec).to_frame().rename(columns={"firm_id": "Firm_ID"})
     problems = validate_frame(f, spec, source="c.csv")
-    assert problems[0].startswith("c.csv, row 1 (header), column 'Firm_ID': unknown column (did you mean 'firm_id'?)")
-    assert problems[1].startswith("c.csv, row 1 (header), column 'firm_id': required id column is missing")
+    assert problems[0].startswith("c.csv, row 1 (header), column 'firm_id': required id column is missing "
+                                  "(did you mean 'Firm_ID'?)")
 
 
 def test_numeric_frames_take_the_fast_path(spec):

@@ -46,7 +46,7 @@ def problems(text: str) -> list[str]:
 UNKNOWN_KEYS = [
     ('[instrument]\nname = "hitachi"', '[instrument]\nnmae = "hitachi"',
      "instrument.nmae: unknown key in [instrument] (did you mean 'name'?); allowed: name, description, "
-     "id_column, group_column, outcome_column, extra_columns"),
+     "id_column, group_column, outcome_column, extra_columns, covariates"),
     ('name = "doi"\nflag', 'name = "doi"\nflags = "x"\nflag',
      "constructs[0].flags: unknown key in [[constructs]] (did you mean 'flag'?); allowed: name, label, flag, "
      "subdimensions, subdimension_weights"),

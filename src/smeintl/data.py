@@ -20,8 +20,11 @@ row 1, the first firm is row 2), the column and what is allowed, e.g.::
 
 Rules (see :func:`validate_frame`):
 
-* required columns: id, group (if the spec has one), every item; no unknown columns,
-  no duplicate column names, no unnamed column holding values (for a workbook whose
+* required columns: id (unless the spec names no ``id_column`` and the file has no
+  ``firm_id`` column: firms are then numbered by row, 1 for the first), group (if the
+  spec has one), the covariates (``[instrument] covariates``, carried through as read),
+  every item; other columns are ignored (``Survey.ignored`` lists them); no duplicate
+  column names, no unnamed column holding values (for a workbook whose
   sheet lacks required columns, the message names the other sheets);
 * firm ids: non-empty and unique, also as numbers: ``7``, ``007`` and ``7.0`` are
   refused as one number written differently (ids stay text; nothing is renamed);
@@ -115,7 +118,8 @@ class Survey:
 
     ``firms``: index = firm id (text, named ``spec.id_column``); columns: the group
     column (text) when the spec has one, the outcome (float) when the file has it,
-    the extra columns the file has (float).  ``items``: same index; one float64
+    the extra columns the file has (float), the covariates (as read).  ``ignored``: the
+    file's columns that the spec does not use.  ``items``: same index; one float64
     column per item in spec order, raw answers as in the file (not scaled, not
     reverse coded), NaN = missing answer.  ``source``: the file path or ``"<frame>"``.
 
@@ -127,6 +131,7 @@ class Survey:
     firms: pd.DataFrame
     items: pd.DataFrame
     source: str = "<frame>"
+    ignored: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.firms.index.equals(self.items.index):
@@ -323,9 +328,14 @@ def _check(df: pd.DataFrame, spec: Spec, source: str) -> tuple[list[str], Survey
 
     id_col, group_col, outcome_col = spec.id_column, spec.group_column, spec.outcome_column
     item_names = list(spec.item_names)
-    required = [id_col, *([group_col] if group_col else []), *item_names]
+    covariates = list(spec.covariates)
+    # a spec that names no id column reads files without one: firms are numbered by row
+    ids_by_row = not spec.id_declared and id_col not in {str(c).strip() for c in df.columns} \
+        and df.index.name != id_col
+    required = [*([] if ids_by_row else [id_col]), *([group_col] if group_col else []), *covariates, *item_names]
     optional = [*([outcome_col] if outcome_col else []), *spec.extra_columns]
     known = required + optional
+    ignored: list[str] = []  # columns the spec does not use
 
     if id_col not in df.columns and df.index.name == id_col:  # e.g. a frame indexed by firm id
         attrs = dict(df.attrs)
@@ -376,18 +386,16 @@ def _check(df: pd.DataFrame, spec: Spec, source: str) -> tuple[list[str], Survey
             continue
         col_of[name] = j
         if name not in known:
-            hint = did_you_mean(name, known)
-            header_problems.append(
-                f"{source}, {header_at}, column {name!r}: unknown column{hint}; allowed: "
-                f"{_list_names(known)}"
-            )
+            ignored.append(name)
     missing_required = [name for name in required if name not in col_of]
     for name in missing_required:
-        what = "id" if name == id_col else "group" if name == group_col else "item"
+        what = ("id" if name == id_col else "group" if name == group_col
+                else "covariate" if name in covariates else "item")
         header_problems.append(
-            f"{source}, {header_at}, column {name!r}: required {what} column is missing; "
-            f"allowed: a header naming {_list_names(required)}"
+            f"{source}, {header_at}, column {name!r}: required {what} column is missing"
+            f"{did_you_mean(name, ignored)}; allowed: a header naming {_list_names(required)}"
             + (f" (optional: {_list_names(optional)})" if optional else "")
+            + "; other columns are ignored"
         )
 
     sheet_info = df.attrs.get(_ATTR_SHEET)
@@ -406,8 +414,8 @@ def _check(df: pd.DataFrame, spec: Spec, source: str) -> tuple[list[str], Survey
         )
 
     # ---- firm id -----------------------------------------------------------------
-    ids: list[str] = [""] * n_rows
-    if id_col in col_of:
+    ids: list[str] = [str(r + 1) for r in range(n_rows)] if ids_by_row else [""] * n_rows
+    if id_col in col_of and not ids_by_row:
         j = col_of[id_col]
         labels = value_labels.get(id_col, {})
         seen: dict[str, int] = {}
@@ -515,11 +523,13 @@ def _check(df: pd.DataFrame, spec: Spec, source: str) -> tuple[list[str], Survey
     for name in spec.extra_columns:
         if name in numeric:
             firm_cols[name] = numeric[name][rows]
+    for name in covariates:  # carried through as read: numbers stay numbers, text stays text
+        firm_cols[name] = series[col_of[name]].iloc[rows].to_numpy()
     firms = pd.DataFrame(firm_cols, index=index)
     items = pd.DataFrame(
         {name: numeric[name][rows].astype(np.float64) for name in item_names}, index=index.copy()
     )
-    return [], Survey(spec=spec, firms=firms, items=items, source=source)
+    return [], Survey(spec=spec, firms=firms, items=items, source=source, ignored=tuple(ignored))
 
 
 # ---------------------------------------------------------------------------

@@ -208,6 +208,8 @@ class Spec:
     priors: Mapping[str, Mapping[str, Any]]
     sampler: Mapping[str, Any]
     findings: tuple[Finding, ...] = ()
+    covariates: tuple[str, ...] = ()
+    id_declared: bool = True
     source: str = "<string>"
     text: str = ""
     _raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
@@ -224,6 +226,13 @@ class Spec:
     @property
     def subdimension_names(self) -> tuple[str, ...]:
         return tuple(s for c in self.constructs for s in c.subdimensions)
+
+    @property
+    def has_typology(self) -> bool:
+        """Whether the spec declares ideal types (``[[profiles.types]]``): without them the
+        deterministic method computes the indices and flags only, and the typology, the
+        predictive comparison and the robustness checks are not run."""
+        return bool(self.profiles.types)
 
     @property
     def flag_names(self) -> tuple[str, ...]:
@@ -311,7 +320,7 @@ def _build(raw: dict, text: str, source: str) -> Spec:
                                    Path(source).stem, problems)
     name, description = inst["name"], inst["description"]
     id_column, group_column, outcome_column = inst["id_column"], inst["group_column"], inst["outcome_column"]
-    extra_columns = inst["extra_columns"]
+    extra_columns, covariates = inst["extra_columns"], inst["covariates"]
 
     # ---- constructs ---------------------------------------------------------
     constructs: list[Construct] = []
@@ -320,6 +329,7 @@ def _build(raw: dict, text: str, source: str) -> Spec:
         problems.append("[[constructs]]: at least one construct is required")
         raw_cons = []
     seen_c: set[str] = set()
+    cnames_all = {str(c["name"]) for c in raw_cons if isinstance(c, dict) and "name" in c}
     seen_flags: dict[str, str] = {}
     seen_sd: dict[str, str] = {}
     for k, c in enumerate(raw_cons):
@@ -332,12 +342,17 @@ def _build(raw: dict, text: str, source: str) -> Spec:
         if cname in seen_c:
             problems.append(f"{key}.name: duplicate construct name {cname!r}")
         seen_c.add(cname)
-        sds = c.get("subdimensions")
+        # no sub-dimensions declared: one, named like the construct, holding all its items
+        sds = c.get("subdimensions", [cname])
         if not isinstance(sds, list) or not sds:
-            problems.append(f"{key}.subdimensions: construct {cname!r} needs a non-empty list of sub-dimensions")
+            problems.append(f"{key}.subdimensions: a non-empty list of sub-dimension names, or leave the key out "
+                            f"(one sub-dimension holding all of {cname!r}'s items), got {sds!r}")
             sds = []
         sds = [str(s) for s in sds]
         for s in sds:
+            if s in cnames_all and not (s == cname and len(sds) == 1):
+                problems.append(f"{key}.subdimensions: {s!r} is a construct name; only a construct's single "
+                                f"sub-dimension may be named like it (the default when none are declared)")
             if s in seen_sd:
                 problems.append(
                     f"{key}.subdimensions: duplicate sub-dimension name {s!r} (also in construct {seen_sd[s]!r})"
@@ -372,7 +387,7 @@ def _build(raw: dict, text: str, source: str) -> Spec:
         problems.append("[[items]]: at least one item is required")
         raw_items = []
     seen_i: set[str] = set()
-    reserved = {id_column, group_column, outcome_column, *extra_columns}
+    reserved = {id_column, group_column, outcome_column, *extra_columns, *covariates}
     for k, it in enumerate(raw_items):
         key = f"items[{k}]"
         if not isinstance(it, dict) or "name" not in it:
@@ -395,7 +410,13 @@ def _build(raw: dict, text: str, source: str) -> Spec:
                 f"{key}.construct: item is in no declared construct (got {cons!r}; declared: {sorted(seen_c)})"
             )
         sd = it.get("subdimension")
-        if sd is None or str(sd) not in seen_sd:
+        own = [s for s, c in seen_sd.items() if c == str(cons)]
+        if sd is None and len(own) == 1:
+            sd = own[0]  # the construct's only sub-dimension
+        if sd is None and len(own) > 1:
+            problems.append(f"{key}.subdimension: construct {cons!r} has several sub-dimensions; name the item's "
+                            f"(one of {own})")
+        elif sd is None or str(sd) not in seen_sd:
             problems.append(f"{key}.subdimension: unknown sub-dimension {sd!r}; declared: {sorted(seen_sd)}")
         elif cons is not None and seen_sd[str(sd)] != str(cons):
             problems.append(
@@ -438,7 +459,8 @@ def _build(raw: dict, text: str, source: str) -> Spec:
         if d not in cnames:
             problems.append(f"profiles.dimensions: {d!r} is not a construct{did_you_mean(d, cnames)}; "
                             f"constructs: {list(cnames)}")
-    profiles = _profile_set(prof_raw.get("types", []), dims, "profiles", problems, required=True)
+    # no ideal types: the typology (types, comparison, typology checks) is not run
+    profiles = _profile_set(prof_raw.get("types", []), dims, "profiles", problems, required=False)
     thresholds_raw = prof_raw.get("thresholds", {d: 0.5 for d in cnames})
     thresholds: dict[str, float] = {}
     if not isinstance(thresholds_raw, dict):
@@ -529,6 +551,8 @@ def _build(raw: dict, text: str, source: str) -> Spec:
         priors=priors,
         sampler=sampler,
         findings=findings,
+        covariates=covariates,
+        id_declared=inst["id_declared"],
         source=source,
         text=text,
         _raw=raw,

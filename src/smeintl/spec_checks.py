@@ -64,7 +64,8 @@ RANGE_KEYS = ("min", "max", "cap")
 TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "spec": ("instrument", "constructs", "items", "profiles", "subdimension_profiles", "empirical", "baseline",
              "priors", "sampler", "findings"),
-    "[instrument]": ("name", "description", "id_column", "group_column", "outcome_column", "extra_columns"),
+    "[instrument]": ("name", "description", "id_column", "group_column", "outcome_column", "extra_columns",
+                     "covariates"),
     "[[constructs]]": ("name", "label", "flag", "subdimensions", "subdimension_weights"),
     "[profiles]": ("dimensions", "thresholds", "standardize", "squared", "hybrid_epsilon", "types"),
     "[[profiles.types]]": ("name", "coords", "weights"),
@@ -171,8 +172,9 @@ def boolean(raw: Mapping[str, Any], key: str, where: str, default: bool, problem
 # ---------------------------------------------------------------------------
 def check_instrument(inst: Mapping[str, Any], default_name: str, problems: list[str]) -> dict[str, Any]:
     """The ``[instrument]`` settings: ``name``, ``description``, the firm columns
-    (``id_column``; ``group_column`` and ``outcome_column``, None when ``""`` or false;
-    ``extra_columns``), each checked; the firm columns must be distinct."""
+    (``id_column``, and ``id_declared``: whether the spec names it; ``group_column`` and
+    ``outcome_column``, None when ``""`` or false; ``extra_columns``, numeric; ``covariates``,
+    carried through as read), each checked; the firm columns must be distinct."""
     unknown_keys(inst, TABLE_KEYS["[instrument]"], "instrument", problems, table_name="[instrument]")
     out: dict[str, Any] = {}
     for key, default in (("name", default_name), ("description", "")):
@@ -181,6 +183,7 @@ def check_instrument(inst: Mapping[str, Any], default_name: str, problems: list[
             problems.append(f"instrument.{key}: must be a string, got {v!r}")
             v = default
         out[key] = v
+    out["id_declared"] = "id_column" in inst
     v = inst.get("id_column", "firm_id")
     if not isinstance(v, str) or not v.strip():
         problems.append(f"instrument.id_column: must be a column name (a non-empty string), got {v!r}")
@@ -197,9 +200,11 @@ def check_instrument(inst: Mapping[str, Any], default_name: str, problems: list[
     extra = inst.get("extra_columns", ["employees"])
     names = name_list(extra, "instrument.extra_columns", problems, what="column")
     out["extra_columns"] = names if names is not None else ()
+    cov = name_list(inst.get("covariates", []), "instrument.covariates", problems, what="column")
+    out["covariates"] = cov if cov is not None else ()
     seen: dict[str, str] = {}
-    for key in ("id_column", "group_column", "outcome_column", "extra_columns"):
-        for name in (out[key] if key == "extra_columns" else (out[key],)):
+    for key in ("id_column", "group_column", "outcome_column", "extra_columns", "covariates"):
+        for name in (out[key] if key in ("extra_columns", "covariates") else (out[key],)):
             if name is None:
                 continue
             if name in seen:

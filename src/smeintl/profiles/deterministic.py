@@ -179,7 +179,8 @@ def run_deterministic(survey: Any, *, spec: Spec | None = None, seed: int | None
     for it in spec.item_names:
         cols[f"s_{it}"] = ind.scaled[it].to_numpy()
     for sd in spec.subdimension_names:
-        cols[sd] = ind.subdimensions[sd].to_numpy()
+        if sd not in spec.construct_names:  # a construct's only sub-dimension, named like it, is its index
+            cols[sd] = ind.subdimensions[sd].to_numpy()
     for c in spec.construct_names:
         cols[c] = ind.indices[c].to_numpy()
     for c in spec.construct_names:
@@ -362,15 +363,8 @@ def _fmt(v: Any, spec: str = ".3f") -> str:
     return str(v)
 
 
-def _summary_text(s: Mapping[str, Any]) -> str:
+def _types_lines(s: Mapping[str, Any]) -> list[str]:
     L: list[str] = []
-    L.append(f"Deterministic ideal-profile method: spec {s['spec']} ({s['spec_hash'][:12]}), {s['n_firms']} firms")
-    st = s["settings"]
-    L.append(
-        f"  profiles on {', '.join(st['profile_dimensions'])}; standardize={st['standardize']}, "
-        f"squared={st['squared']}, hybrid_epsilon={st['hybrid_epsilon']}"
-    )
-    L.append("")
     t = s["types"]
     L.append(f"Types (nearest ideal type, ties to the first declared; {t['n_typed']} typed, {t['n_untyped']} with a missing index)")
     w = max([len(n) for n in t["names"]] + [8])
@@ -388,6 +382,25 @@ def _summary_text(s: Mapping[str, Any]) -> str:
             row = "  ".join(f"{c['counts'][nm]:>{max(len(nm), 5)}}" for nm in t["names"])
             L.append(f"  {g:<{gw}}  {c['n']:>3}  {row}")
     L.append("")
+    return L
+
+
+def _summary_text(s: Mapping[str, Any]) -> str:
+    L: list[str] = []
+    L.append(f"Deterministic ideal-profile method: spec {s['spec']} ({s['spec_hash'][:12]}), {s['n_firms']} firms")
+    st = s["settings"]
+    t = s["types"]
+    w = max([len(n) for n in t["names"]] + [8])
+    if not t["names"]:
+        L.append("  no typology: the spec declares no ideal types ([[profiles.types]]); indices and flags only")
+        L.append("")
+    else:
+        L.append(
+            f"  profiles on {', '.join(st['profile_dimensions'])}; standardize={st['standardize']}, "
+            f"squared={st['squared']}, hybrid_epsilon={st['hybrid_epsilon']}"
+        )
+        L.append("")
+        L.extend(_types_lines(s))
     L.append("Flags")
     for fn, f in s["flags"].items():
         sh = "-" if f["share"] is None else f"{100 * f['share']:.1f}%"

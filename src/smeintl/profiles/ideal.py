@@ -104,12 +104,13 @@ def classify(D: Any, *, hybrid_epsilon: float | None = None) -> np.ndarray:
 
     Code ``k`` = index of the smallest distance, ties to the first declared type;
     ``K`` (hybrid) when ``hybrid_epsilon`` is given and the two smallest distances
-    differ by at most epsilon; ``-1`` where any distance of the firm is NaN.
+    differ by at most epsilon; ``-1`` where any distance of the firm is NaN, and for
+    every firm when there are no ideal types (a spec without a typology).
     """
     A = np.asarray(D, dtype=float)
     K = A.shape[-1]
     if K == 0:
-        raise ValueError("classify: no ideal types")
+        return np.full(A.shape[:-1], -1, dtype=np.int64)
     bad = np.isnan(A).any(axis=-1)
     Z = np.where(np.isnan(A), np.inf, A)
     code = np.argmin(Z, axis=-1)
