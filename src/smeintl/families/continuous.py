@@ -1,19 +1,22 @@
-"""Continuous items: Normal on the item standardized by its declared range (centre,
-range / 6); the all-continuous special case can integrate the latent scores out
+"""Continuous items: Normal on the item standardized by its sample mean and sd (the
+fit records them; the declared range only sets the deterministic 0-1 scaling), so the
+default priors are scale-free; the all-continuous special case can integrate the latent scores out
 (``MeasurementModel`` ``parameterization="marginal"``)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from .base import Family
+from .base import Family, item_rows
 from .model import prior, shifted
 
 __all__ = ["Continuous", "standardization"]
 
 
 def standardization(lo: np.ndarray, hi: np.ndarray) -> dict[str, np.ndarray]:
-    """Centre and scale of continuous items: midpoint and range / 6 of the declared range."""
+    """Centre and scale of continuous items on their declared range (midpoint, range / 6):
+    the scale of simulated surveys' true parameters.  Fits use the sample mean and sd
+    (:func:`smeintl.measurement.standardization_of` with the answers)."""
     return {"mean": (lo + hi) / 2.0, "sd": (hi - lo) / 6.0}
 
 
@@ -25,7 +28,7 @@ class Continuous(Family):
     params = ("cont_intercept", "cont_sigma")
     prefix = "cont"
     color = "#e7298a"
-    model_text = ("Normal on the item standardized by its declared range (centre, range/6), "
+    model_text = ("Normal on the item standardized by its sample mean and sd, "
                   "mean intercept + lambda * eta, residual sd sigma")
     scaling_text = "(x - min) / (max - min) with the declared range"
 
@@ -40,6 +43,7 @@ class Continuous(Family):
         return item.min, item.max - item.min, np.inf, True
 
     kernel = "continuous"
+    link = "identity"  # on the standardized item; the parameter table gives data units
 
     def encode(self, y, j, block, layout, std):
         return (y - std["mean"][j]) / std["sd"][j]  # the standardized answer
@@ -77,6 +81,30 @@ class Continuous(Family):
 
     def residual_variance(self, P, block):
         return P["cont_sigma"] ** 2
+
+    def item_units(self, block, std):
+        """Loadings in the item's data units: the standardized item's times its sd."""
+        return "data", self._centre_scale(block, std)[1]
+
+    @staticmethod
+    def _centre_scale(block, std) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and sd of the standardization (the fit's), or 0 and 1 without one (the items
+        then modelled as they are, as :meth:`decode` takes them)."""
+        if std is None:
+            return np.zeros(block.size), np.ones(block.size)
+        return np.asarray(std["mean"], dtype=float), np.asarray(std["sd"], dtype=float)
+
+    def param_rows(self, name, P, block, layout, std):
+        """In the item's data units: the intercept (``item ~1``: intercept * sd + mean, the
+        expected answer at latent score 0) and the residual sd (``item ~~ item``: sigma * sd)."""
+        mean, sd = self._centre_scale(block, std)
+        if name == "cont_intercept":
+            return item_rows(layout, block, np.asarray(P[name]) * sd + mean, kind="intercept", op="~1", rhs="",
+                             scale="data", variable=name, label="intercept (data)")
+        if name == "cont_sigma":
+            return item_rows(layout, block, np.asarray(P[name]) * sd, kind="residual_sd", op="~~", scale="data",
+                             variable=name, label="residual sd (data)")
+        return super().param_rows(name, P, block, layout, std)
 
     def typical_loading(self, loading):
         return 0.8 * loading / 1.5  # the log link / the residual make effects larger per unit

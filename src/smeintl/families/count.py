@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Family
+from .base import Family, item_rows
 from .model import prior, shifted
 
 __all__ = ["Count"]
@@ -21,6 +21,7 @@ class Count(Family):
     color = "#7570b3"
     model_text = "negative binomial, log link: log mu = intercept + lambda * eta"
     scaling_text = "min(x, cap) / cap"
+    link = "log"
 
     def item_range(self, it, scale, key, problems):
         cap = it.get("cap", it.get("max"))
@@ -48,9 +49,13 @@ class Count(Family):
 
     def build_params(self, ctx, block):
         pm, inp, pri, idx = ctx.pm, ctx.inputs, ctx.priors, block.idx
-        caps = ctx.layout.hi[idx]
+        # centred on the log of each item's sample mean (at least 0.5), not on its declared cap:
+        # the prior does not depend on a number the user chose (an input, so new data need no compile)
+        with np.errstate(invalid="ignore"):
+            means = np.nanmean(np.where(np.isnan(ctx.X[:, idx]), np.nan, ctx.X[:, idx]), axis=0)
+        centre = inp.add("count_intercept_centre", np.log(np.maximum(np.nan_to_num(means, nan=1.0), 0.5)))
         a = shifted(
-            pm, pm.Normal, "count_intercept", np.log(np.maximum(caps / 2.0, 1.0)), ctx.shifted(idx),
+            pm, pm.Normal, "count_intercept", centre, ctx.shifted(idx),
             sigma=inp.prior("count_intercept", "sigma", float(pri["count_intercept_sd"]["sigma"])),
             dims="count_item",
         )
@@ -96,6 +101,14 @@ class Count(Family):
         # lognormal approximation at eta = 0: log(1 + 1/mu + 1/alpha)
         mu = np.exp(P["count_intercept"])
         return np.log1p(1.0 / mu + P["count_inv_dispersion"])
+
+    def param_rows(self, name, P, block, layout, std):
+        """The intercept of log mu (``item ~1``) and the inverse dispersion 1/alpha as the
+        model stores it (``item ~~ item``: Var = mu + mu^2 / alpha; 0 is Poisson)."""
+        if name == "count_inv_dispersion":
+            return item_rows(layout, block, P[name], kind="dispersion", op="~~", scale="natural", variable=name,
+                             label="inverse dispersion 1/alpha (Var = mu + mu^2/alpha)")
+        return super().param_rows(name, P, block, layout, std)
 
     def ppc_bins(self, item):
         """0, then about five bins up to the cap, then the cap and above."""

@@ -67,9 +67,28 @@ class ItemLayout:
         return all(f.linear for f in self.families())
 
 
-def standardization_of(layout: ItemLayout) -> dict[str, np.ndarray] | None:
-    """Centre and scale of the continuous items: midpoint and range / 6 of the declared range."""
+def standardization_of(layout: ItemLayout, X: np.ndarray | None = None) -> dict[str, np.ndarray] | None:
+    """Centre and scale of the continuous items (None without continuous items).
+
+    With the answers ``X`` (firms x items, spec order, NaN missing): each item's sample mean
+    and sd (ddof 1) over its answers, the scale the model is fitted on, so that the default
+    priors mean the same whatever the item's units or declared range.  Without: the
+    midpoint and range / 6 of the declared range, the scale on which simulated surveys
+    (:mod:`smeintl.simulate`) state their true parameters."""
     idx = layout.family("continuous")
     if not idx.size:
         return None
-    return fam.standardization(layout.lo[idx], layout.hi[idx])
+    if X is None:
+        return fam.standardization(layout.lo[idx], layout.hi[idx])
+    from ..errors import UserError
+
+    Z = np.asarray(X, dtype=float)[:, idx]
+    n = (~np.isnan(Z)).sum(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.nanmean(np.where(n > 0, Z, 0.0), axis=0)
+        sd = np.array([np.nanstd(Z[:, k], ddof=1) if n[k] > 1 else np.nan for k in range(idx.size)])
+    bad = [layout.names[j] for j, v in zip(idx, sd) if not (np.isfinite(v) and v > 0)]
+    if bad:
+        raise UserError(f"continuous item(s) {', '.join(map(repr, bad))}: fewer than two distinct answers; a "
+                        "continuous item needs answers that vary to be modelled (drop it, or declare its scale)")
+    return {"mean": mean, "sd": sd}

@@ -245,6 +245,17 @@ class MeasurementModel:
                              f"{self.spec.priors['intercept'].get('dist', 'Normal')!r}")
         self.standardized_scores = standardized_scores
 
+    def for_survey(self, survey) -> "MeasurementModel":
+        """The model that fits ``survey``: this one, or without the group level when the survey
+        has fewer than two groups (one group's mean is not identified apart from the latent
+        scale, and its ``group_sd`` would be its prior alone)."""
+        if not self.group or len(survey.group_names) >= 2:
+            return self
+        return MeasurementModel(self.spec, group=False, parameterization=self.parameterization,
+                                group_parameterization=self.group_parameterization,
+                                latent_parameterization=self.latent_parameterization,
+                                standardized_scores=self.standardized_scores)
+
     #: groups at least this large get centred group means under ``group_parameterization="auto"``
     CENTER_GROUPS_AT = 25
 
@@ -370,11 +381,12 @@ class MeasurementModel:
             c["group"] = list(survey.group_names)
         return c
 
-    def _standardization(self, survey=None) -> dict[str, np.ndarray] | None:
-        """Continuous items are modelled on z = (y - centre) / (range / 6) with the
-        centre and range of the *declared* scale (data-independent, so priors and
-        simulated truths mean the same thing on every data set)."""
-        return standardization_of(self.layout)
+    def _standardization(self, survey) -> dict[str, np.ndarray] | None:
+        """Continuous items are modelled on z = (y - mean) / sd with each item's sample mean
+        and sd, so the default priors are scale-free: the same answers in other units (or
+        with another declared range) give the same standardized results and loadings in
+        data units scaled accordingly.  The fit's attrs record them (``standardization``)."""
+        return standardization_of(self.layout, survey.items[list(self.layout.names)].to_numpy(dtype=float))
 
     # ---------------------------------------------------------------- build
     def build(self, survey, *, inputs: str = "shared"):
@@ -389,7 +401,7 @@ class MeasurementModel:
         """
         if inputs not in ("shared", "constant"):
             raise ValueError(f"inputs must be 'shared' or 'constant', got {inputs!r}")
-        return self._build(survey, inputs=inputs)[0]
+        return self.for_survey(survey)._build(survey, inputs=inputs)[0]
 
     def _build(self, survey, *, inputs: str = "shared") -> tuple[Any, "Built"]:
         """The model and what was chosen for this survey (:class:`Built`)."""
@@ -569,6 +581,11 @@ class MeasurementModel:
         """
         import pymc as pm
 
+        if (own := self.for_survey(survey)) is not self:
+            return own.fit(survey, draws=draws, tune=tune, chains=chains, random_seed=random_seed, sampler=sampler,
+                           target_accept=target_accept, cores=cores, progressbar=progressbar,
+                           log_likelihood=log_likelihood, posterior_predictive=posterior_predictive,
+                           mass_matrix=mass_matrix)
         if random_seed is None:
             raise ValueError("random_seed is required: every fit takes an explicit seed")
         s = self.spec.sampler
@@ -620,7 +637,7 @@ class MeasurementModel:
                 ))
             t_sample = time.perf_counter() - t1
             if log_likelihood and self.parameterization == "latent":
-                post.add_firm_loglik(self, idata, survey)
+                post.add_firm_loglik(self, idata, survey, built.standardization)
         std = built.standardization
         if self.parameterization == "marginal":
             if log_likelihood:
@@ -651,7 +668,7 @@ class MeasurementModel:
 
         # the same model without the change of variables: the split scores' mean and log sd
         # have flat densities, which cannot be drawn forward
-        plain = MeasurementModel(self.spec, group=self.group, parameterization=self.parameterization,
+        plain = MeasurementModel(self.spec, group=self.for_survey(survey).group, parameterization=self.parameterization,
                                  group_parameterization=self.group_parameterization, standardized_scores=False)
         model, built = plain._build(survey)
         names = [v.name for v in model.free_RVs] + [d.name for d in model.deterministics]

@@ -17,7 +17,6 @@ import numpy as np
 from .. import compat
 from .generative import cell_loglik, draw_items, posterior_params
 from .latent import _pattern_groups
-from .layout import standardization_of
 
 __all__ = ["versions", "model_inputs", "add_constant_data", "fit_attrs", "add_firm_loglik", "add_marginal_loglik", "add_marginal_eta",
            "add_posterior_predictive", "add_observed"]
@@ -67,7 +66,7 @@ def fit_attrs(self, built, survey, seed, sampler, mass_matrix, draws, tune, chai
         a["standardization"] = json.dumps({k: v.tolist() for k, v in std.items()})
     return a
 
-def add_firm_loglik(self, idata, survey) -> None:
+def add_firm_loglik(self, idata, survey, std) -> None:
     """Per-firm log-likelihood (sum over the firm's observed answers), for LOO:
     :func:`cell_loglik` at each draw's latent scores, in batches of draws."""
     import xarray as xr
@@ -75,7 +74,6 @@ def add_firm_loglik(self, idata, survey) -> None:
     post = compat.group(idata, "posterior")
     P = posterior_params(idata, self.spec)
     X = survey.items[list(self.layout.names)].to_numpy(dtype=float)
-    std = standardization_of(self.layout)
     S, F = P["eta"].shape[:2]
     total = np.empty((S, F))
     batch = max(1, int(4e5 // max(1, F * X.shape[1])))  # cells per batch: a few MB per array
