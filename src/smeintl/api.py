@@ -452,12 +452,19 @@ def _analyze(data, *, spec, seed, quick, group, robustness, draws, tune, chains,
     with steps.step(STEPS[3]):
         fit_summary = summarize_fit(idata, spec_obj)
         say("    " + fit_summary.diagnostics.text().replace("\n", "\n    "))
+    skipped = spec_obj.skipped_steps()
+    comparison = None
     with steps.step(STEPS[4]):
-        comparison = compare(idata, survey, spec_obj)
+        if "comparison" in skipped:
+            say(f"    skipped: {skipped['comparison']}")
+        else:
+            comparison = compare(idata, survey, spec_obj)
     robustness_result = None
     with steps.step(STEPS[5]):
         if not robustness:
             say("    skipped (robustness checks not requested)")
+        elif "robustness" in skipped:
+            say(f"    skipped: {skipped['robustness']}")
         else:
             from .robustness import CHECKS, REFIT_CHECKS, run_robustness
 
@@ -538,6 +545,12 @@ class Analysis:
         the verdict (:meth:`Comparison.summary <smeintl.predictive.Comparison.summary>`),
         and, when the robustness checks ran, ``robustness``: the variants whose verdict
         equals their baseline's, of those evaluated."""
+        if self.comparison is None:
+            import pandas as pd
+
+            return pd.DataFrame(columns=["title", "deterministic", "posterior_probability",
+                                         "replicated_probability", "verdict"],
+                                index=pd.Index([], name="finding"))
         table = self.comparison.summary()
         if self.robustness is not None:
             agreement = self.robustness.summary()["agreement"]
@@ -555,12 +568,16 @@ class Analysis:
             "",
         ]
         t = self.deterministic.summary["types"]
-        parts = []
-        for n in t["names"]:
-            share = t["shares"][n]
-            parts.append(f"{n} {t['counts'][n]}" + ("" if share is None else f" ({100 * share:.0f}%)"))
-        shares = ", ".join(parts)
-        L.append(f"Deterministic method (nearest ideal type, {t['n_typed']} firms typed): {shares}.")
+        skipped = s.skipped_steps()
+        if "typology" in skipped:
+            L.append(f"Deterministic method: indices and flags only; {skipped['typology']}.")
+        else:
+            parts = []
+            for n in t["names"]:
+                share = t["shares"][n]
+                parts.append(f"{n} {t['counts'][n]}" + ("" if share is None else f" ({100 * share:.0f}%)"))
+            shares = ", ".join(parts)
+            L.append(f"Deterministic method (nearest ideal type, {t['n_typed']} firms typed): {shares}.")
         L.append("")
         L.append(
             f"Measurement model: {self.idata.attrs.get('parameterization')} parameterization, "
@@ -569,10 +586,14 @@ class Analysis:
         )
         L.append(self.diagnostics.text())
         L.append("")
-        L.append(self.comparison.text())
+        if self.comparison is None:
+            L.append(f"Comparison: not run; {skipped.get('comparison', 'not requested')}.")
+        else:
+            L.append(self.comparison.text())
         L.append("")
         if self.robustness is None:
-            L.append("Robustness checks: not run.")
+            L.append("Robustness checks: not run" + (f"; {skipped['robustness']}." if "robustness" in skipped
+                                                     else "."))
         else:
             checks = self.robustness.checks
             passed = sum(c.passed is True for c in checks)
@@ -606,8 +627,9 @@ class Analysis:
             "diagnostics": self.diagnostics.to_dict(),
             "diagnostics_verdict": "FAILED" if self.failed else "passed",
             "deterministic": self.deterministic.to_dict(),
-            "comparison": self.comparison.to_dict(),
+            "comparison": None if self.comparison is None else self.comparison.to_dict(),
             "robustness": rob_d,
+            "skipped": self.spec.skipped_steps(),
             "timings_s": dict(self.timings),
             "seconds": self.seconds,
         }
@@ -633,6 +655,7 @@ class Analysis:
             "diagnostics": self.diagnostics.to_dict(),
             "diagnostics_verdict": "FAILED" if self.failed else "passed",
             "robustness": "skipped" if self.robustness is None else "run",
+            "skipped": self.spec.skipped_steps(),
             "versions": versions(),
             "timings_s": dict(self.timings),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -663,7 +686,8 @@ class Analysis:
                 (tmp / "summary.json").write_text(json.dumps(det.summary, indent=2, default=str) + "\n")
                 save_fit(self.idata, tmp / "fit.nc")
                 _write_tables(tmp, self.fit_summary)
-                write_comparison(self.comparison, tmp)
+                if self.comparison is not None:
+                    write_comparison(self.comparison, tmp)
                 if self.robustness is not None:
                     from .robustness import write_robustness
 

@@ -56,7 +56,11 @@ def run_pipeline(args: Any) -> int:
         )
         analysis.write_report(out, force=args.force)
     print()
-    print(analysis.comparison.text())
+    if analysis.comparison is not None:
+        print(analysis.comparison.text())
+    else:
+        print(f"comparison not run: {analysis.spec.skipped_steps()['comparison']}; the measurement model:")
+        print(analysis.fit_summary.text())
     if analysis.failed:
         print("\nWARNING: the fit FAILED its diagnostics; see the warning at the top of the report.", file=sys.stderr)
     print(f"\nreport written to {out} (open {out / 'index.html'})")

@@ -234,6 +234,19 @@ class Spec:
         predictive comparison and the robustness checks are not run."""
         return bool(self.profiles.types)
 
+    def skipped_steps(self) -> dict[str, str]:
+        """The steps of the main job that this spec leaves out, each with the reason (for the
+        log and the report): ``comparison`` and ``robustness`` without ideal types, and
+        ``robustness`` without declared findings."""
+        out: dict[str, str] = {}
+        if not self.has_typology:
+            why = ("the spec declares no ideal types ([[profiles.types]]), so there is no typology to "
+                   "compare or to check")
+            out["typology"] = out["comparison"] = out["robustness"] = why
+        elif not self.findings:
+            out["robustness"] = "the spec declares no findings ([[findings]]) for the checks to test"
+        return out
+
     @property
     def flag_names(self) -> tuple[str, ...]:
         """The constructs' threshold flag names, in construct order."""

@@ -48,6 +48,16 @@ def _section_deterministic(b: _Builder, r: ReportInputs) -> None:
     spec, det = r.spec, r.det
     s = det.summary
     st = s["settings"]
+    t = s["types"]
+    if not t["names"]:
+        b.p(f"Indices, flags and reliability only: {spec.skipped_steps()['typology']}. These are the numbers "
+            "the original method reports, without uncertainty.")
+    else:
+        _types_part(b, s, st)
+    _flags_part(b, r)
+
+
+def _types_part(b: _Builder, s, st) -> None:
     dist = ("squared " if st["squared"] else "") + "weighted Euclidean distance" + (
         " on z-standardized dimensions" if st["standardize"] else "")
     b.p(
@@ -68,6 +78,12 @@ def _section_deterministic(b: _Builder, r: ReportInputs) -> None:
             rows.append([g, str(c["n"])] + [f"{c['counts'][nm]} ({_pct(c['shares'][nm], 0)})" for nm in t["names"]])
         b.add(_table(["industry", "n"] + [_pretty(nm) for nm in t["names"]], rows,
                      caption="Firms per type, count (share of the industry's typed firms)."))
+
+
+def _flags_part(b: _Builder, r: ReportInputs) -> None:
+    spec, det = r.spec, r.det  # noqa: F841
+    s = det.summary
+    st = s["settings"]
     if s.get("flags"):
         b.h(3, "Threshold flags")
         rows = []

@@ -39,11 +39,11 @@ class Section:
     in the list).  ``render(builder, inputs)`` adds the section's blocks, which both
     renderers turn into its Markdown and HTML parts.  When ``applies(inputs)`` is
     false (the step was not run) the section keeps its heading and says ``absent``
-    instead.
+    instead (a text, or a function of the inputs giving it: why the step was skipped).
     """
 
     key: str
     title: str
     render: Callable[[_Builder, ReportInputs], None]
     applies: Callable[[ReportInputs], bool] = _always
-    absent: str = ""
+    absent: str | Callable[[ReportInputs], str] = ""

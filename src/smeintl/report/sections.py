@@ -10,6 +10,11 @@ from .appendix import _section_methods, _section_provenance, _section_robustness
 from .base import ReportInputs, Section
 from .blocks import _Box, _Builder, _int
 
+def _skipped(r: ReportInputs, step: str, default: str) -> str:
+    why = r.spec.skipped_steps().get(step)
+    return f"Not run: {why}." if why else default
+
+
 #: the report's sections, in order
 REPORT_SECTIONS: tuple[Section, ...] = (
     Section("data", "Data overview", _section_data),
@@ -19,9 +24,11 @@ REPORT_SECTIONS: tuple[Section, ...] = (
             applies=lambda r: r.idata is not None or r.fit_summary is not None,
             absent="The measurement model was not fitted in this run."),
     Section("comparison", "Comparison of the deterministic and the posterior results", _section_comparison,
-            applies=lambda r: r.comparison is not None, absent="The comparison was not run."),
+            applies=lambda r: r.comparison is not None,
+            absent=lambda r: _skipped(r, "comparison", "The comparison was not run.")),
     Section("robustness", "Robustness checks", _section_robustness,
-            applies=lambda r: r.robustness is not None, absent="Robustness checks not run."),
+            applies=lambda r: r.robustness is not None,
+            absent=lambda r: _skipped(r, "robustness", "Robustness checks not run.")),
     Section("methods", "Methods appendix", _section_methods),
     Section("provenance", "Provenance", _section_provenance),
 )

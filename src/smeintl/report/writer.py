@@ -55,7 +55,7 @@ def write_report(
         if section.applies(r):
             section.render(b, r)
         else:
-            b.p(section.absent)
+            b.p(section.absent(r) if callable(section.absent) else section.absent)
 
     title = f"smeintl report: {spec.name}"
     created = (manifest or {}).get("created") or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
