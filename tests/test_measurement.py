@@ -329,7 +329,7 @@ def test_marginal_loglik_equals_per_firm_multivariate_normal(group):
     outs = model.replace_rvs_by_values([model[n] for n in names])
     fn = pytensor.function(model.value_vars, outs, on_unused_input="ignore")
     vals = dict(zip(names, fn(*[point[v.name] for v in model.value_vars])))
-    std = standardization_of(mm.layout)
+    std = standardization_of(mm.layout, sim.survey.items.to_numpy(float))  # the sample's, as the model's
     Z = (sim.survey.items.to_numpy(float) - std["mean"]) / std["sd"]
     construct = np.array([spec.construct_names.index(it.construct) for it in spec.items])
     sign = np.array([-1.0 if it.reverse else 1.0 for it in spec.items])
@@ -416,7 +416,7 @@ def _model_loglik_per_draw(mm, model, idata, survey):
     cidx = lay.family("continuous")
     if cidx.size:
         X = survey.items[list(lay.names)].to_numpy(dtype=float)
-        out -= float((np.log(standardization_of(lay)["sd"])[None, :] * ~np.isnan(X[:, cidx])).sum())
+        out -= float((np.log(standardization_of(lay, X)["sd"])[None, :] * ~np.isnan(X[:, cidx])).sum())
     return out
 
 

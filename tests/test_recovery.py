@@ -36,7 +36,7 @@ import pytest
 
 from smeintl import load_spec
 from smeintl.measurement import MeasurementModel, diagnose
-from smeintl.simulate import simulate_survey, typical_params
+from smeintl.simulate import simulate_survey, truth_on_fit_scale, typical_params
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLE_DIR = ROOT / "src" / "smeintl" / "bundled"  # the bundled files (smeintl.resources)
@@ -56,6 +56,7 @@ def _recover(spec_path, params_kw, model_kw=None, n_groups=5, seeds=SEEDS):
             idata = MeasurementModel(spec, **(model_kw or {})).fit(
                 sim.survey, random_seed=seed, progressbar=False, **FIT
             )
+        truth = truth_on_fit_scale(spec, truth, idata)  # continuous items: the fit's sample standardization
         post = idata.posterior
         lam = post["loading"].values.reshape(-1, len(spec.items))
         lo, hi = np.quantile(lam, [0.05, 0.95], axis=0)

@@ -18,7 +18,7 @@ import pandas as pd
 from .measurement import ItemLayout, MeasurementModel, draw_items, standardization_of
 from .spec import Spec
 
-__all__ = ["Simulation", "simulate_survey", "prior_params", "typical_params"]
+__all__ = ["Simulation", "simulate_survey", "prior_params", "typical_params", "truth_on_fit_scale"]
 
 
 @dataclass(frozen=True)
@@ -147,3 +147,24 @@ def simulate_survey(
     df = pd.DataFrame(frame)
     survey = survey_from_frame(df, spec, source=f"<simulated seed={random_seed}>")
     return Simulation(survey, p, eta, int(random_seed))
+
+
+def truth_on_fit_scale(spec: Spec, params: Mapping[str, np.ndarray], fit) -> dict[str, np.ndarray]:
+    """True parameters of a simulated survey on the scale on which ``fit`` (a fit of that
+    survey) estimates them: what a recovery or calibration check compares.
+
+    Simulated surveys state their truth with continuous items on their declared range
+    (centre, range / 6); fits standardize continuous items by the sample mean and sd, so
+    their loadings, intercepts and residual sds are rescaled (each family's
+    ``to_fit_scale``; other families are unchanged).
+    """
+    from .measurement import fit_standardization
+
+    lay = ItemLayout.from_spec(spec)
+    out = {k: np.array(v, dtype=float, copy=True) for k, v in params.items()}
+    simulated, fitted = standardization_of(lay), fit_standardization(fit)
+    if simulated is None or fitted is None:
+        return out
+    for block in lay.blocks():
+        out.update(block.family.to_fit_scale(out, block, simulated, fitted))
+    return out

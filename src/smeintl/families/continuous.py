@@ -79,6 +79,15 @@ class Continuous(Family):
             m = m * std["sd"] + std["mean"]
         return np.clip((m - layout.lo[idx]) / (layout.hi[idx] - layout.lo[idx]), 0.0, 1.0)
 
+    def to_fit_scale(self, P, block, simulated, fitted):
+        # y = m + s z with z = a + lambda eta + sigma e on the simulation's scale (m, s);
+        # the fit's z' = (y - mean) / sd = (m - mean) / sd + (s / sd) z
+        r = simulated["sd"] / fitted["sd"]
+        lam = np.array(P["loading"], dtype=float, copy=True)
+        lam[..., block.idx] = lam[..., block.idx] * r
+        a = (simulated["mean"] - fitted["mean"] + simulated["sd"] * np.asarray(P["cont_intercept"])) / fitted["sd"]
+        return {"loading": lam, "cont_intercept": a, "cont_sigma": np.asarray(P["cont_sigma"]) * r}
+
     def residual_variance(self, P, block):
         return P["cont_sigma"] ** 2
 

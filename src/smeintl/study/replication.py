@@ -315,7 +315,7 @@ def _sbc_rows(task: Task, study: Study, idata, params, eta, n_firms: int, n_grou
 
 def _replication_rows(study: Study, task: Task) -> list[dict]:
     """The rows of one replication (raises on failure)."""
-    from ..simulate import prior_params, simulate_survey, typical_params
+    from ..simulate import prior_params, simulate_survey, truth_on_fit_scale, typical_params
 
     _quiet()
     cond = study.condition(task.condition)
@@ -342,13 +342,14 @@ def _replication_rows(study: Study, task: Task) -> list[dict]:
                           outcome=False)
     idata = _fit(study, sim.survey, n_groups, seeds["fit"])
     rows = _diagnostic_rows(task, idata)
+    on_fit_scale = truth_on_fit_scale(spec, sim.params, idata)
     if task.design == "fixed":
         if "recovery" in study.kinds:
-            rows += _recovery_rows(task, study, idata, sim.params, sim.eta, n_firms, n_groups)
+            rows += _recovery_rows(task, study, idata, on_fit_scale, sim.eta, n_firms, n_groups)
         if "comparison" in study.kinds:
             rows += _comparison_rows(task, study, idata, sim.survey, sim.params, sim.eta, seeds["fit"])
     else:
-        rows += _sbc_rows(task, study, idata, sim.params, sim.eta, n_firms, n_groups)
+        rows += _sbc_rows(task, study, idata, on_fit_scale, sim.eta, n_firms, n_groups)
     return rows
 
 
