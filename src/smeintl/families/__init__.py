@@ -8,7 +8,7 @@ data validation, scaling, model, simulation, predictive checks and report then s
 its items without another change.
 """
 
-from .base import Block, BuildContext, Family, families, family_of, register, scales, unregister
+from .base import Block, BuildContext, Family, ParameterRow, families, family_of, register, scales, unregister
 from .binary import Binary
 from .continuous import Continuous, standardization
 from .count import Count
@@ -18,5 +18,5 @@ from .percent import Percent
 for _f in (Ordinal(), Percent(), Count(), Binary(), Continuous()):
     register(_f)
 
-__all__ = ["Family", "Block", "BuildContext", "register", "unregister", "families", "family_of", "scales",
+__all__ = ["Family", "Block", "BuildContext", "ParameterRow", "register", "unregister", "families", "family_of", "scales",
            "Ordinal", "Percent", "Count", "Binary", "Continuous", "standardization"]

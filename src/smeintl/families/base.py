@@ -16,6 +16,8 @@ object (one module of this package) and owns:
   given latent scores (:meth:`Family.loglik`, for LOO with the scores integrated out);
 - the latent-response residual variance (:meth:`Family.residual_variance`, for
   standardized loadings and omega);
+- its rows of the parameter table (:meth:`Family.parameter_rows`: each parameter's name,
+  meaning and units, e.g. continuous items in their data units);
 - its wording in reports (:attr:`Family.model_text`, :attr:`Family.scaling_text`).
 
 Items of one family are modelled in *blocks* (:class:`Block`): one block per family by
@@ -31,8 +33,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["Family", "Block", "BuildContext", "register", "unregister", "families", "family_of",
-           "scales", "sigmoid", "logit"]
+__all__ = ["Family", "Block", "BuildContext", "ParameterRow", "item_rows", "register", "unregister", "families",
+           "family_of", "scales", "sigmoid", "logit"]
 
 
 def logit(p):
@@ -67,6 +69,47 @@ class Block:
     @property
     def size(self) -> int:
         return int(self.idx.size)
+
+
+@dataclass(frozen=True, eq=False)
+class ParameterRow:
+    """One row of a fit's parameter table (``smeintl.measurement.summary.parameter_table``)
+    with its posterior draws.
+
+    ``block``: the kind of parameter (``loading``, ``intercept``, ``threshold``,
+    ``residual_sd``, ``dispersion``, ``precision``, ...); ``lhs``, ``op``, ``rhs``: the
+    parameter in lavaan's notation (``construct =~ item``, ``item ~1``, ``item | t1``,
+    ``item ~~ item``); ``scale``: the units of the values (``data``: the item's own units;
+    ``logit`` / ``log``: the family's link scale; ``standardized``: the latent-response
+    standardized solution; ``natural``: the parameter as the likelihood defines it, no
+    link; ``latent``: the latent scale, sd 1 within group); ``variable``: the posterior
+    variable the row is computed from (None for a derived quantity such as omega); ``draws``: one value per posterior draw, (S,).
+    """
+
+    block: str
+    lhs: str
+    op: str
+    rhs: str
+    scale: str
+    variable: str | None
+    draws: np.ndarray
+    label: str = ""
+    item: str | None = None
+    construct: str | None = None
+    group: str | None = None
+
+
+def item_rows(layout, block: "Block", values: np.ndarray, *, kind: str, op: str, scale: str, variable: str,
+              label: str, rhs: str | None = None, loading: bool = False) -> list[ParameterRow]:
+    """One :class:`ParameterRow` per item of ``block`` from ``values`` (S, n): ``item op rhs``
+    (``rhs`` default the item itself), or ``construct op item`` where ``loading``."""
+    out = []
+    values = np.asarray(values, dtype=float)
+    for j, k in enumerate(block.idx):
+        item, construct = layout.names[k], layout.constructs[layout.construct[k]]
+        lhs, right = (construct, item) if loading else (item, item if rhs is None else rhs)
+        out.append(ParameterRow(kind, lhs, op, right, scale, variable, values[:, j], label, item, construct))
+    return out
 
 
 @dataclass
@@ -114,7 +157,8 @@ class Family:
     with a residual sd: omega uses it), ``ordinal`` (ordered categories), ``loading_prior`` (key of the default loading
     prior in the spec's ``[priors]``), ``params`` (posterior parameter names, for one
     block; ordinal blocks name theirs by number of categories), ``prefix`` (of its
-    item dimension ``<prefix>_item``), ``model_text``, ``scaling_text``.
+    item dimension ``<prefix>_item``), ``model_text``, ``scaling_text``, ``link`` (the scale
+    of the linear predictor, as the parameter table names it).
     """
 
     name: str = ""
@@ -127,6 +171,7 @@ class Family:
     prefix: str = ""
     model_text: str = ""
     scaling_text: str = "(x - min) / (max - min)"
+    link: str = "logit"
 
     # ------------------------------------------------------------------ spec
     def item_range(self, it: Mapping[str, Any], scale: str, key: str, problems: list[str]) -> tuple[float, float]:
@@ -300,6 +345,48 @@ class Family:
         S = np.asarray(P["loading"]).shape[0]
         return np.full((S, block.size), np.pi**2 / 3)
 
+    # ------------------------------------------------------------------ parameter table
+    def parameter_rows(self, P: Mapping[str, np.ndarray], block: Block, layout, std) -> list[ParameterRow]:
+        """The block's rows of the parameter table, values per posterior draw: each item's
+        loading (the coefficient of the latent score, sign of reverse-coded items included,
+        latent sd 1 within group) in the units of :meth:`item_units` and standardized
+        (latent-response: loading / sqrt(loading^2 + :meth:`residual_variance`)), then the
+        rows of each of :meth:`param_names` (:meth:`param_rows`).  ``P``:
+        ``smeintl.measurement.posterior_params``; ``std``: the fit's standardization of
+        the continuous items (``smeintl.measurement.fit_standardization``), or None."""
+        lam = np.asarray(P["loading"], dtype=float)[:, block.idx] * layout.sign[block.idx]
+        scale, mult = self.item_units(block, std)
+        standardized = lam / np.sqrt(lam**2 + self.residual_variance(P, block))
+        rows = item_rows(layout, block, lam * mult, kind="loading", op="=~", scale=scale, variable="loading",
+                         label=f"loading ({scale})", loading=True)
+        rows += item_rows(layout, block, standardized, kind="loading", op="=~", scale="standardized",
+                          variable="loading", label="standardized loading (latent response)", loading=True)
+        for name in self.param_names(block):
+            rows += self.param_rows(name, P, block, layout, std)
+        return rows
+
+    def item_units(self, block: Block, std) -> tuple[str, np.ndarray]:
+        """The units of the block's loadings and intercepts in the parameter table and the
+        factor per item taking them there from the linear predictor: the link scale, 1."""
+        return self.link, np.ones(block.size)
+
+    def param_rows(self, name: str, P: Mapping[str, np.ndarray], block: Block, layout, std) -> list[ParameterRow]:
+        """The parameter table's rows of the block's parameter ``name``: by default the first
+        of :meth:`param_names` is the items' intercept on the link scale (``item ~1``, as
+        :meth:`shift_location` takes it), any other parameter one row per value
+        (``item := name``, ``item := name[k]`` with more dimensions)."""
+        a = np.asarray(P[name], dtype=float)
+        if name == self.param_names(block)[0] and a.ndim == 2:
+            return item_rows(layout, block, a, kind="intercept", op="~1", rhs="", scale=self.link, variable=name,
+                             label=f"intercept ({self.link})")
+        flat = a.reshape(a.shape[0], block.size, -1)
+        rows = []
+        for k in range(flat.shape[2]):
+            rhs = name if flat.shape[2] == 1 else f"{name}[{k}]"
+            rows += item_rows(layout, block, flat[:, :, k], kind=name, op=":=", rhs=rhs, scale="natural",
+                              variable=name, label=name)
+        return rows
+
     # ------------------------------------------------------------------ checks and pictures
     #: colour of the family's items in posterior predictive pictures
     color: str = "#1f78b4"
@@ -329,6 +416,14 @@ class Family:
         block) and the latent scale stays: the intercept (``params[0]``) gains ``d``."""
         key = self.param_names(block)[0]
         return {key: np.asarray(P[key], dtype=float) + d}
+
+    def to_fit_scale(self, P: Mapping[str, np.ndarray], block: Block, simulated: Mapping[str, np.ndarray],
+                     fitted: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The block's true parameters (and ``loading``) on the scale a fit of the simulated
+        survey estimates them, when the family standardizes its answers by the sample
+        (``simulated``: the standardization of the simulation, ``fitted``: the fit's).
+        Families that do not standardize change nothing."""
+        return {}
 
     def finish_simulated(self, x: np.ndarray) -> np.ndarray:
         """Simulated answers as a survey file would hold them."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Block, Family, sigmoid
+from .base import Block, Family, ParameterRow, sigmoid
 from .model import default_cutpoint_means, shifted
 
 __all__ = ["Ordinal", "padded_cutpoints"]
@@ -125,6 +125,19 @@ class Ordinal(Family):
         p_ge = sigmoid(lin[..., None] - cut[..., None, :, :])  # (..., F, n, K-1)
         # E[category] = sum_k P(y >= k)
         return p_ge.sum(-1) / (K - 1)
+
+    def param_rows(self, name, P, block, layout, std):
+        """Thresholds ``item | t<k>`` (logit scale): category min + k and above are more
+        likely than those below from a linear predictor above the k-th cutpoint."""
+        cut = np.asarray(P[name], dtype=float)
+        rows = []
+        for j, k in enumerate(block.idx):
+            item, construct = layout.names[k], layout.constructs[layout.construct[k]]
+            lo = int(layout.lo[k])
+            for c in range(block.n_categories - 1):
+                rows.append(ParameterRow("threshold", item, "|", f"t{c + 1}", self.link, name, cut[:, j, c],
+                                         f"threshold between categories {lo + c} and {lo + c + 1}", item, construct))
+        return rows
 
     def typical(self, layout, block, rng):
         K = block.n_categories

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Family, sigmoid
+from .base import Family, ParameterRow, item_rows, sigmoid
 from .model import prior
 from .ordinal import padded_cutpoints
 
@@ -114,6 +114,26 @@ class Percent(Family):
 
     def finish_simulated(self, x):
         return np.round(x, 2)
+
+    def param_rows(self, name, P, block, layout, std):
+        """The intercept of logit(mu) (``item ~1``); the two cutpoints of the ordered logistic
+        over {minimum, interior, maximum} on the same logit scale (``item | zero``: above
+        it the answer is more than the minimum, ``item | one``: above it the maximum); the
+        Beta precision phi of interior answers (``item ~~ item``: variance mu (1 - mu) /
+        (1 + phi) of the answer as a share of the range)."""
+        if name == "pct_cutpoints":
+            cut = np.asarray(P[name], dtype=float)
+            rows = []
+            for j, k in enumerate(block.idx):
+                item, construct = layout.names[k], layout.constructs[layout.construct[k]]
+                for c, (rhs, what) in enumerate((("zero", "minimum"), ("one", "maximum"))):
+                    rows.append(ParameterRow("threshold", item, "|", rhs, self.link, name, cut[:, j, c],
+                                             f"cutpoint of exact {what} answers", item, construct))
+            return rows
+        if name == "pct_precision":
+            return item_rows(layout, block, P[name], kind="precision", op="~~", scale="natural", variable=name,
+                             label="Beta precision phi of interior answers")
+        return super().param_rows(name, P, block, layout, std)
 
     def typical(self, layout, block, rng):
         n = block.size
