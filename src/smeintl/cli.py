@@ -43,6 +43,46 @@ def _spec(path: str | None):
     return read_spec(path)
 
 
+def _spec_of(args):
+    """The instrument of a command that reads a data file: built from ``--model`` and the
+    data (the inferred scales printed on stderr), else read from ``--spec``."""
+    if getattr(args, "model", None) is None:
+        return _spec(args.spec)
+    return _model_spec(args, show=sys.stderr).spec
+
+
+def _model_file(arg: str) -> Path | None:
+    """The file ``--model`` names, None when it is the syntax itself."""
+    try:
+        p = Path(arg)
+        return p if p.is_file() else None
+    except (OSError, ValueError):
+        return None
+
+
+def _model_spec(args, show=None):
+    """The spec built from ``--model`` (with ``--scale``, ``--id-column``, ``--group-column``)
+    on the data file (:func:`smeintl.syntax.spec_from_model`); the table of the items'
+    scales is printed on ``show`` (a stream; None: not printed)."""
+    from .data import read_table
+    from .syntax import format_scales, load_model_text, spec_from_model
+
+    data = resolve(args.data) if args.data else bundled(DEFAULT_DATA)
+    model_file = _model_file(args.model)
+    text = load_model_text(args.model)
+    frame = read_table(data, **_read_options(args))
+    built = spec_from_model(
+        text, frame, scales=args.scale or (), name=model_file.stem if model_file else "model",
+        id_column=args.id_column, group_column=args.group_column,
+        source=f"<model {model_file}>" if model_file else "<model syntax>",
+        model_source=str(model_file) if model_file else "--model",
+    )
+    if show is not None:
+        print(f"scales of the items, inferred from {data} (give one with --scale ITEM=SCALE[:RANGE], e.g. "
+              f"x5=likert:1-7):\n{format_scales(built.scales)}", file=show, flush=True)
+    return built
+
+
 def _read_options(args) -> dict:
     """``sheet`` and ``encoding`` of the data file, from --sheet and --encoding."""
     sheet = getattr(args, "sheet", None)
@@ -91,7 +131,7 @@ def _write_csv(frame, path: Path, **kw) -> None:
 def cmd_validate(args) -> int:
     from .data import DataError, read_table, validate_frame
 
-    spec = _spec(args.spec)
+    spec = _spec_of(args)
     path = resolve(args.data)  # a bare bundled name: the bundled file
     try:
         df = read_table(path, **_read_options(args))
@@ -115,7 +155,7 @@ def cmd_validate(args) -> int:
 def cmd_indices(args) -> int:
     from .profiles import run_deterministic
 
-    spec = _spec(args.spec)
+    spec = _spec_of(args)
     out = Path(args.out or f"reports/{Path(args.data).stem}-indices")
     _check_out_folder(out, args.force, "indices")  # before the work
     survey = _survey(args.data, spec, args)
@@ -136,7 +176,7 @@ def _fit_kwargs(args, spec) -> dict:
 def cmd_fit(args) -> int:
     from .measurement import MeasurementModel, save_fit, summarize_fit
 
-    spec = _spec(args.spec)
+    spec = _spec_of(args)
     out = Path(args.out or f"{Path(args.data).stem}-fit.nc")
     if out.is_dir():
         raise UserError(f"{out} is a folder; give a file name for --out (e.g. {out / 'fit.nc'})")
@@ -181,7 +221,7 @@ def cmd_prior_check(args) -> int:
     from .indices import index_arrays
     from .measurement import MeasurementModel
 
-    spec = _spec(args.spec)
+    spec = _spec_of(args)
     survey = _survey(args.data, spec, args)
     model = MeasurementModel(spec, group=not args.no_group)
     pp = model.prior_predictive(survey, draws=args.draws, random_seed=args.seed)
@@ -288,7 +328,64 @@ def cmd_study(args) -> int:
 def cmd_run(args) -> int:
     from .pipeline import run_pipeline
 
-    return run_pipeline(args)
+    if getattr(args, "model", None) is None:
+        return run_pipeline(args)
+    return _run_model(args)
+
+
+def _run_model(args) -> int:
+    """``smeintl run --model``: what :func:`smeintl.pipeline.run_pipeline` does, with the
+    spec built from the model and the data (run_pipeline reads its spec from --spec); keep
+    the two alike."""
+    from .api import analyze, ensure_new
+    from .pipeline import default_out
+
+    data_path = resolve(args.data) if args.data else bundled(DEFAULT_DATA)
+    out = Path(args.out) if args.out else default_out(data_path)
+    spec = _spec_of(args)
+    ensure_new(out, force=args.force)  # before the work; written only at the end
+    analysis = analyze(
+        data_path, spec=spec, seed=args.seed, quick=bool(args.quick), group=not args.no_group,
+        robustness=not args.no_robustness, draws=args.draws, tune=args.tune, chains=args.chains,
+        sampler=args.sampler, progress=not args.no_progress, sheet=args.sheet or 0, encoding=args.encoding,
+    )
+    analysis.write_report(out, force=args.force)
+    print()
+    if analysis.comparison is not None:
+        print(analysis.comparison.text())
+    else:
+        print(f"comparison not run: {analysis.spec.skipped_steps()['comparison']}; the measurement model:")
+        print(analysis.fit_summary.text())
+    if analysis.failed:
+        print("\nWARNING: the fit FAILED its diagnostics; see the warning at the top of the report.", file=sys.stderr)
+    print(f"\nreport written to {out} (open {out / 'index.html'})")
+    return 0
+
+
+def cmd_spec(args) -> int:
+    """``smeintl spec DATA --model ...``: the inferred scales, and the spec file (on stdout,
+    or written to ``--out``)."""
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        if out.is_dir():
+            raise UserError(f"{out} is a folder; give a file name for --out (e.g. {out / 'spec.toml'})")
+        if (out.exists() or out.is_symlink()) and not args.force:
+            raise UserError(f"{out} exists; pass --force to overwrite it (nothing was written)")
+        ensure_writable(out.parent, what=f"the spec file {out}")
+    built = _model_spec(args, show=sys.stdout if out is not None else sys.stderr)
+    if out is None:
+        print(built.toml, end="")
+        return 0
+    check_interrupted()
+    tmp = out.with_name(out.name + ".tmp")
+    try:
+        tmp.write_text(built.toml, encoding="utf-8")
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    print(f"\nwrote {out}: check the items' scales and ranges, mark reverse-coded items (reverse = true), "
+          f"then use it with --spec {out}")
+    return 0
 
 
 # ---------------------------------------------------------------------------
@@ -300,6 +397,22 @@ def _add_common(p, data=True, data_optional=False):
             p.add_argument("data", help="survey file (.csv, .xlsx, .sav)")
         _add_reading(p)
     p.add_argument("--spec", default=None, help=f"instrument spec (default: the bundled {DEFAULT_SPEC})")
+    _add_model(p)
+
+
+def _add_model(p, required: bool = False):
+    p.add_argument("--model", default=None, metavar="TEXT_OR_FILE",
+                   help=("" if required else "instead of --spec: ")
+                   + "a lavaan-style measurement model, e.g. 'f1 =~ a + b + c; f2 =~ d + e + f', or a file "
+                     "holding one; the items' scales are inferred from the data")
+    p.add_argument("--scale", action="append", default=None, metavar="ITEM=SCALE",
+                   help="with --model: the scale of an item instead of the inferred one, e.g. x5=likert:1-7, "
+                        "x4=count, x3=percent (repeatable)")
+    p.add_argument("--id-column", default=None, metavar="NAME",
+                   help="with --model: the firms' id column (default: firm_id if there is one, else the rows "
+                        "are numbered)")
+    p.add_argument("--group-column", default=None, metavar="NAME",
+                   help="with --model: the group (industry) column of the model's group level (default: none)")
 
 
 def _add_reading(p):
@@ -349,6 +462,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="short chains for a first look")
     _add_sampling(p)
     p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("spec", help="write the spec of a lavaan-style model, the items' scales inferred from the data")
+    p.add_argument("data", help="survey file (.csv, .xlsx, .sav)")
+    _add_reading(p)
+    _add_model(p, required=True)
+    p.add_argument("--out", default=None, help="spec file to write (default: the spec is printed)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing spec file")
+    p.set_defaults(func=cmd_spec)
 
     p = sub.add_parser("summary", help="parameter tables and diagnostics of a saved fit")
     p.add_argument("fit", help="fit file (.nc) written by 'smeintl fit'")
@@ -431,6 +552,28 @@ _WHOLE_NUMBERS = (
 )
 #: (attribute, option): probabilities, strictly between 0 and 1
 _PROBABILITIES = (("prob", "--prob"),)
+
+
+#: (attribute, option): the options that only go with --model
+_MODEL_ONLY = (("scale", "--scale"), ("id_column", "--id-column"), ("group_column", "--group-column"))
+
+
+def check_model_options(args: argparse.Namespace) -> None:
+    """Refuse (:class:`UserError`) ``--model`` with ``--spec``, and ``--scale``,
+    ``--id-column``, ``--group-column`` without ``--model``, before any work."""
+    if not hasattr(args, "model"):
+        return
+    if args.model is None and not hasattr(args, "spec"):
+        raise UserError(f"smeintl {args.command} needs the model: --model 'f1 =~ a + b + c; f2 =~ d + e + f', "
+                        f"or --model FILE with the model in it")
+    if args.model is not None and getattr(args, "spec", None) is not None:
+        raise UserError("--spec and --model exclude each other: give the instrument as a spec file (--spec) or "
+                        "as a model whose scales are inferred from the data (--model), not both")
+    if args.model is None:
+        for attr, opt in _MODEL_ONLY:
+            if getattr(args, attr, None) is not None:
+                raise UserError(f"{opt} goes with --model (a spec file declares its items' scales and its "
+                                f"columns itself: edit its [[items]] or its [instrument] table)")
 
 
 def check_numbers(args: argparse.Namespace) -> None:
@@ -566,6 +709,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             try:
                 try:
                     check_numbers(args)
+                    check_model_options(args)
                     status = int(args.func(args) or 0)
                     check_interrupted()
                     sys.stdout.flush()
