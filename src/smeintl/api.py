@@ -703,6 +703,7 @@ class Analysis:
 
 
 def _write_tables(folder: Path, fit_summary) -> None:
+    fit_summary.to_csv(folder / "parameters.csv")  # every parameter, one row each (lavaan-style)
     fit_summary.loadings.to_csv(folder / "loadings.csv")
     fit_summary.cutpoints.to_csv(folder / "cutpoints.csv", index=False)
     fit_summary.correlation.to_csv(folder / "latent_correlation.csv", index=False)

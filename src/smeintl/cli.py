@@ -209,6 +209,12 @@ def cmd_summary(args) -> int:
 
     idata, model = load_fit(args.fit)
     summ = summarize_fit(idata, model.spec, prob=args.prob)
+    if args.format == "csv":
+        sys.stdout.write(summ.to_csv())
+        return 0
+    if args.format == "json":
+        print(summ.to_json(indent=1))
+        return 0
     print(f"fit {args.fit}: spec {model.spec.name}, data {idata.attrs.get('data_source')}, "
           f"seed {idata.attrs.get('random_seed')}, sampler {idata.attrs.get('sampler')}")
     print(summ.text())
@@ -330,36 +336,7 @@ def cmd_run(args) -> int:
 
     if getattr(args, "model", None) is None:
         return run_pipeline(args)
-    return _run_model(args)
-
-
-def _run_model(args) -> int:
-    """``smeintl run --model``: what :func:`smeintl.pipeline.run_pipeline` does, with the
-    spec built from the model and the data (run_pipeline reads its spec from --spec); keep
-    the two alike."""
-    from .api import analyze, ensure_new
-    from .pipeline import default_out
-
-    data_path = resolve(args.data) if args.data else bundled(DEFAULT_DATA)
-    out = Path(args.out) if args.out else default_out(data_path)
-    spec = _spec_of(args)
-    ensure_new(out, force=args.force)  # before the work; written only at the end
-    analysis = analyze(
-        data_path, spec=spec, seed=args.seed, quick=bool(args.quick), group=not args.no_group,
-        robustness=not args.no_robustness, draws=args.draws, tune=args.tune, chains=args.chains,
-        sampler=args.sampler, progress=not args.no_progress, sheet=args.sheet or 0, encoding=args.encoding,
-    )
-    analysis.write_report(out, force=args.force)
-    print()
-    if analysis.comparison is not None:
-        print(analysis.comparison.text())
-    else:
-        print(f"comparison not run: {analysis.spec.skipped_steps()['comparison']}; the measurement model:")
-        print(analysis.fit_summary.text())
-    if analysis.failed:
-        print("\nWARNING: the fit FAILED its diagnostics; see the warning at the top of the report.", file=sys.stderr)
-    print(f"\nreport written to {out} (open {out / 'index.html'})")
-    return 0
+    return run_pipeline(args, spec=_spec_of(args))
 
 
 def cmd_spec(args) -> int:
@@ -474,6 +451,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("summary", help="parameter tables and diagnostics of a saved fit")
     p.add_argument("fit", help="fit file (.nc) written by 'smeintl fit'")
     p.add_argument("--prob", type=float, default=0.9, help="interval probability (default 0.9)")
+    p.add_argument("--format", choices=("text", "csv", "json"), default="text",
+                   help="text (default): diagnostics and the parameter table by block; csv or json: the "
+                        "parameter table, one row per parameter (json with the fit's spec, data hash, seed)")
     p.set_defaults(func=cmd_summary)
 
     p = sub.add_parser("prior-check", help="what the priors imply on the data scale")

@@ -32,12 +32,14 @@ def default_out(data_path: Path) -> Path:
     return Path("reports") / f"{Path(data_path).stem}-{stamp}"
 
 
-def run_pipeline(args: Any) -> int:
-    """``smeintl run`` from its parsed options (an argparse Namespace); see the module docstring."""
+def run_pipeline(args: Any, spec: Any = None) -> int:
+    """``smeintl run`` from its parsed options (an argparse Namespace); see the module docstring.
+    ``spec``: the instrument (a :class:`~smeintl.spec.Spec`, e.g. built from ``--model``);
+    default: read from ``args.spec``."""
     with interrupt_signals():
         data_path = resolve(args.data) if args.data else bundled(DEFAULT_DATA)
         out = Path(args.out) if args.out else default_out(data_path)
-        spec = read_spec(args.spec)
+        spec = read_spec(args.spec) if spec is None else spec
         ensure_new(out, force=args.force)  # before the work; written only at the end
         analysis = analyze(
             data_path,

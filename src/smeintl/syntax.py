@@ -470,11 +470,26 @@ class ScaleOverride:
         """As written: ``x5=likert:1-7``."""
         if self.max is None:
             rng = ""
-        elif self.scale == "count":
+        elif _range_keys(self.scale) == ("cap",):
             rng = f":{_g(self.max)}"
         else:
             rng = f":{_g(self.min)}-{_g(self.max)}"
         return f"{self.item}={self.scale}{rng}"
+
+
+def _range_keys(scale: str) -> tuple[str, ...]:
+    """The keys that declare an item's range in a spec, by its family (``()`` for binary
+    items, ``("cap",)`` for counts, ``("min", "max")`` otherwise)."""
+    from .spec import Item
+
+    return tuple(families.family_of(scale).range_keys(Item("_", "", "", scale, 0.0, 1.0)))
+
+
+def _default_range(scale: str) -> tuple[float, float] | None:
+    """The range a family gives an item whose spec declares none; None when it needs one."""
+    problems: list[str] = []
+    lo, hi = families.family_of(scale).item_range({}, scale, "_", problems)
+    return None if problems else (float(lo), float(hi))
 
 
 def _g(x: float | None) -> str:
@@ -515,10 +530,10 @@ def parse_scale_overrides(values: Iterable[str] | None, items: Sequence[str] | N
             continue
         lo = hi = None
         if colon:
-            if scale == "binary":
+            if not _range_keys(scale):
                 problems.append(f"{what}: a binary item has no range (its answers are 0 and 1); write {item}=binary")
                 continue
-            if scale == "count":
+            if _range_keys(scale) == ("cap",):
                 cap = _CAP_RE.match(rng)
                 if not cap or float(cap.group(1)) <= 0:
                     problems.append(f"{what}: a count takes its cap, a number above 0 (count:50), got {rng!r}")
@@ -641,12 +656,13 @@ def _override_row(o: ScaleOverride, v: np.ndarray, problems: list[str]) -> tuple
 
     fam = families.family_of(o.scale)
     lo, hi = o.min, o.max
-    if o.scale == "binary":
-        lo, hi = 0.0, 1.0
+    default = _default_range(o.scale)
+    if not _range_keys(o.scale):  # no range to give (binary)
+        lo, hi = default
     elif hi is None:
-        if o.scale == "percent":
-            lo, hi = 0.0, 100.0
-        elif o.scale == "count":
+        if default is not None:  # the family's own default range (percent: 0-100)
+            lo, hi = default
+        elif _range_keys(o.scale) == ("cap",):
             lo, hi = 0.0, float(max(v.max(), 1.0))
         else:
             lo, hi = float(v.min()), float(v.max())
@@ -656,7 +672,7 @@ def _override_row(o: ScaleOverride, v: np.ndarray, problems: list[str]) -> tuple
                 return None
     item = Item(o.item, "", "", o.scale, float(lo), float(hi))
     ok = fam.valid(v, item)
-    if fam.whole_numbers or o.scale in ("count",):
+    if fam.whole_numbers:
         ok &= v == np.round(v)
     if not ok.all():
         bad = [(r, x) for r, x in zip(np.flatnonzero(~ok), v[~ok])]
@@ -730,7 +746,7 @@ def infer_scales(frame: pd.DataFrame, items: Iterable[str] | Mapping[str, Sequen
             reason = f"only {v[0]:g} answered (0 or 1: binary)"
         else:
             scale, lo, hi, reason = _infer(v)
-        row.update(scale=scale, min=lo, max=hi, cap=hi if scale == "count" else np.nan,
+        row.update(scale=scale, min=lo, max=hi, cap=hi if _range_keys(scale) == ("cap",) else np.nan,
                    n_levels=k, n_answers=len(v), reason=reason)
         rows.append(row)
     if problems:
@@ -741,9 +757,10 @@ def infer_scales(frame: pd.DataFrame, items: Iterable[str] | Mapping[str, Sequen
 
 
 def _range_text(scale: str, lo: float, hi: float) -> str:
-    if scale == "binary":
+    keys = _range_keys(scale)
+    if not keys:
         return "0/1"
-    if scale == "count":
+    if keys == ("cap",):
         return f"cap {hi:g}"
     return f"{lo:g} to {hi:g}"
 

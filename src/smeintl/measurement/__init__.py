@@ -26,7 +26,7 @@ from .model import (
     resolve_target_accept,
 )
 from .posterior import versions
-from .summary import FitSummary, summarize_fit
+from .summary import FitSummary, parameter_table, summarize_fit
 
 __all__ = [
     "MeasurementModel",
@@ -48,6 +48,7 @@ __all__ = [
     "save_fit",
     "fit_standardization",
     "summarize_fit",
+    "parameter_table",
     "versions",
     "auto_sampler",
     "resolve_target_accept",
