@@ -233,7 +233,18 @@ def cmd_prior_check(args) -> int:
     pp = model.prior_predictive(survey, draws=args.draws, random_seed=args.seed)
     Y = pp["items"]
     obs = survey.items[list(spec.item_names)].to_numpy(dtype=float)
-    print(f"prior predictive check: {args.draws} draws from the priors of {spec.name}, {survey.n_firms} firms")
+    print(f"priors of {spec.name} (docs/priors.md; override in the spec's [priors] table):")
+    rows = spec.prior_table()
+    w = [max(len(r[k]) for r in rows) for k in range(3)]
+    for key, dist, what, used in rows:
+        print(f"  {key:{w[0]}s}  {dist:{w[1]}s}  {what:{w[2]}s}  [{used}]")
+    std = model.for_survey(survey)._standardization(survey)
+    if std is not None:
+        cont = [it.name for it in spec.items if it.family.linear]
+        print("  continuous items are modelled on (answer - mean) / sd with their sample mean and sd:")
+        for name, m, sd in zip(cont, std["mean"], std["sd"]):
+            print(f"    {name:24s} mean {m:10.4g}  sd {sd:10.4g}")
+    print(f"\nprior predictive check: {args.draws} draws from the priors of {spec.name}, {survey.n_firms} firms")
     print(f"{'item':26s} {'scale':9s} {'obs mean':>9s} {'prior 5%':>9s} {'median':>9s} {'95%':>9s}  {'obs at min':>10s} {'prior at min (90%)':>20s}")
     lo = np.array([i.min for i in spec.items])
     for k, it in enumerate(spec.items):
@@ -269,8 +280,9 @@ def _fit_and_survey(args):
     if not data:
         raise FitError(f"{args.fit}: the fit does not name the data it was made on; give them with --data")
     frame = read_table(data, **_read_options(args))
-    required = [spec.id_column, *([spec.group_column] if spec.group_column else []), *spec.item_names]
     header = {str(c).strip() for c in frame.columns}
+    ids = [spec.id_column] if spec.id_declared or spec.id_column in header else []  # else: numbered by row
+    required = [*ids, *([spec.group_column] if spec.group_column else []), *spec.item_names]
     lacking = [c for c in required if c not in header]
     if args.data and lacking:
         shown = ", ".join(lacking[:6]) + (f" and {len(lacking) - 6} more" if len(lacking) > 6 else "")

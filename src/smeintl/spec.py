@@ -75,6 +75,24 @@ DEFAULT_PRIORS: dict[str, dict[str, Any]] = {
     "group_sd": {"dist": "HalfNormal", "sigma": 0.5},
 }
 
+#: What each prior is of, the scale it is stated on and the item families that use it (by
+#: family name; None: the latent structure).  ``smeintl prior-check`` prints them with the
+#: spec's values (docs/priors.md).
+PRIOR_NOTES: dict[str, tuple[tuple[str, ...] | None, str]] = {
+    "loading": (("ordinal", "binary", "percent"), "loading, logit scale per latent sd (positive after reverse coding)"),
+    "loading_count": (("count",), "loading, log scale per latent sd"),
+    "loading_continuous": (("continuous",), "loading, in item sds (sample standardization) per latent sd"),
+    "cutpoint_sd": (("ordinal",), "sd of the cutpoints around the logits of equiprobable categories"),
+    "intercept": (("binary", "percent"), "intercept, logit scale"),
+    "percent_cutpoints": (("percent",), "cutpoints of exact 0s and 100s, logit scale"),
+    "precision": (("percent",), "precision of the beta part"),
+    "count_intercept_sd": (("count",), "sd of the log-mean intercept around the log sample mean"),
+    "inv_dispersion": (("count",), "inverse dispersion of the negative binomial"),
+    "residual_sd": (("continuous",), "residual sd, in item sds (sample standardization)"),
+    "lkj_eta": (None, "LKJ shape of the latent correlations"),
+    "group_sd": (None, "sd of the group (industry) latent means, latent sds; with two or more groups"),
+}
+
 #: Default sampler settings; a spec's ``[sampler]`` table overrides entries.
 DEFAULT_SAMPLER: dict[str, Any] = {
     "draws": 1000,
@@ -233,6 +251,23 @@ class Spec:
         deterministic method computes the indices and flags only, and the typology, the
         predictive comparison and the robustness checks are not run."""
         return bool(self.profiles.types)
+
+    def prior_table(self) -> list[tuple[str, str, str, str]]:
+        """The measurement model's priors as ``(key, distribution, of what, used by)`` rows:
+        the spec's values (defaults merged with ``[priors]``), for the priors the
+        instrument's item families use and those of the latent structure."""
+        used = {i.family.name for i in self.items}
+        rows = []
+        for key, entry in self.priors.items():
+            fams, what = PRIOR_NOTES.get(key, (None, ""))
+            if fams is not None and not used & set(fams):
+                continue
+            if (key == "group_sd" and self.group_column is None) or (key == "lkj_eta" and len(self.constructs) < 2):
+                continue
+            params = ", ".join(f"{k}={v}" for k, v in entry.items() if k != "dist")
+            rows.append((key, f"{entry.get('dist', '')}({params})" if "dist" in entry else params, what,
+                         "latent structure" if fams is None else ", ".join(f for f in fams if f in used)))
+        return rows
 
     def skipped_steps(self) -> dict[str, str]:
         """The steps of the main job that this spec leaves out, each with the reason (for the
