@@ -3,6 +3,9 @@ and the command line (``--model``, ``smeintl spec``)."""
 
 from __future__ import annotations
 
+import io
+import json
+
 from types import SimpleNamespace
 
 import numpy as np
@@ -563,6 +566,20 @@ def test_cli_fit_with_a_model_records_the_generated_spec(csv_file, tmp_path, cap
     idata, model = load_fit(out)
     assert model.spec.text == spec_file.read_text()  # the fit records the generated spec
     assert model.spec.item_names == tuple("abcdef")
-    # the fit's summary reads it back
+    # the fit's summary reads it back, also as the parameter table in CSV and JSON
     assert main(["summary", str(out)]) == 0
     assert "spec model" in capsys.readouterr().out
+    assert main(["summary", str(out), "--format", "csv"]) == 0
+    table = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    loadings = table[(table["block"] == "loading") & (table["scale"] == "data")]
+    assert sorted(loadings["item"]) == list("abcdef") and (loadings["lower"] <= loadings["mean"]).all()
+    assert main(["summary", str(out), "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["metadata"]["spec"] == "model" and len(doc["parameters"]) == len(table)
+    # no typology in a spec built from a model: comparison and robustness say why, write nothing
+    for cmd in ("compare", "robustness"):
+        folder = tmp_path / cmd
+        assert main([cmd, str(out), "--out", str(folder)]) == 2
+        err = capsys.readouterr().err
+        assert "the spec declares no ideal types" in err and "Traceback" not in err
+        assert not folder.exists()

@@ -301,12 +301,21 @@ def _fit_and_survey(args):
     return idata, model, survey
 
 
+def _step_runs(spec, step: str, fit: str) -> None:
+    """Refuse, before any folder is made, a step that the fit's spec leaves out."""
+    why = spec.skipped_steps().get(step)
+    if why:
+        raise UserError(f"{fit}: no {'comparison' if step == 'comparison' else 'robustness checks'} to run: "
+                        f"{why}; nothing was written")
+
+
 def cmd_compare(args) -> int:
     from .predictive import compare, write_comparison
 
     out = Path(args.out or f"reports/{Path(args.fit).stem}-compare")
     _check_out_folder(out, args.force, "comparison")  # before the work
     idata, model, survey = _fit_and_survey(args)
+    _step_runs(model.spec, "comparison", args.fit)
     _prepare_out(out, args.force, "comparison")
     comp = compare(idata, survey, model.spec, prob=args.prob)
     write_comparison(comp, out)
@@ -326,6 +335,7 @@ def cmd_robustness(args) -> int:
     out = Path(args.out or f"reports/{Path(args.fit).stem}-robustness")
     _check_out_folder(out, args.force, "robustness checks")  # before the work
     idata, model, survey = _fit_and_survey(args)
+    _step_runs(model.spec, "robustness", args.fit)
     _prepare_out(out, args.force, "robustness checks")
     res = run_robustness(idata, survey, model.spec, checks=args.checks, seed=args.seed,
                          bootstrap_draws=args.bootstrap, progress=not args.no_progress,

@@ -168,6 +168,10 @@ def replicated_items(
     seeded by ``random_seed``).
     """
     spec = spec if spec is not None else survey.spec
+    if "comparison" in spec.skipped_steps():
+        from .errors import UserError
+
+        raise UserError(f"{spec.source}: no comparison to run: {spec.skipped_steps()['comparison']}")
     names = list(spec.item_names)
     X = item_matrix(survey, spec).to_numpy(dtype=float)
     sel = np.arange(_n_samples(idata)) if draws is None else np.asarray(draws, dtype=int)

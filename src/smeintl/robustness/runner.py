@@ -45,6 +45,10 @@ def run_robustness(
     and reported the same way, so the other checks still run.
     """
     spec = spec if spec is not None else survey.spec
+    if "robustness" in spec.skipped_steps():
+        from ..errors import UserError
+
+        raise UserError(f"{spec.source}: no robustness checks to run: {spec.skipped_steps()['robustness']}")
     idata = compat.as_fit(idata) if idata is not None else None
     names = list(CHECK_NAMES) if checks is None else list(dict.fromkeys(checks))
     unknown = [n for n in names if n not in CHECKS]
