@@ -73,6 +73,9 @@ DEFAULT_PRIORS: dict[str, dict[str, Any]] = {
     # latent structure
     "lkj_eta": {"eta": 2.0},
     "group_sd": {"dist": "HalfNormal", "sigma": 0.5},
+    # invariance = "approximate": sd of the items' group deviations (log loadings, locations on
+    # the link scale), blavaan's wiggle.sd (docs/invariance.md)
+    "invariance_sd": {"sigma": 0.1},
 }
 
 #: What each prior is of, the scale it is stated on and the item families that use it (by

@@ -122,6 +122,11 @@ class BuildContext:
     flattened (firm-major); ``signed``: loading * sign per item; ``shift``: per-item
     shift of intercepts and cutpoints on standardized scores, or None;
     ``standardization``: centre and scale of the continuous items; ``n_constructs``.
+
+    Group-specific item parameters (``MeasurementModel(invariance=...)``): ``groups`` the
+    firms' group codes (F,), else None; ``n_groups``; ``group_signed``: ``signed`` holds
+    one signed loading per group and item (group-major, ``G * I``); ``location_dev``: the
+    deviation (G, I) that each group adds to each item's linear predictor, or None.
     """
 
     pm: Any
@@ -135,6 +140,10 @@ class BuildContext:
     shift: Any
     standardization: Mapping[str, np.ndarray] | None
     n_constructs: int
+    groups: np.ndarray | None = None
+    n_groups: int = 0
+    group_signed: bool = False
+    location_dev: Any = None
 
     def cells(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Observed cells of the items ``idx``: firm, position in ``idx``, answer."""
@@ -270,6 +279,24 @@ class Family:
         parameter vectors ``(p1, p2, p3)``."""
         raise NotImplementedError
 
+    def kernel_widths(self, block: Block) -> tuple[int, int, int]:
+        """How many values per item each of the kernel's ``(p1, p2, p3)`` holds (its values
+        for item position j at ``j * width ...``), 0 for a parameter the kernel does not
+        index by item: what :meth:`group_params` repeats per group."""
+        raise NotImplementedError(f"item family {self.name!r} does not support group-specific item parameters "
+                                  "(Family.kernel_widths)")
+
+    def group_params(self, ctx: BuildContext, block: Block, p1, p2, p3):
+        """The kernel's parameter vectors for cells whose item position is ``g * n + j``
+        (group g, n items in the block): each vector indexed by item repeated for every
+        group (:meth:`kernel_widths`), and ``p1``, the offset of the linear predictor,
+        plus the group's location deviation of each item (``ctx.location_dev``): the
+        intercept moves with it, the ordinal cutpoints against it."""
+        pt, G = ctx.pt, int(ctx.n_groups)
+        out = [pt.tile(pt.as_tensor(p), G) if w else p for p, w in zip((p1, p2, p3), self.kernel_widths(block))]
+        out[0] = out[0] + ctx.location_dev[:, block.idx].reshape((-1,))
+        return tuple(out)
+
     def kernel_params(self, P: Mapping[str, np.ndarray], s, block: Block) -> tuple[np.ndarray, ...]:
         """The kernel's ``(p1, p2, p3)`` at posterior draw ``s`` (an index)."""
         raise NotImplementedError
@@ -300,8 +327,16 @@ class Family:
         f, j, v = self.observed_cells(lay, block, ctx.X, ctx.standardization)
         items = block.idx[j]
         name = block.key
+        eta_pos = f * ctx.n_constructs + lay.construct[items]
+        if ctx.groups is not None:  # group-specific loadings and locations: (group, item) positions
+            g = np.asarray(ctx.groups, dtype=np.int64)[f]
+            if ctx.group_signed:
+                items = items + g * len(lay.names)
+            if ctx.location_dev is not None:
+                j = j + g * block.size
+                p1, p2, p3 = self.group_params(ctx, block, p1, p2, p3)
         cells = [inp.add(f"data_{name}_{k}", x, dtype=np.int64)
-                 for k, x in (("eta", f * ctx.n_constructs + lay.construct[items]), ("item", items), ("j", j))]
+                 for k, x in (("eta", eta_pos), ("item", items), ("j", j))]
         value = inp.add(f"data_{name}_y", v, dtype=np.float64)
         family, kernel = self, self.kernel
 

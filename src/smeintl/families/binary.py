@@ -54,6 +54,9 @@ class Binary(Family):
                   shift=ctx.shifted(block.idx))
         return a, np.zeros(1), np.zeros(1)
 
+    def kernel_widths(self, block):
+        return 1, 0, 0  # intercept
+
     def kernel_params(self, P, s, block):
         return np.asarray(P["binary_intercept"][s], dtype=float), np.zeros(1), np.zeros(1)
 

@@ -60,6 +60,9 @@ class Continuous(Family):
         sd = prior(pm, "cont_sigma", ctx.priors["residual_sd"], ctx.inputs, dims="cont_item")
         return a, sd, np.zeros(1)
 
+    def kernel_widths(self, block):
+        return 1, 1, 0  # intercept, residual sd
+
     def kernel_params(self, P, s, block):
         return np.asarray(P["cont_intercept"][s], dtype=float), np.asarray(P["cont_sigma"][s], dtype=float), np.zeros(1)
 

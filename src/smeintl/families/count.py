@@ -62,6 +62,9 @@ class Count(Family):
         inv = prior(pm, "count_inv_dispersion", pri["inv_dispersion"], inp, dims="count_item")
         return a, inv, np.zeros(1)
 
+    def kernel_widths(self, block):
+        return 1, 1, 0  # intercept, inverse dispersion
+
     def kernel_params(self, P, s, block):
         return (np.asarray(P["count_intercept"][s], dtype=float),
                 np.asarray(P["count_inv_dispersion"][s], dtype=float), np.zeros(1))

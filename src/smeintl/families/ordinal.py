@@ -99,6 +99,9 @@ class Ordinal(Family):
         )
         return np.zeros(idx.size), padded_cutpoints(ctx.pt, cut, idx.size), np.zeros(1)
 
+    def kernel_widths(self, block):
+        return 1, block.n_categories + 1, 0  # the location offset, the padded cutpoints
+
     def kernel_params(self, P, s, block):
         cut = np.asarray(P[f"cutpoints_{block.n_categories}"][s], dtype=float)
         return np.zeros(block.size), padded_cutpoints(np, cut, block.size), np.zeros(1)
@@ -108,11 +111,11 @@ class Ordinal(Family):
 
     def cell_params(self, p1, p2, p3, j, block):
         K = block.n_categories
-        return {"cut": np.asarray(p2).reshape(block.size, K + 1)[:, 1:-1][j]}
+        return {"cut": np.asarray(p2).reshape(-1, K + 1)[:, 1:-1][j]}
 
     def shift_location(self, P, d, block):
         key = self.param_names(block)[0]
-        return {key: np.asarray(P[key], dtype=float) - d[:, None]}  # cutpoints move against it
+        return {key: np.asarray(P[key], dtype=float) - np.asarray(d)[..., None]}  # cutpoints move against it
 
     def draw_cells(self, lp, prm, rng):
         p_ge = sigmoid(lp[..., None] - prm["cut"])  # P(y >= k+1)

@@ -68,6 +68,9 @@ class Percent(Family):
         phi = prior(pm, "pct_precision", pri["precision"], inp, dims="pct_item")
         return a, padded_cutpoints(ctx.pt, cut, idx.size), phi
 
+    def kernel_widths(self, block):
+        return 1, 4, 1  # intercept, padded cutpoints, precision
+
     def kernel_params(self, P, s, block):
         cut = np.asarray(P["pct_cutpoints"][s], dtype=float)
         return (np.asarray(P["pct_intercept"][s], dtype=float), padded_cutpoints(np, cut, block.size),
@@ -78,7 +81,7 @@ class Percent(Family):
                 "phi": np.asarray(P["pct_precision"])[..., None, :]}
 
     def cell_params(self, p1, p2, p3, j, block):
-        return {"a": np.asarray(p1)[j], "cut": np.asarray(p2).reshape(block.size, 4)[:, 1:3][j],
+        return {"a": np.asarray(p1)[j], "cut": np.asarray(p2).reshape(-1, 4)[:, 1:3][j],
                 "phi": np.asarray(p3)[j]}
 
     def draw_cells(self, lp, prm, rng):

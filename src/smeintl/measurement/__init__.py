@@ -5,18 +5,23 @@ Modules: :mod:`.layout` (the spec's items as arrays and likelihood blocks),
 :mod:`.model` (:class:`MeasurementModel`: build and fit), :mod:`.generative` (numpy
 draws, expectations and log-likelihood, by item family), :mod:`.posterior` (what a fit
 adds to the draws), :mod:`.diagnostics`, :mod:`.io` (one netCDF file per fit) and
-:mod:`.summary` (parameter tables).  The item families themselves live in
+:mod:`.summary` (parameter tables), :mod:`.loo` (leave-one-firm-out LOO with the latent
+scores integrated out; comparing fits) and :mod:`.invariance` (group deviations of the item
+parameters).  The item families themselves live in
 :mod:`smeintl.families`.
 """
 
 from .diagnostics import THRESHOLDS, Diagnostics, diagnose, fit_diagnostics, is_score_variable
 from .generative import cell_loglik, draw_items, expected_scaled, param_names, posterior_params
+from .invariance import item_invariance
 from .io import FitError, fit_standardization, load_fit, save_fit
 from .latent import lkj_cpc_alpha
 from .layout import ItemLayout, standardization_of
+from .loo import FitLoo, compare_models, fit_loo
 from .model import (
     AUTO_TARGET_ACCEPT,
     AUTO_TARGET_ACCEPT_LARGE,
+    INVARIANCE,
     LARGE_FIRMS,
     LOW_RANK_MIN_FIRMS,
     MeasurementModel,
@@ -49,6 +54,11 @@ __all__ = [
     "fit_standardization",
     "summarize_fit",
     "parameter_table",
+    "compare_models",
+    "fit_loo",
+    "FitLoo",
+    "item_invariance",
+    "INVARIANCE",
     "versions",
     "auto_sampler",
     "resolve_target_accept",

@@ -43,12 +43,27 @@ from ..families.model import LOCATION_DISTS, prior
 from ..spec import Spec
 from . import posterior as post
 from .diagnostics import diagnose
-from .generative import draw_items, posterior_params
+from .generative import posterior_params
+from .invariance import deviations, draw_items_by_group
 from .latent import _centered_scores, _lkj_cholesky, _pattern_statistics, _split_scores
 from .layout import ItemLayout, standardization_of
 
 __all__ = ["MeasurementModel", "Built", "auto_sampler", "resolve_target_accept", "no_traces",
-           "LOW_RANK_MIN_FIRMS", "LARGE_FIRMS", "AUTO_TARGET_ACCEPT", "AUTO_TARGET_ACCEPT_LARGE"]
+           "LOW_RANK_MIN_FIRMS", "LARGE_FIRMS", "AUTO_TARGET_ACCEPT", "AUTO_TARGET_ACCEPT_LARGE", "INVARIANCE",
+           "FREE_DEVIATION_SD"]
+
+#: the measurement invariance levels of ``MeasurementModel(invariance=...)``
+INVARIANCE = ("none", "configural", "metric", "scalar", "approximate")
+#: per level, the prior of the group deviations of (loadings, locations): None (equal across
+#: groups), "free" (:data:`FREE_DEVIATION_SD`) or "approximate" (``[priors] invariance_sd``)
+_DEVIATIONS: dict[str, tuple[str | None, str | None]] = {
+    "none": (None, None), "scalar": (None, None), "metric": (None, "free"), "configural": ("free", "free"),
+    "approximate": ("approximate", "approximate"),
+}
+#: sd of the "free" group deviations of the configural and metric levels: of the log loadings
+#: (the loading prior's own log-scale sd) and of the locations (link scale; the intercept
+#: prior's 1.5 would let the sum-to-zero deviations of few firms wander without bound)
+FREE_DEVIATION_SD = {"loading": 0.5, "location": 1.0}
 
 
 @dataclass(frozen=True)
@@ -201,13 +216,29 @@ class MeasurementModel:
         Sample the item parameters on the latent scores standardized by their sample
         mean and sd (the same model; see :meth:`_standardized`); ``"auto"``: from
         ``STANDARDIZE_AT`` firms, where the priors allow.  Latent parameterization only.
+    invariance : {"none", "configural", "metric", "scalar", "approximate"}
+        Measurement invariance across the groups (docs/invariance.md).  ``"none"`` (default)
+        and ``"scalar"``: every item's loading and intercept (cutpoints) are the same in
+        every group, the group latent means free (the same model and graph).  The others add
+        sum-to-zero group deviations (``ZeroSumNormal`` over the groups): of each item's log
+        loading, ``loading_dev`` (item, group), loading in group g = loading * exp(dev), and
+        of each item's location, ``intercept_dev`` (item, group), added to the linear
+        predictor (the intercept moves with it, ordinal cutpoints against it).
+        ``"approximate"``: both with sd ``[priors] invariance_sd`` (0.1: approximately
+        equal, blavaan's ``wiggle``); ``"configural"``: both free
+        (:data:`FREE_DEVIATION_SD`); ``"metric"``: loadings equal, locations free.  Free
+        locations take over the group latent means, which configural and metric fix at 0.
+        Needs the group level and two or more groups; latent parameterization only.
 
     Nothing is built or sampled in the constructor; :meth:`fit` returns the fit.
     """
 
     def __init__(self, spec: Spec, *, group: bool = True, parameterization: str = "auto",
                  group_parameterization: str = "auto", latent_parameterization: str = "auto",
-                 standardized_scores: bool | str = "auto"):
+                 standardized_scores: bool | str = "auto", invariance: str = "none"):
+        if invariance not in INVARIANCE:
+            raise ValueError(f"invariance must be one of {', '.join(map(repr, INVARIANCE))}, got {invariance!r}")
+        self.invariance = invariance
         if parameterization not in ("auto", "latent", "marginal"):
             raise ValueError(f"parameterization must be 'auto', 'latent' or 'marginal', got {parameterization!r}")
         self.spec = spec
@@ -218,6 +249,14 @@ class MeasurementModel:
                 "the marginal parameterization needs an all-continuous instrument; "
                 f"this spec has scales {sorted(set(self.layout.scales))}"
             )
+        if self._deviations != (None, None):
+            if not self.group:
+                raise ValueError(f"invariance={invariance!r} compares groups: it needs the group level (a spec "
+                                 "group_column and group=True)")
+            if parameterization == "marginal":
+                raise ValueError(f"invariance={invariance!r} needs the latent parameterization (group-specific "
+                                 "item parameters are not in the marginal likelihood)")
+            parameterization = "latent"
         if parameterization == "auto":
             parameterization = "marginal" if self.layout.all_continuous else "latent"
         self.parameterization = parameterization
@@ -251,10 +290,27 @@ class MeasurementModel:
         scale, and its ``group_sd`` would be its prior alone)."""
         if not self.group or len(survey.group_names) >= 2:
             return self
+        if self._deviations != (None, None):
+            from ..errors import UserError
+
+            raise UserError(f"invariance={self.invariance!r} compares item parameters across groups, and the "
+                            f"survey has {len(survey.group_names)} group(s) in its column "
+                            f"{self.spec.group_column!r}: it needs two or more")
         return MeasurementModel(self.spec, group=False, parameterization=self.parameterization,
                                 group_parameterization=self.group_parameterization,
                                 latent_parameterization=self.latent_parameterization,
-                                standardized_scores=self.standardized_scores)
+                                standardized_scores=self.standardized_scores, invariance=self.invariance)
+
+    @property
+    def _deviations(self) -> tuple[str | None, str | None]:
+        """The prior of the group deviations of (loadings, locations), see :data:`_DEVIATIONS`."""
+        return _DEVIATIONS[self.invariance]
+
+    @property
+    def _group_means(self) -> bool:
+        """Whether the model has group latent means: with the group level, except where free
+        location deviations take their place (configural, metric)."""
+        return self.group and self._deviations[1] != "free"
 
     #: groups at least this large get centred group means under ``group_parameterization="auto"``
     CENTER_GROUPS_AT = 25
@@ -351,7 +407,7 @@ class MeasurementModel:
         loading_std = pm.LogNormal("loading_std", **params, dims="item")
         loading = pm.Deterministic("loading", loading_std / sd[lay.construct], dims="item")
         shift = lay.sign * loading * mean[lay.construct]
-        return standardized, loading_std, shift
+        return standardized, loading_std, shift, loading, mean
 
     # ---------------------------------------------------------------- helpers
     def _check_priors(self) -> None:
@@ -438,7 +494,7 @@ class MeasurementModel:
             else:
                 chol = pt.ones((1, 1))
             # group means
-            if self.group:
+            if self._group_means:
                 G = len(survey.group_names)
                 gidx = np.asarray(survey.groups, dtype=int)
                 gidx_data = inp.add("data_group", gidx)
@@ -467,17 +523,59 @@ class MeasurementModel:
                 else:
                     z = pm.Normal("z", 0.0, 1.0, dims=("firm", "construct"))
                     eta = pm.Deterministic("eta", mu_f + z @ chol.T, dims=("firm", "construct"))
+                reported = mean = None
                 if standardized_used:
-                    eta, loading, shift = self._standardized_items(pm, pt, inp, eta, lp_pri, split)
+                    eta, loading, shift, reported, mean = self._standardized_items(pm, pt, inp, eta, lp_pri, split)
                 else:
                     shift = None
-                self._likelihoods(pm, pt, inp, X, eta, loading, std, shift=shift)
+                dev = None
+                if self._deviations != (None, None):
+                    dev = self._group_deviations(pm, pt, inp, loading, reported, mean, group_codes,
+                                                 len(survey.group_names))
+                self._likelihoods(pm, pt, inp, X, eta, loading, std, shift=shift, deviations=dev)
             else:
                 self._marginal_likelihood(pm, pt, inp, X, mu_f, chol, loading, std, group_codes)
         return model, Built(latent_used, bool(standardized_used), std, group_codes)
 
 
-    def _likelihoods(self, pm, pt, inp, X, eta, loading, std, shift=None):
+    def _group_deviations(self, pm, pt, inp, loading, reported, mean, group_codes: np.ndarray, G: int):
+        """The group deviations of the loadings and locations (see ``invariance``) as what
+        the likelihood reads: ``{"signed": (G * I,) or None, "location": (G, I) or None,
+        "groups": (F,)}``.
+
+        ``loading_dev`` (item, group) ~ ZeroSumNormal over the groups: group g's loading is
+        ``loading * exp(loading_dev[:, g])`` (positive, geometric mean over the groups the
+        loading); ``intercept_dev`` (item, group), likewise sum-to-zero, is added to the
+        linear predictor of the group's answers.  Their sds are prior inputs.  On
+        standardized scores (``loading``: the free ``loading_std``; ``reported``: the
+        loadings; ``mean``: the scores' sample means) the same model is
+
+            signed_gi = s_i loading_std_i exp(d_ig),
+            location_gi = intercept_dev_ig + s_i reported_i (exp(d_ig) - 1) mean_c(i)
+
+        (the standardized intercepts and cutpoints already carry s_i reported_i mean_c(i))."""
+        lay = self.layout
+        kinds = self._deviations
+
+        def sd(kind: str, what: str):
+            value = FREE_DEVIATION_SD[what] if kind == "free" else float(self.spec.priors["invariance_sd"]["sigma"])
+            return inp.prior(f"invariance_{what}", "sigma", value)
+
+        signed = location = None
+        if kinds[0]:
+            d = pm.ZeroSumNormal("loading_dev", sigma=sd(kinds[0], "loading"), dims=("item", "group"),
+                                 n_zerosum_axes=1)
+            ratio = pt.exp(d.T)  # (G, I)
+            signed = ((loading * lay.sign)[None, :] * ratio).reshape((-1,))
+            if mean is not None:
+                location = (lay.sign * reported * mean[lay.construct])[None, :] * (ratio - 1.0)
+        if kinds[1]:
+            a = pm.ZeroSumNormal("intercept_dev", sigma=sd(kinds[1], "location"), dims=("item", "group"),
+                                 n_zerosum_axes=1)
+            location = a.T if location is None else location + a.T
+        return {"signed": signed, "location": location, "groups": np.asarray(group_codes, dtype=np.int64), "G": G}
+
+    def _likelihoods(self, pm, pt, inp, X, eta, loading, std, shift=None, deviations=None):
         """One likelihood per block of items (:meth:`ItemLayout.blocks`), added by the
         block's family (:meth:`smeintl.families.Family.build`).  Each answer's linear
         predictor is ``eta[f, c(item)] * loading * sign + intercept``; the data are
@@ -487,9 +585,16 @@ class MeasurementModel:
         the standardized loadings; intercepts and cutpoints are drawn shifted (see
         :meth:`_standardized`)."""
         lay = self.layout
+        extra: dict[str, Any] = {}
+        signed = loading * lay.sign
+        if deviations is not None:  # group-specific loadings and locations (``invariance``)
+            extra = {"groups": deviations["groups"], "n_groups": deviations["G"],
+                     "group_signed": deviations["signed"] is not None, "location_dev": deviations["location"]}
+            if deviations["signed"] is not None:
+                signed = deviations["signed"]
         ctx = fam.BuildContext(pm=pm, pt=pt, inputs=inp, priors=self.spec.priors, layout=lay, X=X,
-                               eta_flat=eta.reshape((-1,)), signed=loading * lay.sign, shift=shift,
-                               standardization=std, n_constructs=len(lay.constructs))
+                               eta_flat=eta.reshape((-1,)), signed=signed, shift=shift,
+                               standardization=std, n_constructs=len(lay.constructs), **extra)
         for block in lay.blocks():
             block.family.build(ctx, block)
 
@@ -669,7 +774,8 @@ class MeasurementModel:
         # the same model without the change of variables: the split scores' mean and log sd
         # have flat densities, which cannot be drawn forward
         plain = MeasurementModel(self.spec, group=self.for_survey(survey).group, parameterization=self.parameterization,
-                                 group_parameterization=self.group_parameterization, standardized_scores=False)
+                                 group_parameterization=self.group_parameterization, standardized_scores=False,
+                                 invariance=self.invariance)
         model, built = plain._build(survey)
         names = [v.name for v in model.free_RVs] + [d.name for d in model.deterministics]
         with model, warnings.catch_warnings():
@@ -683,11 +789,12 @@ class MeasurementModel:
             R = P["corr"] if C > 1 else np.ones((draws, 1, 1))
             L = np.linalg.cholesky(R)
             z = rng0.standard_normal((draws, survey.n_firms, C))
-            mu = P["group_mean"][:, np.asarray(survey.groups)] if self.group else 0.0
+            mu = P["group_mean"][:, np.asarray(survey.groups)] if "group_mean" in P else 0.0
             P["eta"] = mu + np.einsum("sij,sfj->sfi", L, z)
         rng = np.random.default_rng([int(random_seed), 4])
-        Y = draw_items(P, P["eta"], self.layout, rng, standardization=std)
-        return {"params": P, "eta": P["eta"], "items": Y}
+        dev = deviations(pri, group="prior")
+        Y = draw_items_by_group(P, dev, P["eta"], survey.groups, self.layout, rng, standardization=std)
+        return {"params": P | {f"{k}_dev": v for k, v in dev.items()}, "eta": P["eta"], "items": Y}
 
 
 # ---------------------------------------------------------------------------

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from .. import compat
-from .generative import cell_loglik, draw_items, posterior_params
+from .generative import posterior_params
+from .invariance import cell_loglik_by_group, deviations, draw_items_by_group, params_by_group
 from .latent import _pattern_groups
 
 __all__ = ["versions", "model_inputs", "add_constant_data", "fit_attrs", "add_firm_loglik", "add_marginal_loglik", "add_marginal_eta",
@@ -62,24 +63,34 @@ def fit_attrs(self, built, survey, seed, sampler, mass_matrix, draws, tune, chai
         "versions": json.dumps(versions()),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    if self.invariance != "none":
+        a["invariance"] = self.invariance
     if std is not None:
         a["standardization"] = json.dumps({k: v.tolist() for k, v in std.items()})
     return a
 
-def add_firm_loglik(self, idata, survey, std) -> None:
+def add_firm_loglik(self, idata, survey, std=None) -> None:
     """Per-firm log-likelihood (sum over the firm's observed answers), for LOO:
-    :func:`cell_loglik` at each draw's latent scores, in batches of draws."""
+    :func:`cell_loglik` at each draw's latent scores, in batches of draws (each firm with
+    its group's item parameters where the fit has group deviations).  ``std``: the
+    continuous items' standardization, default the survey's (as the model takes it)."""
     import xarray as xr
+
+    if std is None:
+        std = self._standardization(survey)
 
     post = compat.group(idata, "posterior")
     P = posterior_params(idata, self.spec)
     X = survey.items[list(self.layout.names)].to_numpy(dtype=float)
     S, F = P["eta"].shape[:2]
+    dev = deviations(idata)
+    by_group = params_by_group(P, dev, self.layout, len(survey.group_names))
     total = np.empty((S, F))
     batch = max(1, int(4e5 // max(1, F * X.shape[1])))  # cells per batch: a few MB per array
     for a in range(0, S, batch):
         sel = np.arange(a, min(S, a + batch))
-        total[sel] = cell_loglik(P, sel, P["eta"][sel].transpose(1, 0, 2), X, self.layout, std).T
+        total[sel] = cell_loglik_by_group(P, by_group, sel, P["eta"][sel].transpose(1, 0, 2), X, survey.groups,
+                                          self.layout, std).T
     nc, nd = post.sizes["chain"], post.sizes["draw"]
     da = xr.DataArray(
         total.reshape(nc, nd, F),
@@ -193,14 +204,15 @@ def add_constant_data(idata, model) -> None:
 def add_posterior_predictive(self, idata, survey, std, seed) -> None:
     """Replicated surveys y_rep, one per posterior draw, every firm and item: each item
     family's random draw (the one PyMC's ``sample_posterior_predictive`` calls for the
-    answered cells of the model's observed variables)."""
+    answered cells of the model's observed variables), with each firm's group's item
+    parameters where the fit has group deviations."""
     import xarray as xr
 
     post = compat.group(idata, "posterior")
     nc, nd = post.sizes["chain"], post.sizes["draw"]
     P = posterior_params(idata, self.spec)
     rng = np.random.default_rng([int(seed), 1])
-    Y = draw_items(P, P["eta"], self.layout, rng, standardization=std)
+    Y = draw_items_by_group(P, deviations(idata), P["eta"], survey.groups, self.layout, rng, standardization=std)
     F = Y.shape[1]
     Y = Y.reshape(nc, nd, F, -1)
     ds = xr.Dataset(

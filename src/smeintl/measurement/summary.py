@@ -1,7 +1,9 @@
 """Parameter tables of a fit: the full parameter table (lavaan's ``parameterEstimates``
 and ``standardizedSolution`` in one: every parameter with its posterior mean, sd,
 central interval, R-hat and bulk ESS), loadings (raw and standardized), cutpoints,
-latent correlation, group means, latent scores and reliability."""
+latent correlation, group means, latent scores and reliability; the fit's leave-one-firm-out
+LOO with the latent scores integrated out (:mod:`.loo`) and, for a fit with group
+deviations of its item parameters, the items' invariance table (:mod:`.invariance`)."""
 
 from __future__ import annotations
 
@@ -22,7 +24,8 @@ from .generative import posterior_params
 from .io import fit_standardization
 from .layout import ItemLayout
 
-__all__ = ["FitSummary", "summarize_fit", "parameter_table", "parameter_rows", "PARAMETER_COLUMNS", "BLOCKS"]
+__all__ = ["FitSummary", "summarize_fit", "parameter_table", "parameter_rows", "invariance_text", "PARAMETER_COLUMNS",
+           "BLOCKS", "DEVIATION_BLOCKS"]
 
 #: the columns of :func:`parameter_table`, in order
 PARAMETER_COLUMNS = ("block", "lhs", "op", "rhs", "group", "item", "construct", "label", "scale", "variable",
@@ -44,6 +47,14 @@ BLOCKS = {
     "omega": "Reliability (omega; latent response where a construct has non-linear items)",
 }
 _FAMILY_END = list(BLOCKS).index("precision") + 1
+#: the blocks of a fit with group deviations of its item parameters (``invariance``), listed
+#: after ``group_sd``
+DEVIATION_BLOCKS = {
+    "loading_deviation": "Group deviations of the loadings (log scale: group loading = loading * exp(dev), sum to "
+                         "zero over groups)",
+    "intercept_deviation": "Group deviations of the locations (link scale, added to the linear predictor; ordinal "
+                           "cutpoints move against them; sum to zero over groups)",
+}
 
 
 @dataclass(frozen=True)
@@ -51,7 +62,13 @@ class FitSummary:
     """Parameter tables of a fit (each a DataFrame) and its diagnostics.
 
     ``parameters``: :func:`parameter_table` (every parameter, one row each); ``metadata``:
-    what the exports record about the fit (spec, data hash, seed, interval probability).
+    what the exports record about the fit (spec, data hash, seed, interval probability);
+    ``invariance``: :func:`~smeintl.measurement.invariance.item_invariance` for a fit with
+    group deviations of its item parameters, else an empty table.
+
+    :attr:`loo` (the leave-one-firm-out LOO with the latent scores integrated out,
+    :func:`~smeintl.measurement.loo.fit_loo`) is computed on first access (:meth:`text`,
+    :meth:`to_dict` and the exports access it) and kept.
     """
 
     loadings: pd.DataFrame
@@ -63,19 +80,52 @@ class FitSummary:
     diagnostics: Diagnostics
     parameters: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(PARAMETER_COLUMNS)))
     metadata: dict[str, Any] = field(default_factory=dict)
+    invariance: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: (fit, spec) the LOO is computed from, or None (no LOO); the computed LOO or the reason it failed
+    loo_source: Any = field(default=None, repr=False, compare=False)
+    _loo_cache: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    @property
+    def loo(self):
+        """The fit's leave-one-firm-out PSIS-LOO with the latent scores integrated out
+        (:class:`~smeintl.measurement.loo.FitLoo`), computed on first access; None when it
+        was not requested or cannot be computed (:attr:`loo_note` says why)."""
+        if "value" not in self._loo_cache:
+            value, note = None, "not computed (summarize_fit(..., loo=False))"
+            if self.loo_source is not None:
+                from .loo import fit_loo
+
+                try:
+                    value, note = fit_loo(*self.loo_source), ""
+                except (ValueError, KeyError) as exc:
+                    note = f"not computed: {exc.args[0] if exc.args else exc}"
+            self._loo_cache.update(value=value, note=note)
+        return self._loo_cache["value"]
+
+    @property
+    def loo_note(self) -> str:
+        """Why :attr:`loo` is None ("" when it is not)."""
+        self.loo  # noqa: B018 - computes it
+        return self._loo_cache["note"]
 
     def text(self) -> str:
-        """Diagnostics, the parameter table block by block, the head of the latent scores."""
+        """Diagnostics, the LOO, the parameter table block by block, the items' invariance
+        (fits with group deviations), the head of the latent scores."""
         fmt = lambda df: df.to_string(float_format=lambda x: f"{x:.3f}")  # noqa: E731
         prob = float(self.metadata.get("prob", 0.9))
+        loo = self.loo
         parts = [self.diagnostics.text(), "",
+                 loo.text() if loo is not None else f"Leave-one-firm-out LOO: {self.loo_note}", "",
                  f"Parameters: posterior mean, sd, central {prob:.0%} interval, R-hat, bulk ESS"]
         for block, sub in self.parameters.groupby("block", sort=False):
-            parts += ["", f"{BLOCKS.get(str(block), str(block))}:", _block_text(sub, prob)]
+            title = BLOCKS.get(str(block)) or DEVIATION_BLOCKS.get(str(block), str(block))
+            parts += ["", f"{title}:", _block_text(sub, prob)]
             if block == "correlation" and len(self.correlation):
                 pos = ", ".join(f"{r.construct_a} ~~ {r.construct_b} {r.p_positive:.3f}"
                                 for r in self.correlation.itertuples())
                 parts.append(f"  posterior probability of a positive correlation: {pos}")
+        if len(self.invariance):
+            parts += ["", invariance_text(self.invariance)]
         parts += ["", f"Latent scores: {len(self.latent_scores)} rows (firm x construct); first rows:",
                   fmt(self.latent_scores.head(6))]
         return "\n".join(parts)
@@ -92,11 +142,20 @@ class FitSummary:
 
     def to_dict(self) -> dict[str, Any]:
         """``{"metadata": ..., "columns": [...], "parameters": [one record per row]}``,
-        plain Python values (missing values None)."""
+        plain Python values (missing values None); the metadata hold ``loo``
+        (:meth:`~smeintl.measurement.loo.FitLoo.to_dict`, or ``{"note": why not}``) and,
+        for a fit with group deviations, ``invariance`` (the delta and one record per row
+        of :attr:`invariance`)."""
         records = [{c: _plain(v) for c, v in zip(self.parameters.columns, row)}
                    for row in self.parameters.itertuples(index=False, name=None)]
-        return {"metadata": {k: _plain(v) for k, v in self.metadata.items()},
-                "columns": list(self.parameters.columns), "parameters": records}
+        meta = {k: _plain(v) for k, v in self.metadata.items()}
+        loo = self.loo
+        meta["loo"] = _plain(loo.to_dict()) if loo is not None else {"note": self.loo_note}
+        if len(self.invariance):
+            meta["invariance"] = {**{k: _plain(v) for k, v in self.invariance.attrs.items()},
+                                  "items": [{c: _plain(v) for c, v in zip(self.invariance.columns, row)}
+                                            for row in self.invariance.itertuples(index=False, name=None)]}
+        return {"metadata": meta, "columns": list(self.parameters.columns), "parameters": records}
 
     def to_json(self, path_or_buf=None, *, indent: int | None = None) -> str | None:
         """:meth:`to_dict` as JSON (strict: no NaN): the text when ``path_or_buf`` is None,
@@ -109,6 +168,23 @@ class FitSummary:
         else:
             Path(path_or_buf).write_text(text, encoding="utf-8")
         return None
+
+
+def invariance_text(table: pd.DataFrame) -> str:
+    """:func:`~smeintl.measurement.invariance.item_invariance`'s table as text."""
+    a = table.attrs
+    delta, flag = float(a.get("delta", np.nan)), float(a.get("flag_prob", np.nan))
+    lines = [f"Measurement invariance ({a.get('invariance', '')}): largest |group deviation| per item, "
+             f"P(> {delta:g}); flagged where P > {flag:g}"]
+    w = max(len("item"), *(len(str(x)) for x in table["item"]))
+    lines.append(f"  {'item':<{w}}  {'parameter':<9} {'scale':<8} {'mean':>7} {'lower':>7} {'upper':>7} "
+                 f"{'P(>d)':>6}  group (deviation)")
+    for r in table.itertuples(index=False):
+        lines.append(f"  {r.item:<{w}}  {r.parameter:<9} {r.scale:<8} {r.mean:>7.3f} {r.lower:>7.3f} {r.upper:>7.3f} "
+                     f"{r.p_exceeds:>6.3f}  {r.group} ({r.deviation:+.3f}){'  FLAGGED' if r.flagged else ''}")
+    flagged = sorted({r.item for r in table.itertuples(index=False) if r.flagged})
+    lines.append("  flagged items: " + (", ".join(flagged) if flagged else "none"))
+    return "\n".join(lines)
 
 
 def _plain(v):
@@ -214,16 +290,44 @@ def _rows(fit, lay: ItemLayout, P, resid: np.ndarray) -> list[ParameterRow]:
         for c, cname in enumerate(lay.constructs):
             rows.append(ParameterRow("group_sd", cname, "~~", cname, "latent", "group_sd", P["group_sd"][:, c],
                                      "sd of the group latent means", construct=cname))
+    rows += _deviation_rows(fit, lay)
     for cname, measure, om in _omega(lay, P, resid):
         rows.append(ParameterRow("omega", cname, ":=", measure, "standardized", None, om,
                                  "omega" if measure == "omega" else "omega on the standardized loadings "
                                  "(latent response)", construct=cname))
     # blocks in BLOCKS' order (a family's further blocks after the family blocks), items in spec order
     order = {b: k if k < _FAMILY_END else k + 1 for k, b in enumerate(BLOCKS)}
+    after = order["group_sd"]
+    order.update({b: after + (k + 1) / (len(DEVIATION_BLOCKS) + 1) for k, b in enumerate(DEVIATION_BLOCKS)})
     pos = {n: k for k, n in enumerate(lay.names)}
     keyed = sorted(enumerate(rows), key=lambda kr: (order.get(kr[1].block, _FAMILY_END),
                                                     pos.get(kr[1].item, -1), kr[0]))
     return [r for _, r in keyed]
+
+
+def _deviation_rows(fit, lay: ItemLayout) -> list[ParameterRow]:
+    """The group deviations of the loadings (log scale) and locations (each family's link
+    scale), one row per group and item."""
+    from .invariance import deviations
+
+    dev = deviations(fit)
+    if not dev:
+        return []
+    post = compat.group(fit, "posterior")
+    gnames = [str(g) for g in post["group"].values]
+    link = {int(k): b.family.link for b in lay.blocks() for k in b.idx}
+    rows = []
+    for kind, d in dev.items():
+        for i, item in enumerate(lay.names):
+            cname = lay.constructs[lay.construct[i]]
+            for g, gname in enumerate(gnames):
+                if kind == "loading":
+                    rows.append(ParameterRow("loading_deviation", cname, "=~", item, "log", "loading_dev", d[:, i, g],
+                                             f"log loading deviation of group {gname}", item, cname, gname))
+                else:
+                    rows.append(ParameterRow("intercept_deviation", item, "~1", "", link[i], "intercept_dev",
+                                             d[:, i, g], f"location deviation of group {gname}", item, cname, gname))
+    return rows
 
 
 def _table(rows: list[ParameterRow], post, prob: float) -> pd.DataFrame:
@@ -318,6 +422,7 @@ def _metadata(fit, spec: Spec, lay: ItemLayout, prob: float) -> dict[str, Any]:
         "chains": int(post.sizes["chain"]),
         "draws": int(post.sizes["draw"]),
         "prob": prob,
+        "invariance": a.get("invariance", "none"),
     }
     std = fit_standardization(fit)
     if std is not None:
@@ -330,7 +435,8 @@ def _metadata(fit, spec: Spec, lay: ItemLayout, prob: float) -> dict[str, Any]:
     return {k: _plain(v) for k, v in meta.items()}
 
 
-def summarize_fit(idata, spec: Spec | None = None, prob: float = 0.9) -> FitSummary:
+def summarize_fit(idata, spec: Spec | None = None, prob: float = 0.9, *, loo: bool = True,
+                  delta: float | None = None) -> FitSummary:
     """Loadings (raw and standardized), cutpoints, correlation, group means,
     latent scores with ``prob`` intervals and reliability (omega where defined), and the
     full parameter table (:func:`parameter_table`).
@@ -342,7 +448,14 @@ def summarize_fit(idata, spec: Spec | None = None, prob: float = 0.9) -> FitSumm
     The ``loadings`` table gives lambda (positive; ``reverse`` marks the items whose
     linear predictor is -lambda * eta) on each family's modelled scale; the parameter
     table gives the signed loadings, continuous items' in their data units.
+
+    ``loo``: whether :attr:`FitSummary.loo` is computed (on first access: a few seconds
+    to tens of seconds, see docs/invariance.md); ``delta``: the deviation size of the
+    invariance table (:func:`~smeintl.measurement.invariance.item_invariance`; default
+    its ``DELTA``).
     """
+    from .invariance import DELTA, deviations, item_invariance
+
     prob = _check_prob(prob)
     idata, spec, lay, P, resid = _setup(idata, spec)
     post = compat.group(idata, "posterior")
@@ -404,5 +517,8 @@ def summarize_fit(idata, spec: Spec | None = None, prob: float = 0.9) -> FitSumm
     rel = [(cname, measure, om.mean(), *np.quantile(om, q)) for cname, measure, om in _omega(lay, P, resid)]
     reliability = pd.DataFrame(rel, columns=["construct", "measure", "mean", "lo", "hi"])
     parameters = _table(_rows(idata, lay, P, resid), post, prob)
+    inv = (item_invariance(idata, delta=DELTA if delta is None else delta, prob=prob, spec=spec)
+           if deviations(idata) else pd.DataFrame())
+    meta = _metadata(idata, spec, lay, prob)
     return FitSummary(loadings, cutpoints, correlation, group_means, latent, reliability, fit_diagnostics(idata),
-                      parameters, _metadata(idata, spec, lay, prob))
+                      parameters, meta, inv, (idata, spec) if loo else None)
