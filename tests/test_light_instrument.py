@@ -60,3 +60,45 @@ def test_prior_check_shows_the_priors_on_their_scales(irt_csv, capsys):
     assert "loading, logit scale per latent sd" in out and "intercept, logit scale" in out
     assert "residual_sd" not in out and "group_sd" not in out  # not used by this instrument
     assert "prior predictive check: 50 draws" in out
+
+
+def test_compare_fits_of_two_specs_on_the_same_data(irt_csv, tmp_path, capsys):
+    fits = []
+    for k, model in enumerate((MODEL, "a =~ i1 + i2 + i3\nb =~ i4 + i5")):
+        out = tmp_path / f"fit{k}.nc"
+        assert main(["fit", str(irt_csv), "--model", model, "--id-column", "person", "--quick", "--no-progress",
+                     "--seed", "3", "--out", str(out)]) == 0
+        fits.append(str(out))
+    capsys.readouterr()
+    assert main(["compare-fits", *fits, "--format", "csv"]) == 0
+    table = pd.read_csv(__import__("io").StringIO(capsys.readouterr().out))
+    assert set(table["model"]) == {"fit0", "fit1"} and sorted(table["rank"]) == [0, 1]
+    assert table["elpd_diff"].min() == 0 and (table["elpd_diff"] >= 0).all()
+    assert main(["compare-fits", fits[0]]) == 2
+    assert "two or more" in capsys.readouterr().err
+
+
+def test_invariance_needs_groups(irt_csv, tmp_path, capsys):
+    args = ["fit", str(irt_csv), "--model", MODEL, "--id-column", "person", "--quick", "--out", str(tmp_path / "f.nc")]
+    assert main([*args, "--invariance", "approximate"]) == 2
+    err = capsys.readouterr().err
+    assert "needs the group level" in err and "no group column" in err and "Traceback" not in err
+    assert main([*args, "--group-column", "school", "--no-group", "--invariance", "metric"]) == 2
+    assert "--no-group" in capsys.readouterr().err
+    assert not (tmp_path / "f.nc").exists()
+
+
+def test_run_with_approximate_invariance_reports_the_items(irt_csv, tmp_path, capsys):
+    out = tmp_path / "inv"
+    rc = main(["run", str(irt_csv), "--model", MODEL, "--id-column", "person", "--group-column", "school",
+               "--invariance", "approximate", "--quick", "--no-progress", "--no-robustness", "--seed", "4",
+               "--out", str(out)])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    report = (out / "report.md").read_text()
+    assert "Measurement invariance across industries" in report and "Leave-one-firm-out" in report
+    params = pd.read_csv(out / "parameters.csv")
+    assert {"loading_deviation", "intercept_deviation"} <= set(params["block"])
+    assert main(["summary", str(out / "fit.nc"), "--delta", "0.5"]) == 0
+    text = capsys.readouterr().out
+    assert "P(> 0.5)" in text and "flagged items:" in text

@@ -85,7 +85,7 @@ UNKNOWN_KEYS = [
     ('loading = { dist = "LogNormal", mu = 0.0, sigma = 0.5 }', 'loadings = { dist = "LogNormal", sigma = 0.5 }',
      "priors.loadings: unknown key in [priors] (did you mean 'loading'?); allowed: loading, loading_count, "
      "loading_continuous, cutpoint_sd, intercept, percent_cutpoints, precision, count_intercept_sd, "
-     "inv_dispersion, residual_sd, lkj_eta, group_sd"),
+     "inv_dispersion, residual_sd, lkj_eta, group_sd, invariance_sd"),
     ('loading = { dist = "LogNormal", mu = 0.0, sigma = 0.5 }', 'loading = { dist = "LogNormal", mu = 0.0, sd = 0.5 }',
      "priors.loading.sd: unknown key in [priors] loading, a LogNormal prior; allowed: dist, mu, sigma"),
     ('loading = { dist = "LogNormal", mu = 0.0, sigma = 0.5 }', 'lkj_eta = { eta = 2.0, dist = "LKJ" }',

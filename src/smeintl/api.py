@@ -384,6 +384,7 @@ def analyze(
     seed: int = DEFAULT_SEED,
     quick: bool = False,
     group: bool = True,
+    invariance: str = "none",
     robustness: bool = True,
     draws: int | None = None,
     tune: int | None = None,
@@ -403,7 +404,8 @@ def analyze(
     another spec is refused.  ``seed``: the seed of the fit and the robustness checks;
     ``quick``: the spec's short chains (``quick_*`` sampler settings) and only the
     robustness checks that do not refit the model; ``group``: the industry level of the
-    model; ``robustness``: run the robustness checks; ``draws``, ``tune``, ``chains``,
+    model; ``invariance``: the item parameters across groups
+    (:class:`~smeintl.measurement.MeasurementModel`, ``docs/invariance.md``); ``robustness``: run the robustness checks; ``draws``, ``tune``, ``chains``,
     ``sampler``: override the spec's sampler settings; ``progress``: the samplers'
     progress bars; ``log``: where the step announcements go (True: stdout, False: nowhere,
     or a file-like object); ``sheet`` and ``encoding``: how to read the survey file (see
@@ -416,12 +418,27 @@ def analyze(
     analysis returns nothing (:func:`smeintl.errors.interrupt_signals`).
     """
     with interrupt_signals(sigterm=False):
-        return _analyze(data, spec=spec, seed=seed, quick=quick, group=group, robustness=robustness,
+        return _analyze(data, spec=spec, seed=seed, quick=quick, group=group, invariance=invariance,
+                        robustness=robustness,
                         draws=draws, tune=tune, chains=chains, sampler=sampler, progress=progress, log=log,
                         sheet=sheet, encoding=encoding)
 
 
-def _analyze(data, *, spec, seed, quick, group, robustness, draws, tune, chains, sampler, progress, log,
+def check_invariance(spec: Spec, group: bool, invariance: str) -> None:
+    """Refuse (:class:`~smeintl.errors.UserError`) an invariance level that compares groups
+    when the model has no group level (``group=False`` or a spec without a group column)."""
+    from .measurement import INVARIANCE
+
+    if invariance not in INVARIANCE:
+        raise UserError(f"invariance must be one of {', '.join(INVARIANCE)}, got {invariance!r}")
+    if invariance in ("none", "scalar") or (group and spec.group_column is not None):
+        return
+    raise UserError(f"invariance {invariance!r} compares item parameters across groups: it needs the group level "
+                    + ("(group=False / --no-group switches it off)" if not group else
+                       f"(the spec {spec.name!r} has no group column; name one, e.g. --group-column)"))
+
+
+def _analyze(data, *, spec, seed, quick, group, invariance, robustness, draws, tune, chains, sampler, progress, log,
              sheet, encoding) -> Analysis:
     from .data import load_survey
     from .measurement import MeasurementModel, summarize_fit
@@ -432,6 +449,7 @@ def _analyze(data, *, spec, seed, quick, group, robustness, draws, tune, chains,
     spec_obj = _resolve_spec(spec, data)
     source = _check_data(data, spec_obj)
     quick, robustness, group = bool(quick), bool(robustness), bool(group)
+    check_invariance(spec_obj, group, invariance)
     fit_kw = fit_settings(spec_obj, quick=quick, draws=draws, tune=tune, chains=chains)
     steps = Steps(total=len(STEPS), stream=log)
     say = steps.say
@@ -444,7 +462,7 @@ def _analyze(data, *, spec, seed, quick, group, robustness, draws, tune, chains,
     with steps.step(STEPS[1]):
         det = run_deterministic(survey)
     with steps.step(STEPS[2]):
-        model = MeasurementModel(spec_obj, group=group)
+        model = MeasurementModel(spec_obj, group=group, invariance=invariance)
         say(f"    {model.parameterization} parameterization, {fit_kw['chains']} chains x "
             f"{fit_kw['draws']} draws after {fit_kw['tune']} tuning, seed {seed}"
             + (" (quick run)" if quick else ""))

@@ -23,7 +23,7 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
-from .api import DEFAULT_SEED, ensure_writable, fit_settings, read_spec, remove_partial_folders
+from .api import DEFAULT_SEED, check_invariance, ensure_writable, fit_settings, read_spec, remove_partial_folders
 from .errors import UserError, check_interrupted, interrupt_signals, interrupted, stop_interrupting
 from .resources import DEFAULT_DATA, DEFAULT_SPEC, bundled, resolve
 from .spec_checks import MAX_SEED
@@ -185,7 +185,8 @@ def cmd_fit(args) -> int:
     ensure_writable(out.parent, what=f"the fit file {out}")
     kw = _fit_kwargs(args, spec)
     survey = _survey(args.data, spec, args)
-    model = MeasurementModel(spec, group=not args.no_group)
+    check_invariance(spec, not args.no_group, args.invariance)
+    model = MeasurementModel(spec, group=not args.no_group, invariance=args.invariance)
     print(
         f"fitting {spec.name} to {survey.n_firms} firms ({model.parameterization} parameterization, "
         f"{kw['chains']} chains x {kw['draws']} draws after {kw['tune']} tuning, seed {args.seed})",
@@ -208,7 +209,7 @@ def cmd_summary(args) -> int:
     from .measurement import load_fit, summarize_fit
 
     idata, model = load_fit(args.fit)
-    summ = summarize_fit(idata, model.spec, prob=args.prob)
+    summ = summarize_fit(idata, model.spec, prob=args.prob, loo=not args.no_loo, delta=args.delta)
     if args.format == "csv":
         sys.stdout.write(summ.to_csv())
         return 0
@@ -218,6 +219,26 @@ def cmd_summary(args) -> int:
     print(f"fit {args.fit}: spec {model.spec.name}, data {idata.attrs.get('data_source')}, "
           f"seed {idata.attrs.get('random_seed')}, sampler {idata.attrs.get('sampler')}")
     print(summ.text())
+    return 0
+
+
+def cmd_compare_fits(args) -> int:
+    from .measurement import compare_models, load_fit
+
+    if len(args.fits) < 2:
+        raise UserError("compare-fits needs two or more fit files")
+    names = [Path(p).stem for p in args.fits]
+    if len(set(names)) < len(names):  # the same stem in two folders: the paths name them
+        names = list(args.fits)
+    table = compare_models({n: load_fit(p)[0] for n, p in zip(names, args.fits)})
+    if args.format == "csv":
+        sys.stdout.write(table.to_csv(index_label="model"))
+    elif args.format == "json":
+        print(table.reset_index(names="model").to_json(orient="records", indent=1))
+    else:
+        print("leave-one-firm-out LOO, latent scores integrated out; elpd_diff: how far behind the best "
+              "(differences under about 2 dse do not separate the models)")
+        print(table.to_string(float_format=lambda x: f"{x:.2f}"))
     return 0
 
 
@@ -428,6 +449,11 @@ def _add_sampling(p):
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED})")
     p.add_argument("--sampler", choices=["pymc", "nutpie", "auto"], default=None, help="NUTS implementation")
     p.add_argument("--no-group", action="store_true", help="switch the industry level off")
+    from .measurement import INVARIANCE
+
+    p.add_argument("--invariance", choices=INVARIANCE, default="none",
+                   help="item parameters across groups (docs/invariance.md): none (default: equal), approximate "
+                        "(small group deviations, flagged per item), configural, metric, scalar")
     p.add_argument("--no-progress", action="store_true", help="hide the sampler's progress bar")
 
 
@@ -476,7 +502,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("text", "csv", "json"), default="text",
                    help="text (default): diagnostics and the parameter table by block; csv or json: the "
                         "parameter table, one row per parameter (json with the fit's spec, data hash, seed)")
+    p.add_argument("--no-loo", action="store_true",
+                   help="leave out the leave-one-firm-out LOO (latent scores integrated out; a few seconds)")
+    p.add_argument("--delta", type=float, default=None,
+                   help="invariance fits: the group deviation that counts as a difference (default 0.3)")
     p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser("compare-fits", help="compare fits of the same data (two specs, invariance levels) by LOO")
+    p.add_argument("fits", nargs="+", help="two or more fit files (.nc) made on the same data")
+    p.add_argument("--format", choices=("text", "csv", "json"), default="text", help="output format (default text)")
+    p.set_defaults(func=cmd_compare_fits)
 
     p = sub.add_parser("prior-check", help="what the priors imply on the data scale")
     _add_common(p, data_optional=True)

@@ -47,6 +47,7 @@ def run_pipeline(args: Any, spec: Any = None) -> int:
             seed=args.seed,
             quick=bool(getattr(args, "quick", False)),
             group=not getattr(args, "no_group", False),
+            invariance=getattr(args, "invariance", "none"),
             robustness=not getattr(args, "no_robustness", False),
             draws=args.draws,
             tune=args.tune,

@@ -94,6 +94,8 @@ PRIOR_NOTES: dict[str, tuple[tuple[str, ...] | None, str]] = {
     "residual_sd": (("continuous",), "residual sd, in item sds (sample standardization)"),
     "lkj_eta": (None, "LKJ shape of the latent correlations"),
     "group_sd": (None, "sd of the group (industry) latent means, latent sds; with two or more groups"),
+    "invariance_sd": (None, "sd of the items' group deviations (log loadings, link-scale locations); "
+                            "invariance = 'approximate' only"),
 }
 
 #: Default sampler settings; a spec's ``[sampler]`` table overrides entries.
@@ -255,10 +257,11 @@ class Spec:
         predictive comparison and the robustness checks are not run."""
         return bool(self.profiles.types)
 
-    def prior_table(self) -> list[tuple[str, str, str, str]]:
+    def prior_table(self, invariance: str = "none") -> list[tuple[str, str, str, str]]:
         """The measurement model's priors as ``(key, distribution, of what, used by)`` rows:
         the spec's values (defaults merged with ``[priors]``), for the priors the
-        instrument's item families use and those of the latent structure."""
+        instrument's item families use and those of the latent structure (``invariance_sd``
+        with ``invariance="approximate"`` only)."""
         used = {i.family.name for i in self.items}
         rows = []
         for key, entry in self.priors.items():
@@ -266,6 +269,8 @@ class Spec:
             if fams is not None and not used & set(fams):
                 continue
             if (key == "group_sd" and self.group_column is None) or (key == "lkj_eta" and len(self.constructs) < 2):
+                continue
+            if key == "invariance_sd" and invariance != "approximate":
                 continue
             params = ", ".join(f"{k}={v}" for k, v in entry.items() if k != "dist")
             rows.append((key, f"{entry.get('dist', '')}({params})" if "dist" in entry else params, what,

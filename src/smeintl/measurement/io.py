@@ -69,6 +69,7 @@ def load_fit(path: str | Path, spec: Spec | None = None, survey=None):
         group_parameterization=str(idata.attrs.get("group_parameterization", "auto")),
         latent_parameterization=str(idata.attrs.get("latent_parameterization", "noncentered")),
         standardized_scores=bool(int(idata.attrs.get("standardized_scores", 0))),
+        invariance=str(idata.attrs.get("invariance", "none")),
     )
     return idata, model
 

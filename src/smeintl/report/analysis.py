@@ -156,6 +156,42 @@ def _flags_part(b: _Builder, r: ReportInputs) -> None:
         b.p(f"Verdict: {bl.get('verdict', '')}")
 
 
+def _loo_part(b: _Builder, fs) -> None:
+    """The fit's leave-one-firm-out LOO (latent scores integrated out), or why there is none."""
+    b.h(3, "Leave-one-firm-out predictive accuracy")
+    loo = fs.loo
+    if loo is None:
+        b.p(f"Not computed: {fs.loo_note}.")
+        return
+    counts = ", ".join(f"{k} {v}" for k, v in loo.k_counts().items())
+    b.p(f"elpd_loo {loo.elpd:.1f} (se {loo.se:.1f}), p_loo {loo.p_loo:.1f}: the expected log density of a "
+        f"left-out firm's answers, summed over the firms, with the latent scores integrated out ({loo.method}; "
+        f"{loo.draws} draws). It compares models of the same data (smeintl compare-fits), not data sets. "
+        f"Pareto k: {counts}.")
+    bad = loo.flagged()
+    if bad:
+        b.p("Firms whose left-out term is unreliable (k > 0.7): "
+            + ", ".join(f"{f} ({k:.2f})" for f, k in bad) + ".", cls="bad")
+
+
+def _invariance_part(b: _Builder, fs, attrs) -> None:
+    """Items whose parameters differ across groups (fits with group deviations only)."""
+    table = getattr(fs, "invariance", None)
+    if table is None or not len(table):
+        return
+    a = table.attrs
+    b.h(3, "Measurement invariance across industries")
+    b.p(f"Invariance level {attrs.get('invariance', a.get('invariance', ''))}: each item's loading and "
+        f"intercept (cutpoints) may differ by industry (docs/invariance.md). Per item, its largest absolute "
+        f"industry deviation with its 90% interval and P(deviation > {float(a.get('delta', 0.3)):g}); flagged "
+        f"where that probability exceeds {float(a.get('flag_prob', 0.9)):g}.")
+    rows = [[str(r.item), str(r.parameter), _interval(r.mean, r.lower, r.upper), _p(r.p_exceeds),
+             f"{r.group} ({r.deviation:+.2f})", "FLAGGED" if r.flagged else ""]
+            for r in table.itertuples(index=False)]
+    b.add(_table(["item", "parameter", "largest |deviation| [90%]", "P(> delta)", "industry (deviation)", ""],
+                 rows, numeric=[False, False, True, True, False, False]))
+
+
 def _section_model(b: _Builder, r: ReportInputs) -> None:
     from .. import plots
 
@@ -211,6 +247,9 @@ def _section_model(b: _Builder, r: ReportInputs) -> None:
         b.add(_table(["construct", "measure", "value [90%]"], rows, numeric=[False, False, True],
                       caption="Omega (model-based reliability); latent-response omega on the standardized loadings for "
                               "non-continuous items."))
+
+    _loo_part(b, fs)
+    _invariance_part(b, fs, a)
 
     b.h(3, "Convergence diagnostics")
     from ..measurement import THRESHOLDS

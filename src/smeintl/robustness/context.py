@@ -103,6 +103,11 @@ class RobustnessContext:
         return bool(int(_attrs(self.idata).get("group", 1))) and self.fit_spec.group_column is not None
 
     @property
+    def fit_invariance(self) -> str:
+        """The fit's measurement-invariance level (``"none"`` for fits made before it existed)."""
+        return str(_attrs(self.idata).get("invariance", "none"))
+
+    @property
     def fit_parameterization(self) -> str:
         return str(_attrs(self.idata).get("parameterization", "auto"))
 
@@ -177,8 +182,10 @@ class RobustnessContext:
         par = self.fit_parameterization
         if par == "marginal" and not all(it.family.linear for it in spec.items):
             par = "auto"
+        # the fit's invariance level where the refit keeps the group level (deviations need groups)
+        inv = self.fit_invariance if group else "none"
         return MeasurementModel(spec, group=group, parameterization=par if par in ("latent", "marginal") else "auto",
-                                standardized_scores=standardized_scores)
+                                standardized_scores=standardized_scores, invariance=inv)
 
     def refit(self, spec: Spec, survey, *, group: bool, offset: int):
         """A refit of the measurement model with the refit settings (seed + offset)."""
