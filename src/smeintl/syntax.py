@@ -126,7 +126,6 @@ spec.
 from __future__ import annotations
 
 import math
-import numbers
 import os
 import re
 from dataclasses import dataclass
@@ -559,34 +558,15 @@ def parse_scale_overrides(values: Iterable[str] | None, items: Sequence[str] | N
 
 
 def _numbers(column: pd.Series) -> tuple[np.ndarray, list[tuple[int, Any]]]:
-    """A column's cells as floats (NaN: empty) and the (position, cell) of the others."""
+    """A column's cells as floats (NaN: empty) and the (position, cell) of the others: the data
+    checks' own parsing (:mod:`smeintl.data`), with infinities counted as not numbers."""
+    from .data import _to_numbers
+
     cells = column.tolist()
-    out = np.full(len(cells), np.nan)
-    bad: list[tuple[int, Any]] = []
-    for r, v in enumerate(cells):
-        if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA or v is pd.NaT:
-            continue
-        if isinstance(v, (bool, np.bool_)):
-            bad.append((r, v))
-        elif isinstance(v, numbers.Real):
-            f = float(v)
-            if math.isnan(f):
-                continue
-            if math.isinf(f):
-                bad.append((r, v))
-            else:
-                out[r] = f
-        elif isinstance(v, str):
-            s = v.strip()
-            if not s:
-                continue
-            if _NUMBER_RE.match(s):
-                out[r] = float(s)
-            else:
-                bad.append((r, v))
-        else:
-            bad.append((r, v))
-    return out, bad
+    out, bad = _to_numbers(cells, range(len(cells)))
+    inf = np.flatnonzero(np.isinf(out))
+    out[inf] = np.nan
+    return out, sorted([*bad, *((int(r), cells[r]) for r in inf)], key=lambda t: t[0])
 
 
 def _cells(cells: Sequence[tuple[int, Any]]) -> str:
