@@ -522,3 +522,167 @@ FIGURES: dict[str, Any] = {
     "ppc": plot_ppc,
     "deviation_intervals": plot_deviation_intervals,
 }
+
+
+# ---------------------------------------------------------------------------
+# model checks (smeintl.measurement.fit_checks)
+# ---------------------------------------------------------------------------
+#: What to read from each figure of the model checks (keys: function names without ``plot_``).
+CHECK_CAPTIONS: dict[str, str] = {
+    "residual_correlations": (
+        "Residual rank correlation of each item pair: the observed Spearman correlation minus its mean "
+        "over the surveys replicated from the model (red: the items go together more than the model "
+        "says, blue: less). Crossed cells: pairs whose posterior predictive p-value is below the level "
+        "in the title. Lines separate the constructs. A cluster of crossed cells points at a shared "
+        "influence the model leaves out (a cross-loading, a method factor, similar wording)."
+    ),
+    "item_checks": (
+        "Where each observed item statistic lies among the same statistic on the replicated surveys "
+        "(0: below every replicate, 1: above every one, 0.5: in the middle). Red: posterior predictive "
+        "p-value below the level in the title. With many statistics a few red points are expected by "
+        "chance; a statistic far out on one side marks a feature of the item the model does not reproduce."
+    ),
+    "global_checks": (
+        "Global checks. Left: the discrepancy of the observed data against that of the replicated data, "
+        "one point per posterior draw; points above the diagonal are replicates that fit worse than the "
+        "data, and their share is the posterior predictive p-value. Right: posterior distributions of the "
+        "fit indices with their central intervals (shaded)."
+    ),
+}
+
+__all__ += ["CHECK_CAPTIONS", "CHECK_FIGURES", "plot_residual_correlations", "plot_item_checks",
+            "plot_global_checks"]
+
+
+def plot_residual_correlations(checks, alpha: float | None = None) -> Figure:
+    """Heatmap of the residual Spearman correlations of every item pair (observed minus mean
+    replicated) from :func:`~smeintl.measurement.fit_checks.fit_checks`, lower triangle,
+    items in spec order with lines between constructs; pairs with a PPP below ``alpha``
+    (default: the checks' own) are crossed."""
+    alpha = checks.alpha if alpha is None else float(alpha)
+    names = list(checks.item_names)
+    n = len(names)
+    if n < 2:
+        raise ValueError("the model checks have fewer than two items: no item pairs")
+    R = checks.residual_matrix().to_numpy(dtype=float)
+    Pm = checks.ppp_matrix().to_numpy(dtype=float)
+    lower = np.tril(np.ones((n, n), dtype=bool), k=-1)
+    shown = np.where(lower, R, np.nan)
+    lim = max(0.1, float(np.nanmax(np.abs(shown))) if np.isfinite(shown).any() else 0.1)
+    size = min(11.0, max(4.5, 0.42 * n + 2.2))
+    fig = _new_figure(size + 1.2, size)
+    ax = fig.add_subplot()
+    im = ax.imshow(np.ma.masked_invalid(shown), cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
+    ii, jj = np.nonzero(lower & (Pm < alpha))
+    if ii.size:
+        ax.scatter(jj, ii, marker="x", color="black", s=max(12, 260 / max(n, 1) ** 0.9), linewidths=1.1,
+                   label=f"PPP < {alpha:g}")
+        ax.legend(loc="upper right", fontsize=8, frameon=False)
+    if n <= 16:
+        for i in range(n):
+            for j in range(i):
+                if np.isfinite(shown[i, j]):
+                    ax.text(j, i, f"{shown[i, j]:+.2f}".replace("+", ""), ha="center", va="top", fontsize=6,
+                            color="#333333", transform=ax.transData, clip_on=True)
+    cons = list(checks.item_constructs)
+    for k in range(1, n):
+        if cons[k] != cons[k - 1]:
+            ax.axhline(k - 0.5, color="#444444", lw=0.8)
+            ax.axvline(k - 0.5, color="#444444", lw=0.8)
+    fs = 8 if n <= 20 else 6
+    ax.set_xticks(range(n))
+    ax.set_xticklabels(names, rotation=90, fontsize=fs)
+    ax.set_yticks(range(n))
+    ax.set_yticklabels(names, fontsize=fs)
+    ax.spines[["top", "right"]].set_visible(False)
+    cb = fig.colorbar(im, ax=ax, shrink=0.8)
+    cb.set_label("observed - mean replicated Spearman correlation")
+    nf = int(checks.pairs["flagged"].sum()) if alpha == checks.alpha else int(ii.size)
+    ax.set_title(f"Residual rank correlations of item pairs ({nf} of {len(checks.pairs)} with PPP < {alpha:g})",
+                 fontsize=10)
+    return fig
+
+
+def plot_item_checks(checks, alpha: float | None = None) -> Figure:
+    """Each item statistic of :func:`~smeintl.measurement.fit_checks.fit_checks` as the
+    position of the observed value in the replicated distribution
+    (``quantile`` = P(T_rep < T_obs) + P(T_rep = T_obs) / 2), grouped by item; statistics with
+    a PPP below ``alpha`` (default: the checks' own) in red."""
+    alpha = checks.alpha if alpha is None else float(alpha)
+    T = checks.items
+    if not len(T):
+        raise ValueError("the model checks have no item statistics")
+    m = len(T)
+    fig = _new_figure(7.5, min(40.0, max(3.0, 0.16 * m + 1.4)))
+    ax = fig.add_subplot()
+    y = -np.arange(m, dtype=float)
+    ax.axvspan(alpha / 2, 1 - alpha / 2, color="#dddddd", alpha=0.5, lw=0)
+    ax.axvline(0.5, color="#888888", lw=0.8, ls=":")
+    bad = (T["ppp"] < alpha).to_numpy()
+    q = T["quantile"].to_numpy(dtype=float)
+    ax.scatter(q[~bad], y[~bad], s=14, color="black", zorder=3)
+    if bad.any():
+        ax.scatter(q[bad], y[bad], s=22, color="#d7191c", edgecolor="black", linewidth=0.4, zorder=4)
+    labels = [f"{r.item}: {r.statistic}" for r in T.itertuples(index=False)]
+    ax.set_yticks(y)
+    ax.set_yticklabels(labels, fontsize=6 if m > 40 else 7)
+    items = T["item"].to_numpy()
+    for k in range(1, m):
+        if items[k] != items[k - 1]:
+            ax.axhline(y[k] + 0.5, color="#cccccc", lw=0.5)
+    ax.set_xlim(-0.03, 1.03)
+    ax.set_ylim(y[-1] - 0.7, 0.7)
+    ax.set_xlabel("position of the observed statistic among the replicated ones")
+    ax.set_title(f"Item statistics: observed vs replicated ({int(bad.sum())} of {m} with PPP < {alpha:g})",
+                 fontsize=10)
+    ax.spines[["top", "right"]].set_visible(False)
+    return fig
+
+
+def plot_global_checks(checks) -> Figure:
+    """The global checks of :func:`~smeintl.measurement.fit_checks.fit_checks`: the
+    discrepancy of the observed against the replicated data per draw (its PPP: the share
+    above the diagonal), then the posterior of SRMR and, for all-continuous instruments, of
+    BRMSEA, BCFI and BTLI with their central intervals."""
+    d = checks.draws
+    panels = ["srmr"] + [k for k in ("brmsea", "bcfi", "btli") if k in d]
+    fig = _new_figure(3.4 * (1 + len(panels)), 3.4)
+    axes = np.atleast_1d(fig.subplots(1, 1 + len(panels), squeeze=False)).ravel()
+    ax = axes[0]
+    x, yv = np.asarray(d["d_obs"], dtype=float), np.asarray(d["d_rep"], dtype=float)
+    ax.scatter(x, yv, s=6, alpha=0.5, color="#7570b3", edgecolor="none")
+    lo = float(np.nanmin(np.concatenate([x, yv])))
+    hi = float(np.nanmax(np.concatenate([x, yv])))
+    ax.plot([lo, hi], [lo, hi], color="black", lw=0.8)
+    what = "likelihood ratio vs saturated" if checks.method == "normal" else "rank likelihood ratio"
+    ax.set_xlabel(f"observed data ({what})")
+    ax.set_ylabel("replicated data")
+    ax.set_title(f"discrepancy: PPP = {checks.global_ppp:.3f}", fontsize=10)
+    ax.spines[["top", "right"]].set_visible(False)
+    g = checks.global_checks.set_index("check")
+    for ax, key in zip(axes[1:], panels):
+        v = np.asarray(d[key], dtype=float)
+        v = v[np.isfinite(v)]
+        ax.hist(v, bins=40, color="#1b9e77", alpha=0.75, edgecolor="white", linewidth=0.3)
+        r = g.loc[key]
+        ax.axvspan(r["lower"], r["upper"], color="#1b9e77", alpha=0.12)
+        title = f"{key.upper()}: {r['estimate']:.3f} [{r['lower']:.3f}, {r['upper']:.3f}]"
+        if key == "srmr" and "srmr_adjusted" in d:
+            a = np.asarray(d["srmr_adjusted"], dtype=float)
+            ax.hist(a[np.isfinite(a)], bins=40, color="#d95f02", alpha=0.45, edgecolor="white", linewidth=0.3,
+                    label="spread removed")
+            ax.legend(fontsize=7, frameon=False)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel(key)
+        ax.spines[["top", "right"]].set_visible(False)
+    fig.suptitle(f"Global model checks ({int(checks.settings.get('n_draws', len(x)))} posterior draws, "
+                 f"{100 * checks.prob:g}% intervals)", fontsize=10)
+    return fig
+
+
+#: model-check figure key -> function (keys as in :data:`CHECK_CAPTIONS`)
+CHECK_FIGURES: dict[str, Any] = {
+    "residual_correlations": plot_residual_correlations,
+    "item_checks": plot_item_checks,
+    "global_checks": plot_global_checks,
+}

@@ -446,6 +446,38 @@ class Family:
         """Labels of :meth:`ppc_statistics`."""
         return [b[2] for b in self.ppc_bins(item)]
 
+    # ------------------------------------------------------------------ model checks
+    def check_statistics(self, v: np.ndarray, item) -> np.ndarray:
+        """Statistics of answers ``v`` (..., n; no missing values) of one item that the
+        item-level model checks (:func:`smeintl.measurement.fit_checks.fit_checks`) compare
+        between the observed and the replicated surveys, (..., k): by default the mean and
+        the standard deviation (ddof 1) of the answers."""
+        v = np.asarray(v, dtype=float)
+        with np.errstate(all="ignore"):
+            sd = v.std(axis=-1, ddof=1) if v.shape[-1] > 1 else np.full(v.shape[:-1], np.nan)
+            return np.stack([v.mean(axis=-1), sd], axis=-1)
+
+    def check_statistic_names(self, item) -> list[str]:
+        """Names of :meth:`check_statistics`, in order."""
+        return ["mean", "sd"]
+
+    def check_cells(self, v: np.ndarray, item, observed: np.ndarray) -> tuple[np.ndarray, int]:
+        """The cells of the bivariate tables of the pairwise model check: each answer of
+        ``v`` (any shape; NaN: -1) as a cell number 0 to k-1, and k.  ``observed``: the
+        item's observed answers (for cells that depend on the data).  By default the bins
+        of :meth:`ppc_bins`."""
+        v = np.asarray(v, dtype=float)
+        bins = self.ppc_bins(item)
+        out = np.full(v.shape, -1, dtype=np.int64)
+        with np.errstate(invalid="ignore"):
+            for k, (lo, hi, _) in enumerate(bins):
+                out[(out < 0) & (v >= lo) & (v <= hi)] = k
+            # a value between two closed bins (a non-integer between count bins) goes to the bin below it
+            for k, (lo, _, _) in reversed(list(enumerate(bins))):
+                out[(out < 0) & np.isfinite(v) & (v >= lo)] = k
+            out[(out < 0) & np.isfinite(v)] = 0
+        return out, len(bins)
+
     def shift_location(self, P: Mapping[str, np.ndarray], d: np.ndarray, block: Block) -> dict[str, np.ndarray]:
         """The block's parameters when the linear predictor gains ``d`` (per item of the
         block) and the latent scale stays: the intercept (``params[0]``) gains ``d``."""

@@ -35,6 +35,20 @@ class Binary(Family):
     def ppc_labels(self, item):
         return [str(c) for c in self.categories(item)]
 
+    def check_statistics(self, v, item):
+        """The share of answers 1 (the mean; the share of 0 and the sd are functions of it)."""
+        with np.errstate(all="ignore"):
+            return (np.rint(np.asarray(v, dtype=float)) == 1).mean(axis=-1)[..., None]
+
+    def check_statistic_names(self, item):
+        return ["share =1"]
+
+    def check_cells(self, v, item, observed):
+        """Two cells: 0 and 1."""
+        v = np.asarray(v, dtype=float)
+        with np.errstate(invalid="ignore"):
+            return np.where(np.isfinite(v), (np.rint(v) >= 1).astype(np.int64), -1), 2
+
     def range_keys(self, item):
         return {}
 

@@ -123,3 +123,26 @@ class Continuous(Family):
 
     def typical(self, layout, block, rng):
         return {"cont_intercept": np.zeros(block.size), "cont_sigma": np.full(block.size, 0.6)}
+
+    def check_statistics(self, v, item):
+        """The mean, sd and skewness of the answers (the normal model has skewness 0)."""
+        v = np.asarray(v, dtype=float)
+        base = super().check_statistics(v, item)
+        with np.errstate(all="ignore"):
+            d = v - v.mean(axis=-1, keepdims=True)
+            skew = (d**3).mean(axis=-1) / (d**2).mean(axis=-1) ** 1.5
+        return np.concatenate([base, skew[..., None]], axis=-1)
+
+    def check_statistic_names(self, item):
+        return ["mean", "sd", "skewness"]
+
+    def check_cells(self, v, item, observed):
+        """Five cells split at the observed answers' quintiles (the declared range may be far
+        wider than the answers)."""
+        v = np.asarray(v, dtype=float)
+        obs = np.asarray(observed, dtype=float)
+        obs = obs[np.isfinite(obs)]
+        edges = np.unique(np.quantile(obs, [0.2, 0.4, 0.6, 0.8])) if obs.size else np.zeros(0)
+        with np.errstate(invalid="ignore"):
+            c = np.searchsorted(edges, np.where(np.isfinite(v), v, 0.0), side="right")
+        return np.where(np.isfinite(v), c, -1).astype(np.int64), int(edges.size) + 1

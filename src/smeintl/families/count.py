@@ -127,6 +127,16 @@ class Count(Family):
         bins.append((prev, np.inf, f"{prev}+"))
         return bins
 
+    def check_statistics(self, v, item):
+        """The share of zeros, then the mean and sd of the counts."""
+        v = np.asarray(v, dtype=float)
+        with np.errstate(all="ignore"):
+            zeros = (v == 0).mean(axis=-1)[..., None]
+        return np.concatenate([zeros, super().check_statistics(v, item)], axis=-1)
+
+    def check_statistic_names(self, item):
+        return ["share =0", "mean", "sd"]
+
     def typical_loading(self, loading):
         return 0.8 * loading / 1.5  # the log link / the residual make effects larger per unit
 

@@ -49,6 +49,24 @@ class Ordinal(Family):
     def ppc_labels(self, item):
         return [str(c) for c in self.categories(item)]
 
+    def check_statistics(self, v, item):
+        """The share of each answer category, then the mean and sd of the answers."""
+        v = np.asarray(v, dtype=float)
+        with np.errstate(all="ignore"):
+            shares = [(np.rint(v) == c).mean(axis=-1) for c in self.categories(item)]
+        return np.concatenate([np.stack(shares, axis=-1), super().check_statistics(v, item)], axis=-1)
+
+    def check_statistic_names(self, item):
+        return [f"share ={c}" for c in self.categories(item)] + ["mean", "sd"]
+
+    def check_cells(self, v, item, observed):
+        """One cell per answer category."""
+        v = np.asarray(v, dtype=float)
+        k = self.n_categories(item)
+        with np.errstate(invalid="ignore"):
+            c = np.clip(np.rint(v) - item.min, 0, k - 1)
+        return np.where(np.isfinite(v), c, -1).astype(np.int64), k
+
     def allowed(self, item, lo, hi):
         return f"whole numbers {lo} to {hi} ({item.scale})"
 

@@ -115,6 +115,23 @@ class Percent(Family):
     def ppc_labels(self, item):
         return [f"={item.min:g}", f"={item.max:g}", "mean"]
 
+    def check_statistics(self, v, item):
+        """The share of answers at the minimum and at the maximum, then the mean and sd."""
+        v = np.asarray(v, dtype=float)
+        with np.errstate(all="ignore"):
+            masses = np.stack([(v <= item.min).mean(axis=-1), (v >= item.max).mean(axis=-1)], axis=-1)
+        return np.concatenate([masses, super().check_statistics(v, item)], axis=-1)
+
+    def check_statistic_names(self, item):
+        return [f"share ={item.min:g}", f"share ={item.max:g}", "mean", "sd"]
+
+    def check_cells(self, v, item, observed):
+        """Three cells: the minimum, inside the range, the maximum."""
+        v = np.asarray(v, dtype=float)
+        with np.errstate(invalid="ignore"):
+            c = np.where(v <= item.min, 0, np.where(v >= item.max, 2, 1))
+        return np.where(np.isfinite(v), c, -1).astype(np.int64), 3
+
     def finish_simulated(self, x):
         return np.round(x, 2)
 

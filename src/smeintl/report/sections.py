@@ -9,6 +9,7 @@ from .analysis import _section_comparison, _section_data, _section_deterministic
 from .appendix import _section_methods, _section_provenance, _section_robustness
 from .base import ReportInputs, Section
 from .blocks import _Box, _Builder, _int
+from .checks import render as _section_checks
 
 def _skipped(r: ReportInputs, step: str, default: str) -> str:
     why = r.spec.skipped_steps().get(step)
@@ -23,6 +24,8 @@ REPORT_SECTIONS: tuple[Section, ...] = (
     Section("model", "Measurement model", _section_model,
             applies=lambda r: r.idata is not None or r.fit_summary is not None,
             absent="The measurement model was not fitted in this run."),
+    Section("checks", "Model checks", _section_checks, applies=lambda r: getattr(r, "checks", None) is not None,
+            absent="The model checks were not run."),
     Section("comparison", "Comparison of the deterministic and the posterior results", _section_comparison,
             applies=lambda r: r.comparison is not None,
             absent=lambda r: _skipped(r, "comparison", "The comparison was not run.")),
