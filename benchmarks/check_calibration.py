@@ -6,7 +6,7 @@ For each case a base survey is simulated and fitted; its posterior draws are the
 of the replications.  Replication ``r`` takes the base fit's ``r``-th draw (evenly spaced
 over the posterior), simulates a survey of the same firms from the model at that draw
 (new latent scores from the population model), refits the model and runs the checks
-("null").  Unless ``--no-misspecified``, it also simulates, from the same draw, a survey
+("correct").  Unless ``--no-misspecified``, it also simulates, from the same draw, a survey
 in which item x4 loads on the first construct too, with ``kappa`` times its own loading
 (default 0.75), and fits the model without that loading ("cross-loading").  Both cases
 have six items on two constructs (correlation 0.3) with standardized loadings of 0.8
@@ -112,7 +112,7 @@ def run_case(name: str, reps: int, seed: int, misspecified: bool, kappa: float |
     S = P["loading"].shape[0]
     which = np.round(np.linspace(0, S - 1, reps)).astype(int)
     rows = []
-    scenarios = [("null", 0.0)] + ([("cross-loading", kappa)] if misspecified else [])
+    scenarios = [("correct", 0.0)] + ([("cross-loading", kappa)] if misspecified else [])
     for r, s in enumerate(which):
         for scenario, k in scenarios:
             rng = np.random.default_rng([seed, r, int(k * 1000)])
@@ -181,7 +181,7 @@ def main(argv=None) -> int:
     ap.add_argument("--reps", type=int, default=50, help="replications per case and scenario (default 50)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--no-misspecified", dest="misspecified", action="store_false",
-                    help="only the null scenario")
+                    help="only the correct-model scenario")
     ap.add_argument("--kappa", type=float, default=None,
                     help="cross-loading as a multiple of x4's own loading (default 0.75)")
     ap.add_argument("--draws", type=int, default=250)
@@ -199,7 +199,7 @@ def main(argv=None) -> int:
     md = ["# Checks of the model checks", "",
           f"`benchmarks/check_calibration.py --reps {a.reps} --seed {a.seed} --cases {' '.join(a.cases)}` "
           f"({a.draws} draws after {a.tune} tuning steps, 2 chains per fit; {minutes:.0f} minutes).", "",
-          "Global PPPs of surveys simulated from a fitted model's posterior draws (null) and with a cross-loading "
+          "Global PPPs of surveys simulated from a fitted model's posterior draws (correct) and with a cross-loading "
           "the model leaves out (x4 on the first construct, kappa times its own loading). `global`: the "
           "likelihood-ratio discrepancy (continuous: `chi2`; ordinal: `rank_lr`, on the items' normal scores); "
           "`g2`: the pairwise G² (ordinal); `srmr`: SRMR's PPP.", "",

@@ -460,6 +460,17 @@ def _moments(Z: np.ndarray, g: np.ndarray, G: int) -> tuple[np.ndarray, np.ndarr
     return means, np.einsum("...ni,...nj->...ij", C, C) / n
 
 
+def _wishart(L: np.ndarray, df: int, rng) -> np.ndarray:
+    """Wishart(df, L L') draws, one per leading row of the Cholesky factors ``L`` (S, p, p),
+    by Bartlett's decomposition."""
+    S, p, _ = L.shape
+    A = np.tril(rng.standard_normal((S, p, p)), k=-1)
+    idx = np.arange(p)
+    A[:, idx, idx] = np.sqrt(rng.chisquare(df - idx, size=(S, p)))
+    LA = L @ A
+    return LA @ LA.transpose(0, 2, 1)
+
+
 def _lr(Sigma, mu, means, SW, w, n) -> np.ndarray:
     """-2 (log L(model) - log L(saturated)) per draw: ``n [tr(Sigma^-1 S_W) + sum_g w_g
     (ybar_g - mu_g)' Sigma^-1 (ybar_g - mu_g) + log|Sigma| - log|S_W| - p]``."""
@@ -528,10 +539,11 @@ def _continuous_global(fit, lay: ItemLayout, P, X, g, std, rng, prob, pd_method,
         mu = mu + np.einsum("sic,sgc->sgi", Lam, P["group_mean"][:, used])
     means, SW = _moments(Zc, gc, G)
     d_obs = _lr(Sigma, mu, means[None], SW[None], w, n)
-    # replicated: the complete-case firms (same groups) drawn from the draw's marginal normal
+    # replicated: the complete-case firms (same groups) drawn from the draw's marginal normal, through
+    # their sufficient statistics (group means normal, n S_W Wishart with n - G degrees of freedom)
     Lc = np.linalg.cholesky(Sigma)
-    Zr = mu[:, gc, :] + np.einsum("sij,snj->sni", Lc, rng.standard_normal((S, n, p)))
-    means_r, SW_r = _moments(Zr, gc, G)
+    means_r = mu + np.einsum("sij,sgj->sgi", Lc, rng.standard_normal((S, G, p))) / np.sqrt(counts)[None, :, None]
+    SW_r = _wishart(Lc, n - G, rng) / n
     d_rep = _lr(Sigma, mu, means_r, SW_r, w, n)
 
     E_obs = _residuals(SW[None], Sigma)  # (S, p(p+1)/2)
@@ -553,12 +565,17 @@ def _continuous_global(fit, lay: ItemLayout, P, X, g, std, rng, prob, pd_method,
     n_free = 3 * p + C * (C - 1) // 2 + (C * (G - 1) + C if g is not None else 0)
     n_free_null = G * p + p
     if pd_method == "loo":
-        Sinv = np.linalg.inv(Sigma)
-        diff = Zc[None] - mu[:, gc, :]
-        ll = -0.5 * (np.einsum("sni,sij,snj->sn", diff, Sinv, diff) + np.linalg.slogdet(Sigma)[1][:, None]
-                     + p * np.log(2 * np.pi))
-        diff0 = Zc[None] - m0[:, gc, :]
-        ll0 = -0.5 * ((diff0**2 / sig2[:, None, :]).sum(-1) + np.log(sig2).sum(-1)[:, None] + p * np.log(2 * np.pi))
+        Sinv, logdet = np.linalg.inv(Sigma), np.linalg.slogdet(Sigma)[1]
+        ll, ll0 = np.empty((S, n)), np.empty((S, n))
+        step = max(1, int(4e6 // (n * p)))  # draws per batch: a few tens of MB
+        for a in range(0, S, step):
+            b = slice(a, min(S, a + step))
+            diff = Zc[None] - mu[b][:, gc, :]
+            ll[b] = -0.5 * (np.einsum("sni,sij,snj->sn", diff, Sinv[b], diff) + logdet[b][:, None]
+                            + p * np.log(2 * np.pi))
+            diff0 = Zc[None] - m0[b][:, gc, :]
+            ll0[b] = -0.5 * ((diff0**2 / sig2[b][:, None, :]).sum(-1) + np.log(sig2[b]).sum(-1)[:, None]
+                             + p * np.log(2 * np.pi))
         pd_h, pd_0 = _p_loo(ll), _p_loo(ll0)
     else:
         pd_h, pd_0 = float(n_free), float(n_free_null)
