@@ -582,8 +582,8 @@ def plot_residual_correlations(checks, alpha: float | None = None) -> Figure:
         for i in range(n):
             for j in range(i):
                 if np.isfinite(shown[i, j]):
-                    ax.text(j, i, f"{shown[i, j]:+.2f}".replace("+", ""), ha="center", va="top", fontsize=6,
-                            color="#333333", transform=ax.transData, clip_on=True)
+                    ax.text(j, i + 0.45, f"{shown[i, j]:+.2f}".replace("+", ""), ha="center", va="bottom",
+                            fontsize=6, color="#333333", clip_on=True)
     cons = list(checks.item_constructs)
     for k in range(1, n):
         if cons[k] != cons[k - 1]:
