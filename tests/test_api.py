@@ -74,6 +74,10 @@ def test_summary_text_to_dict(analysis):
     json.dumps(d, allow_nan=False)
     assert d["seed"] == 11 and d["data"]["hash"] == analysis.survey.data_hash
     assert [f["finding"] for f in d["comparison"]["findings"]] == list(table.index)
+    # the model checks ran and are in the text and the dict
+    assert analysis.checks is not None and "Model checks: global rank_lr PPP" in text
+    assert d["checks"]["method"] == analysis.checks.method
+    assert len(d["checks"]["pairs"]) == len(analysis.spec.items) * (len(analysis.spec.items) - 1) // 2
     assert d["deterministic"]["types"]["counts"] == analysis.deterministic.summary["types"]["counts"]
 
 
@@ -102,6 +106,14 @@ def test_write_report_same_files_as_cli(api_and_cli_reports):
     for name in ("index.html", "report.md", "fit.nc", "manifest.json", "firms.csv", "findings.csv"):
         assert (api_out / name).is_file(), name
     assert not (api_out / "robustness").exists()
+    # the model checks: tables, the report section and its heatmap
+    for name in ("summary.csv", "global.csv", "items.csv", "pairs.csv"):
+        assert (api_out / "checks" / name).is_file(), name
+    pairs = pd.read_csv(api_out / "checks" / "pairs.csv")
+    assert len(pairs) == 105 and pairs["ppp"].between(0, 1).all()
+    assert "## 4. Model checks" in (api_out / "report.md").read_text()
+    assert (api_out / "figures" / "residual_correlations.png").is_file()
+    assert json.loads((api_out / "manifest.json").read_text())["checks"] == "run"
     # same seed, same numbers: every table identical
     for name in _files(api_out):
         if name not in TIMED and not name.endswith((".nc", ".png")):
@@ -110,6 +122,16 @@ def test_write_report_same_files_as_cli(api_and_cli_reports):
     for m in (ma, mc):
         del m["created"], m["timings_s"]
     assert ma == mc
+
+
+def test_analyze_without_checks(tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = smeintl.analyze(DATA, seed=11, quick=True, robustness=False, checks=False, progress=False, log=False)
+    assert a.checks is None and a.to_dict()["checks"] is None and "Model checks" not in a.text()
+    out = a.write_report(tmp_path / "r", log=False)
+    assert not (out / "checks").exists() and "The model checks were not run." in (out / "report.md").read_text()
+    assert json.loads((out / "manifest.json").read_text())["checks"] == "skipped"
 
 
 def test_write_report_refuses_existing_folder(analysis, api_and_cli_reports):

@@ -716,14 +716,14 @@ def test_fit_interrupted(tiny_data, tmp_path, sampler, after, delay, sig, group)
 
 
 @pytest.mark.parametrize("after, delay", [
-    ("[3/7] fit the measurement model ...", 1.0),  # compiling or sampling
-    ("[6/7] robustness checks ...", 0.2),
-    ("[7/7] write the report ...", 0.3),
+    ("[3/8] fit the measurement model ...", 1.0),  # compiling or sampling
+    ("[7/8] robustness checks ...", 0.2),
+    ("[8/8] write the report ...", 0.3),
 ])
 def test_run_interrupted(tiny_data, tmp_path, after, delay):
     data = tmp_path / "tiny.csv"
     data.write_bytes(tiny_data.read_bytes())
-    draws = "20000" if after.startswith("[3/7]") else "200"
+    draws = "20000" if after.startswith("[3/8]") else "200"
     argv = ["run", str(data), "--spec", str(TINY), "--quick", "--out", str(tmp_path / "report"),
             "--draws", draws, "--tune", "200", "--chains", "1", "--sampler", "pymc", "--no-progress"]
     _assert_interrupted(*_interrupt(argv, after=after, delay=delay), tmp_path, "run")
@@ -733,7 +733,7 @@ def test_killed_run_leaves_a_partial_folder_the_next_run_removes(tiny_data, tmp_
     data = tmp_path / "tiny.csv"
     data.write_bytes(tiny_data.read_bytes())
     argv = ["run", str(data), "--spec", str(TINY), "--out", str(tmp_path / "report"), "--no-robustness", *SHORT]
-    rc, out, err, seen = _interrupt(argv, after="[7/7] write the report ...", delay=0.3, sig=signal.SIGKILL)
+    rc, out, err, seen = _interrupt(argv, after="[8/8] write the report ...", delay=0.3, sig=signal.SIGKILL)
     assert seen and rc == -signal.SIGKILL
     partial = [p for p in tmp_path.iterdir() if p.name.startswith(".report.partial-")]
     assert len(partial) == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 import subprocess
 import sys
 
@@ -37,6 +39,46 @@ def test_summary_cli(hitachi_fit_path, capsys):
     assert main(["summary", str(hitachi_fit_path)]) == 0
     out = capsys.readouterr().out
     assert "Loadings" in out and "Latent correlation" in out and "R-hat" in out
+
+
+def test_check_cli(hitachi_fit_path, tmp_path, capsys):
+    out = tmp_path / "checks"
+    assert main(["check", str(hitachi_fit_path), "--out", str(out), "--seed", "4"]) == 0
+    text = capsys.readouterr().out
+    assert "Model checks" in text and "rank_lr" in text and "Item pairs:" in text
+    for name in ("summary.csv", "global.csv", "items.csv", "pairs.csv", "residual_correlations.png",
+                 "item_checks.png", "global_checks.png"):
+        assert (out / name).is_file(), name
+    before = (out / "pairs.csv").read_bytes()
+    assert main(["check", str(hitachi_fit_path), "--out", str(out), "--seed", "4"]) == 2  # no --force
+    assert "--force" in capsys.readouterr().err and (out / "pairs.csv").read_bytes() == before
+    assert main(["check", str(hitachi_fit_path), "--format", "json", "--seed", "4"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["global"][0]["check"] == "rank_lr" and len(d["pairs"]) == 105
+    assert main(["check", str(hitachi_fit_path), "--format", "csv", "--seed", "4"]) == 0
+    table = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert list(table["level"])[-2:] == ["item", "pair"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--alpha", "1.5"], "--alpha"),
+    (["--max-draws", "3"], "--max-draws must be at least 10"),
+])
+def test_check_cli_bad_options(hitachi_fit_path, capsys, argv, message):
+    assert main(["check", str(hitachi_fit_path), *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_check_cli_fit_without_predictive(hitachi_fit, tmp_path, capsys):
+    from smeintl import compat
+    from smeintl.measurement import save_fit
+
+    post = compat.group(hitachi_fit, "posterior")
+    path = save_fit(compat.new_fit({"posterior": post}, hitachi_fit.attrs), tmp_path / "bare.nc")
+    assert main(["check", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "bare.nc" in err and "posterior_predictive" in err and "Traceback" not in err
 
 
 def test_summary_cli_bad_file(tmp_path, capsys):

@@ -58,16 +58,27 @@ def inputs(hitachi_spec, hitachi_survey, hitachi_fit):
                 comparison=comp, manifest=manifest)
 
 
+@pytest.fixture(scope="module")
+def checks(hitachi_fit, hitachi_spec):
+    from smeintl.measurement import fit_checks
+
+    return fit_checks(hitachi_fit, hitachi_spec, seed=3)
+
+
+#: the figures of a report with every part run: the report's own, and the model checks' heatmap
+ALL_FIGURES = (*plots.CAPTIONS, "residual_correlations")
+
+
 def _with_problems(fs, problems):
     return dataclasses.replace(fs, diagnostics=dataclasses.replace(fs.diagnostics, problems=tuple(problems)))
 
 
 @pytest.fixture(scope="module")
-def passing(inputs, tmp_path_factory):
-    """Report of a fit whose diagnostics pass; not quick; no robustness."""
+def passing(inputs, checks, tmp_path_factory):
+    """Report of a fit whose diagnostics pass, with the model checks; not quick; no robustness."""
     out = tmp_path_factory.mktemp("report-pass")
     kw = dict(inputs, fit_summary=_with_problems(inputs["fit_summary"], ()))
-    paths = write_report(out, **kw, robustness=None, quick=False)
+    paths = write_report(out, **kw, robustness=None, checks=checks, quick=False)
     return out, paths
 
 
@@ -158,7 +169,7 @@ def test_every_figure_embedded(passing):
     out, paths = passing
     html = _html(out)
     figs = {k: p for k, p in paths.items() if k.startswith("figures/")}
-    assert html.count("data:image/png;base64,") == len(figs) == len(plots.CAPTIONS)
+    assert html.count("data:image/png;base64,") == len(figs) == len(ALL_FIGURES)
     embedded = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
     assert sorted(base64.b64decode(e) for e in embedded) == sorted(p.read_bytes() for p in figs.values())
     md = _md(out)
@@ -332,7 +343,7 @@ def test_html_images_load_without_console_errors(passing, tmp_path):
                         page.as_uri())
     m = re.search(r"<title>imgcheck total=(\d+) broken=(\d+)</title>", res.stdout)
     assert m, f"probe did not run; stderr:\n{res.stderr[-3000:]}"
-    assert int(m.group(1)) == len(plots.CAPTIONS)
+    assert int(m.group(1)) == len(ALL_FIGURES)
     assert int(m.group(2)) == 0
     console = [ln for ln in res.stderr.splitlines() if ":CONSOLE" in ln or "Uncaught" in ln]
     assert not console, "\n".join(console)

@@ -65,6 +65,7 @@ STEPS: tuple[str, ...] = (
     "deterministic ideal-profile method",
     "fit the measurement model",
     "diagnostics and parameter tables",
+    "model checks",
     "posterior predictive comparison",
     "robustness checks",
     "write the report",
@@ -386,6 +387,7 @@ def analyze(
     group: bool = True,
     invariance: str = "none",
     robustness: bool = True,
+    checks: bool = True,
     draws: int | None = None,
     tune: int | None = None,
     chains: int | None = None,
@@ -405,7 +407,8 @@ def analyze(
     ``quick``: the spec's short chains (``quick_*`` sampler settings) and only the
     robustness checks that do not refit the model; ``group``: the industry level of the
     model; ``invariance``: the item parameters across groups
-    (:class:`~smeintl.measurement.MeasurementModel`, ``docs/invariance.md``); ``robustness``: run the robustness checks; ``draws``, ``tune``, ``chains``,
+    (:class:`~smeintl.measurement.MeasurementModel`, ``docs/invariance.md``); ``robustness``: run the robustness checks; ``checks``: the posterior predictive
+    model checks (:func:`~smeintl.measurement.fit_checks.fit_checks`, ``docs/checks.md``); ``draws``, ``tune``, ``chains``,
     ``sampler``: override the spec's sampler settings; ``progress``: the samplers'
     progress bars; ``log``: where the step announcements go (True: stdout, False: nowhere,
     or a file-like object); ``sheet`` and ``encoding``: how to read the survey file (see
@@ -419,7 +422,7 @@ def analyze(
     """
     with interrupt_signals(sigterm=False):
         return _analyze(data, spec=spec, seed=seed, quick=quick, group=group, invariance=invariance,
-                        robustness=robustness,
+                        robustness=robustness, checks=checks,
                         draws=draws, tune=tune, chains=chains, sampler=sampler, progress=progress, log=log,
                         sheet=sheet, encoding=encoding)
 
@@ -438,10 +441,11 @@ def check_invariance(spec: Spec, group: bool, invariance: str) -> None:
                        f"(the spec {spec.name!r} has no group column; name one, e.g. --group-column)"))
 
 
-def _analyze(data, *, spec, seed, quick, group, invariance, robustness, draws, tune, chains, sampler, progress, log,
+def _analyze(data, *, spec, seed, quick, group, invariance, robustness, checks, draws, tune, chains, sampler, progress, log,
              sheet, encoding) -> Analysis:
     from .data import load_survey
-    from .measurement import MeasurementModel, summarize_fit
+    from . import compat
+    from .measurement import MeasurementModel, fit_checks, summarize_fit
     from .predictive import compare
     from .profiles import run_deterministic
 
@@ -470,15 +474,26 @@ def _analyze(data, *, spec, seed, quick, group, invariance, robustness, draws, t
     with steps.step(STEPS[3]):
         fit_summary = summarize_fit(idata, spec_obj)
         say("    " + fit_summary.diagnostics.text().replace("\n", "\n    "))
+    checks_result = None
+    with steps.step(STEPS[4]):
+        if not checks:
+            say("    skipped (model checks not requested)")
+        elif not compat.has_group(idata, "posterior_predictive"):
+            say("    skipped: the fit has no posterior predictive draws")
+        else:
+            checks_result = fit_checks(idata, spec_obj, seed=seed)
+            say(f"    global {checks_result.global_check} PPP {checks_result.global_ppp:.3f}; "
+                f"{len(checks_result.flagged_items())} item statistics and {len(checks_result.flagged_pairs())} "
+                f"item pairs with PPP < {checks_result.alpha:g}")
     skipped = spec_obj.skipped_steps()
     comparison = None
-    with steps.step(STEPS[4]):
+    with steps.step(STEPS[5]):
         if "comparison" in skipped:
             say(f"    skipped: {skipped['comparison']}")
         else:
             comparison = compare(idata, survey, spec_obj)
     robustness_result = None
-    with steps.step(STEPS[5]):
+    with steps.step(STEPS[6]):
         if not robustness:
             say("    skipped (robustness checks not requested)")
         elif "robustness" in skipped:
@@ -500,6 +515,7 @@ def _analyze(data, *, spec, seed, quick, group, invariance, robustness, draws, t
         fit_summary=fit_summary,
         comparison=comparison,
         robustness=robustness_result,
+        checks=checks_result,
         seed=seed,
         quick=quick,
         group=group,
@@ -520,7 +536,8 @@ class Analysis:
     :class:`~smeintl.profiles.DeterministicResult`; ``idata`` the fit (an
     ``xarray.DataTree``, :mod:`smeintl.compat`) and ``fit_summary`` its parameter tables and ``diagnostics``;
     ``comparison`` the :class:`~smeintl.predictive.Comparison`; ``robustness`` the
-    :class:`~smeintl.robustness.RobustnessResult` (None when not run); ``seed``,
+    :class:`~smeintl.robustness.RobustnessResult` (None when not run); ``checks`` the
+    :class:`~smeintl.measurement.FitChecks` (None when not run); ``seed``,
     ``quick``, ``group`` and ``fit_settings`` (draws, tune, chains, sampler as given) the
     settings; ``timings`` seconds per step; ``seconds`` the whole analysis;
     ``spec_path`` / ``data_path`` the files read (None for objects built in memory).
@@ -544,6 +561,7 @@ class Analysis:
     seconds: float
     spec_path: Path | None = None
     data_path: Path | None = None
+    checks: Any = None
     log: Any = field(default=True, repr=False)
 
     # ---- views -------------------------------------------------------------
@@ -603,6 +621,11 @@ class Analysis:
             f"sampler {self.idata.attrs.get('sampler')}."
         )
         L.append(self.diagnostics.text())
+        if self.checks is not None:
+            c = self.checks
+            L.append(f"Model checks: global {c.global_check} PPP {c.global_ppp:.3f}; {len(c.flagged_items())} item "
+                     f"statistics and {len(c.flagged_pairs())} item pairs with PPP < {c.alpha:g} (details in "
+                     ".checks.text()).")
         L.append("")
         if self.comparison is None:
             L.append(f"Comparison: not run; {skipped.get('comparison', 'not requested')}.")
@@ -647,6 +670,7 @@ class Analysis:
             "deterministic": self.deterministic.to_dict(),
             "comparison": None if self.comparison is None else self.comparison.to_dict(),
             "robustness": rob_d,
+            "checks": None if self.checks is None else self.checks.to_dict(),
             "skipped": self.spec.skipped_steps(),
             "timings_s": dict(self.timings),
             "seconds": self.seconds,
@@ -673,6 +697,7 @@ class Analysis:
             "diagnostics": self.diagnostics.to_dict(),
             "diagnostics_verdict": "FAILED" if self.failed else "passed",
             "robustness": "skipped" if self.robustness is None else "run",
+            "checks": "skipped" if self.checks is None else "run",
             "skipped": self.spec.skipped_steps(),
             "versions": versions(),
             "timings_s": dict(self.timings),
@@ -706,6 +731,8 @@ class Analysis:
                 _write_tables(tmp, self.fit_summary)
                 if self.comparison is not None:
                     write_comparison(self.comparison, tmp)
+                if self.checks is not None:
+                    _write_checks(tmp / "checks", self.checks)
                 if self.robustness is not None:
                     from .robustness import write_robustness
 
@@ -713,7 +740,8 @@ class Analysis:
                 manifest = self.manifest()
                 write_report(tmp, spec=self.spec, survey=self.survey, det=det, idata=self.idata,
                              fit_summary=self.fit_summary, comparison=self.comparison,
-                             robustness=self.robustness, manifest=manifest, quick=self.quick)
+                             robustness=self.robustness, checks=self.checks, manifest=manifest,
+                             quick=self.quick)
             written = steps.timings[STEPS[-1]]
             manifest["timings_s"] = dict(self.timings) | steps.timings | {"total": round(self.seconds + written, 3)}
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
@@ -728,6 +756,16 @@ def _write_tables(folder: Path, fit_summary) -> None:
     fit_summary.group_means.to_csv(folder / "industry_means.csv", index=False)
     fit_summary.latent_scores.to_csv(folder / "latent_scores.csv", index=False)
     fit_summary.reliability.to_csv(folder / "reliability.csv", index=False)
+
+
+def _write_checks(folder: Path, checks) -> None:
+    """The model checks' tables: ``summary.csv`` (one row per check), ``global.csv``,
+    ``items.csv`` (every item statistic) and ``pairs.csv`` (every item pair)."""
+    folder.mkdir()
+    checks.summary().to_csv(folder / "summary.csv", index=False)
+    checks.global_checks.to_csv(folder / "global.csv", index=False)
+    checks.items.to_csv(folder / "items.csv", index=False)
+    checks.pairs.to_csv(folder / "pairs.csv", index=False)
 
 
 def _json_safe(x: Any) -> Any:

@@ -222,6 +222,44 @@ def cmd_summary(args) -> int:
     return 0
 
 
+def cmd_check(args) -> int:
+    """``smeintl check FIT``: the posterior predictive model checks of a saved fit
+    (``docs/checks.md``); ``--out`` also writes their tables and figures."""
+    from .measurement import fit_checks, load_fit
+
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        _check_out_folder(out, args.force, "model checks")  # before the work
+    idata, model = load_fit(args.fit)
+    try:
+        checks = fit_checks(idata, model.spec, seed=args.seed, max_draws=args.max_draws, prob=args.prob,
+                            alpha=args.alpha)
+    except ValueError as e:  # a fit without posterior predictive draws
+        raise UserError(f"{args.fit}: {e}") from None
+    if out is not None:
+        from . import plots
+
+        _prepare_out(out, args.force, "model checks")
+        checks.summary().to_csv(out / "summary.csv", index=False)
+        checks.global_checks.to_csv(out / "global.csv", index=False)
+        checks.items.to_csv(out / "items.csv", index=False)
+        checks.pairs.to_csv(out / "pairs.csv", index=False)
+        for name, draw in (("residual_correlations", plots.plot_residual_correlations),
+                           ("item_checks", plots.plot_item_checks), ("global_checks", plots.plot_global_checks)):
+            fig = draw(checks)
+            fig.savefig(out / f"{name}.png", dpi=110)
+    if args.format == "csv":
+        sys.stdout.write(checks.summary().to_csv(index=False))
+    elif args.format == "json":
+        print(checks.to_json(indent=1))
+    else:
+        print(f"fit {args.fit}: spec {model.spec.name}, data {idata.attrs.get('data_source')}")
+        print(checks.text())
+        if out is not None:
+            print(f"\nwrote {out}: summary.csv, global.csv, items.csv, pairs.csv and three figures")
+    return 0
+
+
 def cmd_compare_fits(args) -> int:
     from .measurement import compare_models, load_fit
 
@@ -508,6 +546,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="invariance fits: the group deviation that counts as a difference (default 0.3)")
     p.set_defaults(func=cmd_summary)
 
+    p = sub.add_parser("check", help="does the model fit? posterior predictive checks of a saved fit")
+    p.add_argument("fit", help="fit file (.nc) written by 'smeintl fit'")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the replicated surveys")
+    p.add_argument("--max-draws", type=int, default=500, help="posterior draws used, evenly spaced (default 500)")
+    p.add_argument("--prob", type=float, default=0.9, help="interval probability (default 0.9)")
+    p.add_argument("--alpha", type=float, default=0.05, help="flag item statistics and pairs with PPP below it")
+    p.add_argument("--format", choices=("text", "csv", "json"), default="text",
+                   help="text (default); csv: one row per check; json: every item statistic and pair")
+    p.add_argument("--out", default=None, help="also write the tables and figures into this folder")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --out folder")
+    p.set_defaults(func=cmd_check)
+
     p = sub.add_parser("compare-fits", help="compare fits of the same data (two specs, invariance levels) by LOO")
     p.add_argument("fits", nargs="+", help="two or more fit files (.nc) made on the same data")
     p.add_argument("--format", choices=("text", "csv", "json"), default="text", help="output format (default text)")
@@ -567,6 +617,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite an existing report folder")
     p.add_argument("--quick", action="store_true", help="short chains for a first look (said in the report)")
     p.add_argument("--no-robustness", action="store_true", help="skip the robustness checks")
+    p.add_argument("--no-checks", action="store_true",
+                   help="skip the posterior predictive model checks (about 2 s on the bundled data)")
     _add_sampling(p)
     p.set_defaults(func=cmd_run)
     return ap
@@ -586,9 +638,10 @@ _WHOLE_NUMBERS = (
     ("refit_tune", "--refit-tune", 0),
     ("refit_chains", "--refit-chains", 1),
     ("workers", "--workers", 1),
+    ("max_draws", "--max-draws", 10),
 )
 #: (attribute, option): probabilities, strictly between 0 and 1
-_PROBABILITIES = (("prob", "--prob"),)
+_PROBABILITIES = (("prob", "--prob"), ("alpha", "--alpha"))
 
 
 #: (attribute, option): the options that only go with --model

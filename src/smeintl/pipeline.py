@@ -49,6 +49,7 @@ def run_pipeline(args: Any, spec: Any = None) -> int:
             group=not getattr(args, "no_group", False),
             invariance=getattr(args, "invariance", "none"),
             robustness=not getattr(args, "no_robustness", False),
+            checks=not getattr(args, "no_checks", False),
             draws=args.draws,
             tune=args.tune,
             chains=args.chains,

@@ -6,12 +6,13 @@ Modules: :mod:`.layout` (the spec's items as arrays and likelihood blocks),
 draws, expectations and log-likelihood, by item family), :mod:`.posterior` (what a fit
 adds to the draws), :mod:`.diagnostics`, :mod:`.io` (one netCDF file per fit) and
 :mod:`.summary` (parameter tables), :mod:`.loo` (leave-one-firm-out LOO with the latent
-scores integrated out; comparing fits) and :mod:`.invariance` (group deviations of the item
+scores integrated out; comparing fits), :mod:`.fit_checks` (posterior predictive model checks) and :mod:`.invariance` (group deviations of the item
 parameters).  The item families themselves live in
 :mod:`smeintl.families`.
 """
 
 from .diagnostics import THRESHOLDS, Diagnostics, diagnose, fit_diagnostics, is_score_variable
+from .fit_checks import FitChecks, fit_checks
 from .generative import cell_loglik, draw_items, expected_scaled, param_names, posterior_params
 from .invariance import item_invariance
 from .io import FitError, fit_standardization, load_fit, save_fit
@@ -57,6 +58,8 @@ __all__ = [
     "compare_models",
     "fit_loo",
     "FitLoo",
+    "fit_checks",
+    "FitChecks",
     "item_invariance",
     "INVARIANCE",
     "versions",

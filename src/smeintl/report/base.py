@@ -23,6 +23,7 @@ class ReportInputs:
     fit_summary: Any = None
     comparison: Any = None
     robustness: Any = None
+    checks: Any = None
     manifest: Mapping[str, Any] = field(default_factory=dict)
     quick: bool = False
 

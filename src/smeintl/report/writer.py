@@ -24,6 +24,7 @@ def write_report(
     fit_summary,
     comparison,
     robustness=None,
+    checks=None,
     manifest: Mapping[str, Any] | None = None,
     quick: bool = False,
 ) -> dict[str, Path]:
@@ -36,6 +37,7 @@ def write_report(
     box); ``comparison`` from :func:`~smeintl.predictive.compare`; ``robustness`` an
     object with ``.matrix`` (DataFrame) and ``.checks`` (objects with ``name``,
     ``passed``, ``table``, ``text``), or None ("robustness checks not run");
+    ``checks`` the model checks (:func:`~smeintl.measurement.fit_checks.fit_checks`), or None;
     ``manifest`` the run's provenance (``spec_hash``, ``data_hash``, ``seed``,
     ``versions``, ``timings_s``, ``created``; missing keys fall back to the spec, survey
     and fit); ``quick`` adds the quick-run notice.  ``idata``, ``fit_summary`` and
@@ -47,7 +49,7 @@ def write_report(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     r = ReportInputs(spec=spec, survey=survey, det=det, idata=idata, fit_summary=fit_summary, comparison=comparison,
-                     robustness=robustness, manifest=manifest or {}, quick=quick)
+                     robustness=robustness, checks=checks, manifest=manifest or {}, quick=quick)
     b = _Builder()
     _top_boxes(b, r)
     for k, section in enumerate(REPORT_SECTIONS, start=1):
