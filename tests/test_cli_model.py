@@ -60,6 +60,17 @@ def test_check_cli(hitachi_fit_path, tmp_path, capsys):
     assert list(table["level"])[-2:] == ["item", "pair"]
 
 
+def test_summary_cli_with_checks(hitachi_fit_path, capsys):
+    assert main(["summary", str(hitachi_fit_path), "--no-loo", "--checks", "--seed", "4"]) == 0
+    text = capsys.readouterr().out
+    assert text.index("Parameters:") < text.index("Model checks") and "Item pairs:" in text
+    assert main(["summary", str(hitachi_fit_path), "--no-loo", "--checks", "--format", "json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert "parameters" in d and d["checks"]["global"][0]["check"] == "rank_lr"
+    assert main(["summary", str(hitachi_fit_path), "--checks", "--format", "csv"]) == 2
+    assert "--checks goes with" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--alpha", "1.5"], "--alpha"),
     (["--max-draws", "3"], "--max-draws must be at least 10"),

@@ -208,34 +208,50 @@ def cmd_fit(args) -> int:
 def cmd_summary(args) -> int:
     from .measurement import load_fit, summarize_fit
 
+    if args.checks and args.format == "csv":
+        raise UserError("--checks goes with --format text or json (the csv is the parameter table; "
+                        "'smeintl check FIT --format csv' gives the checks' table)")
     idata, model = load_fit(args.fit)
     summ = summarize_fit(idata, model.spec, prob=args.prob, loo=not args.no_loo, delta=args.delta)
+    checks = _fit_checks_of(args, idata, model.spec, prob=args.prob) if args.checks else None
     if args.format == "csv":
         sys.stdout.write(summ.to_csv())
         return 0
     if args.format == "json":
-        print(summ.to_json(indent=1))
+        if checks is None:
+            print(summ.to_json(indent=1))
+        else:
+            print(json.dumps(summ.to_dict() | {"checks": checks.to_dict()}, indent=1, allow_nan=False))
         return 0
     print(f"fit {args.fit}: spec {model.spec.name}, data {idata.attrs.get('data_source')}, "
           f"seed {idata.attrs.get('random_seed')}, sampler {idata.attrs.get('sampler')}")
     print(summ.text())
+    if checks is not None:
+        print("\n" + checks.text())
     return 0
+
+
+def _fit_checks_of(args, idata, spec, **kw):
+    """The model checks of a loaded fit; a fit without its posterior predictive draws is the
+    user's file, refused with its name."""
+    from .measurement import fit_checks
+
+    try:
+        return fit_checks(idata, spec, seed=args.seed, **kw)
+    except ValueError as e:
+        raise UserError(f"{args.fit}: {e}") from None
 
 
 def cmd_check(args) -> int:
     """``smeintl check FIT``: the posterior predictive model checks of a saved fit
     (``docs/checks.md``); ``--out`` also writes their tables and figures."""
-    from .measurement import fit_checks, load_fit
+    from .measurement import load_fit
 
     out = Path(args.out) if args.out else None
     if out is not None:
         _check_out_folder(out, args.force, "model checks")  # before the work
     idata, model = load_fit(args.fit)
-    try:
-        checks = fit_checks(idata, model.spec, seed=args.seed, max_draws=args.max_draws, prob=args.prob,
-                            alpha=args.alpha)
-    except ValueError as e:  # a fit without posterior predictive draws
-        raise UserError(f"{args.fit}: {e}") from None
+    checks = _fit_checks_of(args, idata, model.spec, max_draws=args.max_draws, prob=args.prob, alpha=args.alpha)
     if out is not None:
         from . import plots
 
@@ -544,6 +560,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="leave out the leave-one-firm-out LOO (latent scores integrated out; a few seconds)")
     p.add_argument("--delta", type=float, default=None,
                    help="invariance fits: the group deviation that counts as a difference (default 0.3)")
+    p.add_argument("--checks", action="store_true",
+                   help="add the posterior predictive model checks (as 'smeintl check'; a few seconds)")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the model checks' replicated surveys")
     p.set_defaults(func=cmd_summary)
 
     p = sub.add_parser("check", help="does the model fit? posterior predictive checks of a saved fit")
