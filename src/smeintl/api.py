@@ -732,7 +732,7 @@ class Analysis:
                 if self.comparison is not None:
                     write_comparison(self.comparison, tmp)
                 if self.checks is not None:
-                    _write_checks(tmp / "checks", self.checks)
+                    self.checks.write_tables(tmp / "checks")
                 if self.robustness is not None:
                     from .robustness import write_robustness
 
@@ -756,16 +756,6 @@ def _write_tables(folder: Path, fit_summary) -> None:
     fit_summary.group_means.to_csv(folder / "industry_means.csv", index=False)
     fit_summary.latent_scores.to_csv(folder / "latent_scores.csv", index=False)
     fit_summary.reliability.to_csv(folder / "reliability.csv", index=False)
-
-
-def _write_checks(folder: Path, checks) -> None:
-    """The model checks' tables: ``summary.csv`` (one row per check), ``global.csv``,
-    ``items.csv`` (every item statistic) and ``pairs.csv`` (every item pair)."""
-    folder.mkdir()
-    checks.summary().to_csv(folder / "summary.csv", index=False)
-    checks.global_checks.to_csv(folder / "global.csv", index=False)
-    checks.items.to_csv(folder / "items.csv", index=False)
-    checks.pairs.to_csv(folder / "pairs.csv", index=False)
 
 
 def _json_safe(x: Any) -> Any:

@@ -256,14 +256,9 @@ def cmd_check(args) -> int:
         from . import plots
 
         _prepare_out(out, args.force, "model checks")
-        checks.summary().to_csv(out / "summary.csv", index=False)
-        checks.global_checks.to_csv(out / "global.csv", index=False)
-        checks.items.to_csv(out / "items.csv", index=False)
-        checks.pairs.to_csv(out / "pairs.csv", index=False)
-        for name, draw in (("residual_correlations", plots.plot_residual_correlations),
-                           ("item_checks", plots.plot_item_checks), ("global_checks", plots.plot_global_checks)):
-            fig = draw(checks)
-            fig.savefig(out / f"{name}.png", dpi=110)
+        checks.write_tables(out)
+        for name, draw in plots.CHECK_FIGURES.items():
+            draw(checks).savefig(out / f"{name}.png", dpi=110)
     if args.format == "csv":
         sys.stdout.write(checks.summary().to_csv(index=False))
     elif args.format == "json":

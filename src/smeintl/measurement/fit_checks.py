@@ -300,6 +300,22 @@ class FitChecks:
     def to_json(self, **kw) -> str:
         return json.dumps(self.to_dict(), **kw)
 
+    #: the tables :meth:`write_tables` writes, file name -> what
+    TABLES = {"summary.csv": "one row per check (:meth:`summary`)", "global.csv": "the global checks",
+              "items.csv": "every item statistic", "pairs.csv": "every item pair"}
+
+    def write_tables(self, folder) -> list:
+        """Write :attr:`TABLES` into ``folder`` (created if missing) and return their paths."""
+        from pathlib import Path
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        tables = (self.summary(), self.global_checks, self.items, self.pairs)
+        paths = [folder / name for name in self.TABLES]
+        for table, path in zip(tables, paths):
+            table.to_csv(path, index=False)
+        return paths
+
 
 # ---------------------------------------------------------------------------- entry point
 def fit_checks(fit, spec: Spec | None = None, *, seed: int, max_draws: int | None = 500, prob: float = 0.9,
