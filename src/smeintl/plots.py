@@ -574,16 +574,18 @@ def plot_residual_correlations(checks, alpha: float | None = None) -> Figure:
     ax = fig.add_subplot()
     im = ax.imshow(np.ma.masked_invalid(shown), cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
     ii, jj = np.nonzero(lower & (Pm < alpha))
+    dark = np.abs(np.nan_to_num(shown)) > 0.55 * lim  # white marks on the darkest cells
     if ii.size:
-        ax.scatter(jj, ii, marker="x", color="black", s=max(12, 260 / max(n, 1) ** 0.9), linewidths=1.1,
-                   label=f"PPP < {alpha:g}")
+        size = max(12, 260 / max(n, 1) ** 0.9)
+        ax.scatter(jj, ii, marker="x", c=np.where(dark[ii, jj], "white", "black"), s=size, linewidths=1.1)
+        ax.scatter([], [], marker="x", color="black", s=size, linewidths=1.1, label=f"PPP < {alpha:g}")
         ax.legend(loc="upper right", fontsize=8, frameon=False)
     if n <= 16:
         for i in range(n):
             for j in range(i):
                 if np.isfinite(shown[i, j]):
                     ax.text(j, i + 0.45, f"{shown[i, j]:+.2f}".replace("+", ""), ha="center", va="bottom",
-                            fontsize=6, color="#333333", clip_on=True)
+                            fontsize=6, color="white" if dark[i, j] else "#333333", clip_on=True)
     cons = list(checks.item_constructs)
     for k in range(1, n):
         if cons[k] != cons[k - 1]:
