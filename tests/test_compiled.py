@@ -228,3 +228,37 @@ def test_same_seed_same_draws_whatever_the_process_ran_before(tiny, tmp_path):
     fresh, _model = load_fit(out)
     np.testing.assert_allclose(compat.group(here, "posterior")["loading"].values,
                                compat.group(fresh, "posterior")["loading"].values, rtol=1e-9, atol=0)
+
+
+def test_chains_run_with_one_blas_thread_and_the_same_draws(monkeypatch):
+    """nutpie's chains run with one BLAS thread per library (the marginal likelihood's
+    matrix operations call OpenBLAS inside every chain); the draws are those of a fit
+    without the limit, to the last bit."""
+    import contextlib
+
+    import pandas as pd
+    from threadpoolctl import threadpool_info
+
+    from smeintl import _compiled, spec_from_model
+    from smeintl.data import survey_from_frame
+    from smeintl.measurement import MeasurementModel
+
+    with _compiled.one_blas_thread():
+        inside = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    assert inside and set(inside) == {1}
+    rng = np.random.default_rng(11)
+    eta = rng.standard_normal((80, 2))
+    frame = pd.DataFrame({f"x{k}": eta[:, k // 3] + rng.normal(0, 0.7, 80) + 0.123 for k in range(6)})
+    built = spec_from_model("f1 =~ x0 + x1 + x2\nf2 =~ x3 + x4 + x5", frame)
+    survey = survey_from_frame(frame, built.spec, source="blas")
+    model = MeasurementModel(built.spec, group=False)
+    assert model.parameterization == "marginal"
+    kw = dict(random_seed=4, log_likelihood=False, posterior_predictive=False, **SHORT)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        limited = model.fit(survey, **kw)
+        monkeypatch.setattr(_compiled, "one_blas_thread", contextlib.nullcontext)
+        free = model.fit(survey, **kw)
+    for name in ("loading", "corr", "cont_sigma"):
+        np.testing.assert_array_equal(compat.group(limited, "posterior")[name].values,
+                                      compat.group(free, "posterior")[name].values)

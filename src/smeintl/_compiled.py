@@ -18,10 +18,20 @@ is built again.  Reuse is exact: the same seed gives the same draws as a fresh c
 :data:`CACHE_SIZE` structures.  Only nutpie's and PyMC's public APIs are used; across
 processes, PyTensor's own numba cache keeps the log-density's compiled kernels, and the
 C callback nutpie wraps around them is compiled again in each process.
+
+:func:`sample` runs nutpie's chains with the BLAS libraries (OpenBLAS of NumPy and SciPy,
+which numba's linear algebra calls) limited to one thread each (:func:`one_blas_thread`).
+Each chain is a thread already; a log-density with matrix operations (the marginal
+likelihood of all-continuous instruments: inverses and Cholesky factors per missingness
+pattern) otherwise starts BLAS threads of its own inside every chain, whose waiting spins
+on the machine's cores: the Holzinger-Swineford CFA sampled in 2.7 s with one BLAS thread
+and 155 s (156 CPU s) without, while another process kept the 2-core machine busy.  The
+draws are the same (``tests/test_compiled.py``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import re
@@ -34,7 +44,7 @@ import numpy as np
 
 from . import compat
 
-__all__ = ["structure_key", "sample", "compiled_model", "clear_cache", "CACHE_SIZE"]
+__all__ = ["structure_key", "sample", "compiled_model", "clear_cache", "one_blas_thread", "CACHE_SIZE"]
 
 #: compiled models kept in the process (least recently used dropped first)
 CACHE_SIZE = 8
@@ -223,6 +233,17 @@ def compiled_model(model) -> tuple[Any, bool, float]:
     return compiled, False, time.perf_counter() - t0
 
 
+def one_blas_thread():
+    """A context in which the BLAS libraries loaded in the process use one thread each
+    (threadpoolctl's ``threadpool_limits``, as PyMC's own ``pm.sample`` limits them; a
+    no-op where threadpoolctl, a dependency of PyMC, is missing)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - PyMC requires it
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 #: nutpie's low-rank mass matrix keeps the posterior's eigen-directions whose variance is off
 #: from the diagonal's by more than this factor (nutpie's default: 100).  With many firms
 #: the directions that matter (the latent scores' mean and spread against the item
@@ -244,10 +265,11 @@ def sample(model, *, draws: int, tune: int, chains: int, target_accept: float, r
 
     compiled, reused, t_compile = compiled_model(model)
     t0 = time.perf_counter()
-    draws_ = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, target_accept=target_accept,
-                          seed=int(random_seed), progress_bar=progressbar,
-                          low_rank_modified_mass_matrix=bool(low_rank),
-                          **({"mass_matrix_eigval_cutoff": LOW_RANK_EIGVAL_CUTOFF} if low_rank else {}))
+    with one_blas_thread():  # the chains are the threads (module docstring)
+        draws_ = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, target_accept=target_accept,
+                               seed=int(random_seed), progress_bar=progressbar,
+                               low_rank_modified_mass_matrix=bool(low_rank),
+                               **({"mass_matrix_eigval_cutoff": LOW_RANK_EIGVAL_CUTOFF} if low_rank else {}))
     t_sample = time.perf_counter() - t0
     fit = compat.as_fit(draws_)
     # the model's own coordinates (a reused compiled model carries its first model's labels)
