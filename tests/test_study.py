@@ -173,6 +173,11 @@ def test_validation_collects_every_problem_and_instrument_specific_rules():
     st = parse_study(f'[study]\ninstrument = "{BINARY.as_posix()}"\nseed = 1\nreplications = 1\nkind = "sbc"\n', "s.toml")
     assert "correlation" not in st.conditions and "group_sd" not in st.conditions
     assert st.sbc["parameters"] == ("loading[0]", "eta[0, 0]")
+    assert st.sbc["quantities"] == ("loglik", "index_mean")  # the data-dependent test quantities by default
+    for bad in ('"deviance"', '["loglik", 3]'):
+        with pytest.raises(StudyError, match="sbc.quantities"):
+            parse_study(f'[study]\ninstrument = "{BINARY.as_posix()}"\nseed = 1\nreplications = 1\nkind = "sbc"\n'
+                        f'[sbc]\nquantities = {bad}\n', "s.toml")
     with pytest.raises(StudyError, match="file not found"):
         load_study(BUNDLE_DIR / "no_such_study.toml")
 
@@ -462,6 +467,36 @@ def test_killed_study_resumes_without_redoing_finished_replications(local_run, d
 
 
 # ---------------------------------------------------------------------------
+# simulation-based calibration
+def test_prior_draws_of_cutpoints_are_increasing(hitachi_spec):
+    # the cutpoints' prior is the normal restricted to increasing rows (an ordered transform);
+    # a forward draw of the untransformed normal would break it for some items
+    from smeintl.simulate import prior_params
+
+    for seed in (3, 4):
+        p = prior_params(hitachi_spec, n_groups=5, random_seed=seed)
+        for name in ("pct_cutpoints", "cutpoints_5"):
+            assert (np.diff(p[name], axis=-1) > 0).all(), (name, seed)
+    again = prior_params(hitachi_spec, n_groups=5, random_seed=4)
+    assert all(np.array_equal(again[k], p[k]) for k in p)  # same seed, same draw
+
+
+def test_sbc_replication_ranks_the_test_quantities(tmp_path):
+    from smeintl.study.config import Task
+    from smeintl.study.replication import run_replication
+
+    st = parse_study(f'[study]\ninstrument = "{BINARY.as_posix()}"\nseed = 5\nreplications = 1\nkind = "sbc"\n'
+                     '[grid]\nn_firms = [40]\nmissing = [0.1]\n[fit]\ndraws = 60\ntune = 60\nchains = 2\n'
+                     'sampler = "pymc"\n[sbc]\nthin = 3\n', "s.toml")
+    out = run_replication(st, Task("sbc", 0, 0))
+    assert "error" not in out, out.get("traceback")
+    rows = pd.DataFrame(out["rows"]).set_index("quantity")
+    for q in ("loglik", "index_mean[export_orientation]"):
+        assert np.isfinite(rows.loc[q, "true"]), q
+        assert rows.loc[q, "n"] == 40 and 0 <= rows.loc[q, "estimate"] <= 40
+    assert rows.loc["loglik", "true"] < 0 and 0 < rows.loc["index_mean[export_orientation]", "true"] < 1
+
+
 # simulation-based calibration (slow)
 @pytest.mark.slow
 def test_sbc_ranks_of_a_small_model_are_uniform(tmp_path):
@@ -495,7 +530,7 @@ bins = 10
     uni = res.sbc_uniformity
     print(f"\nSBC: {res.n_run} fits in {secs:.0f} s\n{uni.to_string(index=False)}")
     assert res.n_failed == 0
-    assert len(uni) == 4 and (uni.n_ranks == 100).all() and (uni.L == 100).all()
+    assert len(uni) == 6 and (uni.n_ranks == 100).all() and (uni.L == 100).all()  # + loglik, index_mean
     assert (uni.p_value > 0.01).all(), uni
     assert (tmp_path / "out" / "figures" / "sbc_ranks_c000.png").exists()
     ranks = pd.read_csv(tmp_path / "out" / "sbc_ranks.csv")

@@ -31,7 +31,6 @@ draws are the same (``tests/test_compiled.py``).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import re
@@ -235,12 +234,9 @@ def compiled_model(model) -> tuple[Any, bool, float]:
 
 def one_blas_thread():
     """A context in which the BLAS libraries loaded in the process use one thread each
-    (threadpoolctl's ``threadpool_limits``, as PyMC's own ``pm.sample`` limits them; a
-    no-op where threadpoolctl, a dependency of PyMC, is missing)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - PyMC requires it
-        return contextlib.nullcontext()
+    (threadpoolctl's ``threadpool_limits``, as PyMC's own ``pm.sample`` limits them)."""
+    from threadpoolctl import threadpool_limits
+
     return threadpool_limits(limits=1, user_api="blas")
 
 

@@ -56,7 +56,9 @@ PROB = 0.9
 #: bins of the reliability curve (posterior type probabilities)
 RELIABILITY_BINS = 10
 _FIT_KEYS = ("draws", "tune", "chains", "sampler", "target_accept", "group", "compare_draws")
-_SBC_KEYS = ("parameters", "thin", "bins")
+_SBC_KEYS = ("parameters", "quantities", "thin", "bins")
+#: the data-dependent SBC test quantities (``[sbc] quantities``; default: all)
+SBC_QUANTITIES = ("loglik", "index_mean")
 _STUDY_KEYS = ("name", "description", "instrument", "seed", "replications", "kind")
 _TABLES = ("study", "grid", "fit", "sbc")
 
@@ -421,7 +423,14 @@ def parse_study(text: str, source: str = "<string>", base_dir: str | Path | None
                 msg = "the fits have no group level (fit.group = false)"
             if msg:
                 problems.append(f"sbc.parameters: {prm!r}: {msg}")
-    sbc = {"parameters": tuple(params), "thin": thin, "bins": bins, "n_draws": L}
+    quantities = sbc_raw.get("quantities", list(SBC_QUANTITIES))
+    if isinstance(quantities, str):
+        quantities = [quantities]
+    if not isinstance(quantities, list) or not all(isinstance(x, str) and x in SBC_QUANTITIES for x in quantities):
+        problems.append(f"sbc.quantities: a list of {', '.join(repr(q) for q in SBC_QUANTITIES)} (or []), "
+                        f"got {quantities!r}")
+        quantities = []
+    sbc = {"parameters": tuple(params), "quantities": tuple(quantities), "thin": thin, "bins": bins, "n_draws": L}
 
     if problems:
         raise StudyError(source, problems)

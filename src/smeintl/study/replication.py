@@ -313,6 +313,56 @@ def _sbc_rows(task: Task, study: Study, idata, params, eta, n_firms: int, n_grou
     return rows
 
 
+def _sbc_quantity_rows(task: Task, study: Study, idata, truth_fit, truth, eta, survey, n_firms: int,
+                       n_groups: int) -> list[dict]:
+    """SBC ranks of data-dependent test quantities (Modrak et al. 2023): functions of the
+    parameters *and* the simulated survey, ranked like the parameters (the thinned
+    posterior draws below the value at the truth).
+
+    ``loglik``: the log-likelihood of the survey's answers given the latent scores and the
+    item parameters (each family's kernel, :func:`~smeintl.measurement.cell_loglik`), summed
+    over firms; ``index_mean[<construct>]``: the mean over firms of the construct's
+    deterministic index of the true scores (the expected answers given the latent scores,
+    as :func:`true_types` and :func:`smeintl.predictive.true_score_items` compute them)."""
+    from ..indices import index_arrays
+    from ..measurement import (ItemLayout, cell_loglik, expected_scaled, fit_standardization, posterior_params,
+                               standardization_of)
+
+    spec = study.instrument
+    lay = ItemLayout.from_spec(spec)
+    wanted = study.sbc.get("quantities", ())
+    P = posterior_params(idata)
+    keep = np.arange(0, P["loading"].shape[0], int(study.sbc["thin"]))
+    P = {k: v[keep] for k, v in P.items()}
+    L = keep.size
+    std_fit = fit_standardization(idata) or standardization_of(lay)
+    d_info = _natural_index(idata, "eta", spec, n_firms, n_groups)
+    firm_nat, cons_nat = np.asarray(d_info[0][2]), np.asarray(d_info[1][2])
+    if not np.array_equal(cons_nat, np.arange(len(lay.constructs))):  # pragma: no cover - spec order
+        raise RuntimeError("the fit's constructs are not in the spec's order")
+    eta = np.asarray(eta, dtype=float)
+    rows: list[dict] = []
+
+    def rank_row(family: str, quantity: str, draws: np.ndarray, true: float) -> None:
+        rows.append(_row(task, "sbc", family, quantity, true=true, estimate=float(int((draws < true).sum())),
+                         lo=0.0, hi=float(L), n=L, error=np.nan, covered=np.nan, width=np.nan))
+
+    if "loglik" in wanted:
+        X = survey.items[list(spec.item_names)].to_numpy(dtype=float)[firm_nat]  # the fit's firm order
+        draws = cell_loglik(P, np.arange(L), np.transpose(P["eta"], (1, 0, 2)), X, lay, std_fit).sum(axis=0)
+        Pt = {k: np.asarray(v, dtype=float)[None] for k, v in truth_fit.items()}
+        true = float(cell_loglik(Pt, 0, eta[firm_nat][:, None, :], X, lay, std_fit).sum())
+        rank_row("loglik", "loglik", draws, true)
+    if "index_mean" in wanted:
+        V = expected_scaled(P, P["eta"], lay, standardization=std_fit)
+        post = index_arrays(lay.lo + V * (lay.hi - lay.lo), spec)["indices"].mean(axis=-2)  # (L, C)
+        Vt = expected_scaled(truth, eta, lay, standardization=standardization_of(lay))
+        true = index_arrays(lay.lo + Vt * (lay.hi - lay.lo), spec)["indices"].mean(axis=-2)  # (C,)
+        for c, name in enumerate(lay.constructs):
+            rank_row("index_mean", f"index_mean[{name}]", post[:, c], float(true[c]))
+    return rows
+
+
 def _replication_rows(study: Study, task: Task) -> list[dict]:
     """The rows of one replication (raises on failure)."""
     from ..simulate import prior_params, simulate_survey, truth_on_fit_scale, typical_params
@@ -350,6 +400,8 @@ def _replication_rows(study: Study, task: Task) -> list[dict]:
             rows += _comparison_rows(task, study, idata, sim.survey, sim.params, sim.eta, seeds["fit"])
     else:
         rows += _sbc_rows(task, study, idata, on_fit_scale, sim.eta, n_firms, n_groups)
+        rows += _sbc_quantity_rows(task, study, idata, on_fit_scale, sim.params, sim.eta, sim.survey, n_firms,
+                                   n_groups)
     return rows
 
 
