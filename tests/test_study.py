@@ -379,7 +379,11 @@ def test_tiny_study_end_to_end_locally(local_run):
     order = res.sort_values(["condition", "replication", "kind", "family", "quantity"], kind="mergesort").index
     assert list(order) == list(range(len(res)))
     rec = res[res.kind == "recovery"]
-    assert set(rec.family) == {"loading", "corr", "group_mean", "eta"}
+    assert set(rec.family) == {"loading", "thresholds", "binary_intercept", "corr", "group_mean", "eta"}
+    # thresholds: every cutpoint of both likert items, true values increasing within an item
+    thr = rec[(rec.family == "thresholds") & (rec.condition == 0) & (rec.replication == 0)]
+    assert list(thr.quantity) == [f"cutpoints_4[{i},{k}]" for i in ("d_stage", "i_dependence") for k in (1, 2, 3)]
+    assert (np.diff(thr["true"].to_numpy().reshape(2, 3), axis=1) > 0).all()
     assert (rec[rec.family == "loading"]["true"] == 1.5).all()
     assert set(rec[rec.family == "eta"].quantity) == {"eta[doi]", "eta[independence]"}
     assert set(rec[rec.family == "eta"].n) == {30, 40}
@@ -479,6 +483,32 @@ def test_prior_draws_of_cutpoints_are_increasing(hitachi_spec):
             assert (np.diff(p[name], axis=-1) > 0).all(), (name, seed)
     again = prior_params(hitachi_spec, n_groups=5, random_seed=4)
     assert all(np.array_equal(again[k], p[k]) for k in p)  # same seed, same draw
+
+
+def test_prior_predictive_cutpoints_follow_the_restricted_prior(hitachi_spec):
+    # every draw increasing, and the draws are the restricted normal: their means match those
+    # of plain rejection from the unrestricted normal (prior sd of the cutpoints' means < 0.06)
+    from smeintl.data import survey_from_frame
+    from smeintl.measurement import MeasurementModel
+    from smeintl.simulate import _placeholder_frame
+
+    survey = survey_from_frame(_placeholder_frame(hitachi_spec, 10, 5), hitachi_spec, source="<placeholder>")
+    model = MeasurementModel(hitachi_spec, group=True)
+    P = model.prior_predictive(survey, draws=400, random_seed=2)["params"]
+    cut = P["cutpoints_5"]
+    assert cut.shape[0] == 400 and (np.diff(cut, axis=-1) > 0).all()
+    assert (np.diff(P["pct_cutpoints"], axis=-1) > 0).all()
+    # plain rejection from the unrestricted normal prior of one item's cutpoints
+    from smeintl.families.model import default_cutpoint_means
+
+    sd = float(hitachi_spec.priors["cutpoint_sd"]["sigma"])
+    z = np.random.default_rng(0).normal(default_cutpoint_means(5), sd, size=(400_000, 4))
+    z = z[(np.diff(z, axis=-1) > 0).all(axis=-1)]
+    rows = np.asarray(cut).reshape(-1, 4)  # 400 draws x 9 items, independent a priori
+    se = z.std(axis=0) / np.sqrt(rows.shape[0])
+    assert np.all(np.abs(rows.mean(axis=0) - z.mean(axis=0)) < 4 * se), (rows.mean(axis=0), z.mean(axis=0))
+    # the unrestricted normal's means differ clearly: the test can tell them apart
+    assert np.any(np.abs(default_cutpoint_means(5) - z.mean(axis=0)) > 8 * se)
 
 
 def test_sbc_replication_ranks_the_test_quantities(tmp_path):

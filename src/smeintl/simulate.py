@@ -65,13 +65,8 @@ def prior_params(spec: Spec, *, n_groups: int = 5, random_seed: int = 0) -> dict
     """One draw of every parameter from the model's prior (the spec's priors).
 
     Used by simulation-based calibration: the prior is the PyMC model's own, so
-    there is one definition of it.
-
-    Cutpoints carry an ordered transform: their prior is the normal prior restricted to
-    increasing rows, which PyMC's forward draws ignore (they draw the untransformed normal).
-    Each item's cutpoints are therefore drawn by rejection: the first increasing row of
-    :data:`ORDERED_POOL` forward draws (exact, since the cutpoints' prior is independent of
-    the other parameters and across items).
+    there is one definition of it (the cutpoints restricted to increasing rows, as
+    :meth:`MeasurementModel.prior_predictive` draws them).
     """
     from .data import survey_from_frame
 
@@ -79,32 +74,11 @@ def prior_params(spec: Spec, *, n_groups: int = 5, random_seed: int = 0) -> dict
     placeholder = _placeholder_frame(spec, max(n_groups, 2) * 2, n_groups)
     survey = survey_from_frame(placeholder, spec, source="<placeholder>")
     model = MeasurementModel(spec, group=n_groups > 1)
-    ordered = _ordered_parameters(model, survey)
-    pool = model.prior_predictive(survey, draws=ORDERED_POOL if ordered else 1, random_seed=random_seed)["params"]
-    out = {k: v[0] for k, v in pool.items() if k != "eta"}
-    for name in ordered:
-        v = np.asarray(pool[name], dtype=float)  # (pool, items, cuts)
-        ok = np.all(np.diff(v, axis=-1) > 0, axis=-1)  # (pool, items)
-        if not ok.any(axis=0).all():
-            raise RuntimeError(f"no increasing draw of {name} among {ORDERED_POOL} prior draws for item(s) "
-                               f"{np.flatnonzero(~ok.any(axis=0)).tolist()}: the cutpoint priors overlap too much")
-        first = ok.argmax(axis=0)
-        out[name] = v[first, np.arange(v.shape[1])]
+    out = model.prior_predictive(survey, draws=1, random_seed=random_seed)["params"]
+    out = {k: v[0] for k, v in out.items() if k != "eta"}
     if len(lay.constructs) == 1:
         out.pop("corr", None)
     return out
-
-
-#: forward prior draws from which each item's increasing cutpoints are taken (rejection)
-ORDERED_POOL = 2000
-
-
-def _ordered_parameters(model: MeasurementModel, survey) -> list[str]:
-    """The model's free variables with an ordered transform (PyMC's ``Ordered``)."""
-    from pymc.distributions.transforms import Ordered
-
-    pm_model = model.build(survey)
-    return [rv.name for rv in pm_model.free_RVs if isinstance(pm_model.rvs_to_transforms.get(rv), Ordered)]
 
 
 def _placeholder_frame(spec: Spec, n_firms: int, n_groups: int) -> pd.DataFrame:

@@ -165,7 +165,11 @@ def _natural_index(idata, name: str, spec: Spec, n_firms: int, n_groups: int):
     out = []
     for d in da.dims[2:]:
         labels = [str(x) for x in da.coords[d].values]
-        nat = _dim_labels(spec, d, n_firms, n_groups)
+        try:
+            nat = _dim_labels(spec, d, n_firms, n_groups)
+        except KeyError:  # a dimension within an item (cutpoints): positions, in order
+            out.append((d, labels, list(range(len(labels)))))
+            continue
         out.append((d, labels, [nat.index(lb) for lb in labels]))
     return out
 
@@ -194,6 +198,10 @@ def _recovery_rows(task: Task, study: Study, idata, params: Mapping[str, np.ndar
         elementwise("corr", "corr", np.asarray(params["corr"], dtype=float), keep=lambda nat: nat[0] < nat[1])
     if "group_mean" in idata.posterior and "group_mean" in params:
         elementwise("group_mean", "group_mean", np.asarray(params["group_mean"], dtype=float))
+    # every other item parameter of the families (thresholds: the ordinal and percent cutpoints)
+    for name in sorted(set(params) - {"loading", "corr", "group_mean", "group_sd", "eta"}):
+        if name in idata.posterior:
+            elementwise(name, "thresholds" if "cutpoints" in name else name, np.asarray(params[name], dtype=float))
     # latent scores: one row per construct, aggregated over the firms
     post = _posterior_array(idata, "eta")  # (S, F, C) in posterior firm order
     d_info = _natural_index(idata, "eta", spec, n_firms, n_groups)

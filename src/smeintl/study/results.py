@@ -263,7 +263,7 @@ def _figures(study: Study, out: Path, results: pd.DataFrame, summary: pd.DataFra
     labels = [study.condition_label(int(c)) for c in conds]
     rec = summary[(summary.kind == "recovery") & (summary.quantity == "(all)")]
     if len(rec):
-        fams = [f for f in ("loading", "corr", "group_mean", "eta") if f in set(rec.family)]
+        fams = [f for f in ("loading", "thresholds", "corr", "group_mean", "eta") if f in set(rec.family)]
         fig, axes = plt.subplots(1, 3, figsize=(14, 0.5 * len(conds) + 2.5), sharey=True)
         y = np.arange(len(conds))
         for k, fam in enumerate(fams):
