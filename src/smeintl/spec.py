@@ -65,7 +65,7 @@ DEFAULT_PRIORS: dict[str, dict[str, Any]] = {
     "intercept": {"dist": "Normal", "mu": 0.0, "sigma": 1.5},
     "percent_cutpoints": {"mu": [-2.0, 2.0], "sigma": 2.0},
     "precision": {"dist": "Gamma", "alpha": 2.0, "beta": 0.1},
-    # count items: log-mean intercept centred on log(cap / 2); 1/dispersion
+    # count items: log-mean intercept centred on the log sample mean; 1/dispersion
     "count_intercept_sd": {"sigma": 1.0},
     "inv_dispersion": {"dist": "HalfNormal", "sigma": 1.0},
     # continuous items (standardized internally): residual sd

@@ -51,6 +51,10 @@ class StudyRun:
         return "\n".join(lines)
 
 
+#: rank histograms per row of an SBC figure
+SBC_FIGURE_COLUMNS = 4
+
+
 def _load_results(study: Study, out: Path) -> pd.DataFrame:
     reps = out / "reps"
     frames = []
@@ -318,8 +322,12 @@ def _figures(study: Study, out: Path, results: pd.DataFrame, summary: pd.DataFra
 
         for c, gc in ranks.groupby("condition"):
             qs = sorted(gc.quantity.unique())
-            fig, axes = plt.subplots(1, len(qs), figsize=(3.6 * len(qs), 3.2), squeeze=False)
-            for ax, q in zip(axes[0], qs):
+            ncol = min(len(qs), SBC_FIGURE_COLUMNS)
+            nrow = -(-len(qs) // ncol)
+            fig, axes = plt.subplots(nrow, ncol, figsize=(3.6 * ncol, 3.2 * nrow), squeeze=False)
+            for ax in axes.ravel()[len(qs):]:
+                ax.set_visible(False)
+            for ax, q in zip(axes.ravel(), qs):
                 g = gc[gc.quantity == q]
                 L = int(g.L.iloc[0])
                 B = int(min(study.sbc["bins"], L + 1))
@@ -338,7 +346,8 @@ def _figures(study: Study, out: Path, results: pd.DataFrame, summary: pd.DataFra
                 p = uni[(uni.condition == c) & (uni.quantity == q)].p_value
                 ax.set_title(f"{q}\nchi2 p = {float(p.iloc[0]):.3g}", fontsize=9)
                 ax.set_xlabel("rank bin")
+            fig.tight_layout()
             fig.suptitle(f"SBC rank histograms, {study.condition_label(int(c))} (grey: 99% band per bin under "
-                         "uniform ranks)", fontsize=10, y=1.06)
+                         "uniform ranks)", fontsize=10, y=1.02)
             save(fig, f"sbc_ranks_c{int(c):03d}.png")
     return paths
