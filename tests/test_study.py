@@ -411,6 +411,16 @@ def test_tiny_study_end_to_end_locally(local_run):
     print(f"\ntiny study locally (2 workers): {local_run.seconds:.1f} s")
 
 
+def assert_same_table(a, b):
+    """The same table: byte for byte, or (PyTensor 3, where a PyMC-sampler fit's draws can
+    differ across processes by about 1e-11 relative: tests/test_compiled.py) the same cells
+    to rounding."""
+    if filecmp.cmp(a, b, shallow=False):
+        return
+    pd.testing.assert_frame_equal(pd.read_csv(a), pd.read_csv(b), check_exact=False, rtol=1e-8, atol=1e-12,
+                                  obj=str(a.name))
+
+
 def test_tiny_study_on_a_dask_cluster_gives_identical_tables(local_run, dask_cluster, tmp_path):
     out = tmp_path / "dask"
     t0 = time.perf_counter()
@@ -418,9 +428,9 @@ def test_tiny_study_on_a_dask_cluster_gives_identical_tables(local_run, dask_clu
     print(f"\ntiny study on a LocalCluster via its address: {time.perf_counter() - t0:.1f} s")
     assert (res.n_run, res.n_failed) == (4, 0)
     for name in ("results.csv", "summary.csv", "conditions.csv"):
-        assert filecmp.cmp(local_run.out / name, out / name, shallow=False), name
+        assert_same_table(local_run.out / name, out / name)
     for f in sorted((local_run.out / "reps").glob("*.csv")):
-        assert filecmp.cmp(f, out / "reps" / f.name, shallow=False), f.name
+        assert_same_table(f, out / "reps" / f.name)
     # the workers ran on the cluster, not in this process
     hosts = pd.read_csv(out / "timings.csv")
     assert os.getpid() not in set(hosts.pid)
@@ -467,7 +477,7 @@ def test_killed_study_resumes_without_redoing_finished_replications(local_run, d
     assert all(after[k] == v for k, v in finished.items())
     assert not list((out / "reps").glob(".*.tmp"))
     for name in ("results.csv", "summary.csv"):
-        assert filecmp.cmp(local_run.out / name, out / name, shallow=False), name
+        assert_same_table(local_run.out / name, out / name)
 
 
 # ---------------------------------------------------------------------------
