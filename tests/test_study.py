@@ -495,6 +495,35 @@ def test_prior_draws_of_cutpoints_are_increasing(hitachi_spec):
     assert all(np.array_equal(again[k], p[k]) for k in p)  # same seed, same draw
 
 
+def test_simulated_percent_answers_inside_the_range_stay_inside(hitachi_spec):
+    # rounding an interior answer onto 0 or 100 would make it an answer of the end masses,
+    # which the model did not draw (SBC's log-likelihood test found it at 200 firms)
+    from smeintl.measurement import ItemLayout, standardization_of
+    from smeintl.measurement.generative import draw_items
+    from smeintl.simulate import prior_params, simulate_survey
+
+    lay = ItemLayout.from_spec(hitachi_spec)
+    blk = next(b for b in lay.blocks() if b.family.name == "percent")
+    lo, hi = lay.lo[blk.idx], lay.hi[blk.idx]
+    moved = 0
+    for seed in range(6):
+        p = prior_params(hitachi_spec, n_groups=5, random_seed=seed)
+        rng = np.random.default_rng(seed)
+        X = draw_items(p, rng.standard_normal((200, 2)), lay, rng, standardization=standardization_of(lay))[:, blk.idx]
+        inside = (X > lo) & (X < hi)
+        moved += int((inside & ((np.round(X, 2) <= lo) | (np.round(X, 2) >= hi))).sum())
+        F = blk.family.finish_simulated(X, lo, hi)
+        assert ((F > lo) & (F < hi))[inside].all()
+        assert np.array_equal(F[~inside], X[~inside])  # the end masses' answers as drawn
+        assert np.abs(F - X).max() <= 0.01 + 1e-12 and np.allclose(F, np.round(F, 2))
+    assert moved > 0  # plain rounding would have moved some: the test can fail
+    sim = simulate_survey(hitachi_spec, 200, prior_params(hitachi_spec, n_groups=5, random_seed=1), n_groups=5,
+                          random_seed=1, outcome=False)
+    names = [lay.names[k] for k in blk.idx]
+    V = sim.survey.items[names].to_numpy(dtype=float)
+    assert np.isin(V[(V <= lo) | (V >= hi)], [0.0, 100.0]).all()
+
+
 def test_prior_predictive_cutpoints_follow_the_restricted_prior(hitachi_spec):
     # every draw increasing, and the draws are the restricted normal: their means match those
     # of plain rejection from the unrestricted normal (prior sd of the cutpoints' means < 0.06)

@@ -131,7 +131,7 @@ def simulate_survey(
     std = standardization_of(lay)
     X = draw_items(p, eta, lay, rng, standardization=std)
     for block in lay.blocks():
-        X[:, block.idx] = block.family.finish_simulated(X[:, block.idx])
+        X[:, block.idx] = block.family.finish_simulated(X[:, block.idx], lay.lo[block.idx], lay.hi[block.idx])
     if missing > 0:
         drop = rng.random(X.shape) < missing
         for j in range(X.shape[1]):

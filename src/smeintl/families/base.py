@@ -492,8 +492,9 @@ class Family:
         Families that do not standardize change nothing."""
         return {}
 
-    def finish_simulated(self, x: np.ndarray) -> np.ndarray:
-        """Simulated answers as a survey file would hold them."""
+    def finish_simulated(self, x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """Simulated answers (columns of the block's items, raw scale, ranges ``lo``-``hi``) as
+        a survey file would hold them."""
         return x
 
     def typical_loading(self, loading: float) -> float:
