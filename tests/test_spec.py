@@ -315,7 +315,7 @@ def test_bad_spec_on_the_command_line(command, tmp_path, capsys):
     ("[fit]\nwarmup = 10\n", "fit.warmup: unknown key in [fit]; allowed: draws, tune, chains, sampler, "
                              "target_accept, group, compare_draws"),
     ("[fit]\ndraw = 10\n", "fit.draw: unknown key in [fit] (did you mean 'draws'?); allowed: draws, tune"),
-    ("[sbc]\nbin = 10\n", "sbc.bin: unknown key in [sbc] (did you mean 'bins'?); allowed: parameters, thin, bins"),
+    ("[sbc]\nbin = 10\n", "sbc.bin: unknown key in [sbc] (did you mean 'bins'?); allowed: parameters, quantities, thin, bins"),
     ("[fit]\ndraws = 0\n", "fit.draws: must be a whole number of at least 1, got 0"),
     ("[fit]\ntune = -5\n", "fit.tune: must be a whole number of at least 0, got -5"),
 ])
