@@ -1,6 +1,7 @@
 """The generative model in numpy, shared by simulation (:mod:`smeintl.simulate`), the
 posterior predictive and the true-score comparison (:mod:`smeintl.predictive`): each
-function loops over the layout's likelihood blocks and asks the block's family."""
+function loops over the layout's likelihood blocks and asks the block's family; and the
+prior draws of ordered cutpoints (:func:`increasing_prior_rows`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import numpy as np
 from .. import families as fam
 from .layout import ItemLayout
 
-__all__ = ["draw_items", "expected_scaled", "cell_loglik", "posterior_params", "param_names"]
+__all__ = ["draw_items", "expected_scaled", "cell_loglik", "posterior_params", "param_names", "increasing_prior_rows"]
 
 
 def _lp(params: Mapping[str, np.ndarray], eta: np.ndarray, layout: ItemLayout) -> np.ndarray:
@@ -135,3 +136,46 @@ def posterior_params(idata, spec=None, group: str = "posterior") -> dict[str, np
             a = ds[name].values
             out[name] = a.reshape((-1,) + a.shape[2:])
     return out
+
+
+def increasing_prior_rows(model, params: Mapping[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Prior draws ``params`` of the PyMC ``model``'s ordered variables (the cutpoints) with
+    every row that is not increasing redrawn: their prior is the normal prior restricted to
+    increasing rows, which PyMC's forward draws ignore.  Exact rejection, since the
+    cutpoints' prior does not depend on the other parameters.  Returns the redrawn arrays
+    by name."""
+    return {rv.name: _increasing_rows(rv, params[rv.name], rng) for rv in _ordered_rvs(model)}
+
+
+#: forward draws of the cutpoints per round of :func:`_increasing_rows` (rejection)
+ORDERED_POOL = 2000
+
+
+def _ordered_rvs(model) -> list:
+    """The PyMC model's free variables with an ordered transform (the cutpoints)."""
+    from pymc.distributions.transforms import Ordered
+
+    return [rv for rv in model.free_RVs if isinstance(model.rvs_to_transforms.get(rv), Ordered)]
+
+
+def _increasing_rows(rv, v: np.ndarray, rng: np.random.Generator, tries: int = 20) -> np.ndarray:
+    """Prior draws ``v`` (draws, items, cuts) of an ordered variable ``rv`` with each row
+    that is not increasing replaced by an increasing one from further forward draws."""
+    import pymc as pm
+
+    v = np.array(v, dtype=float, copy=True)
+    bad = ~np.all(np.diff(v, axis=-1) > 0, axis=-1)  # (draws, items)
+    for _ in range(tries):
+        if not bad.any():
+            return v
+        extra = np.asarray(pm.draw(rv, draws=ORDERED_POOL, random_seed=rng), dtype=float)
+        good = np.all(np.diff(extra, axis=-1) > 0, axis=-1)
+        for j in np.flatnonzero(bad.any(axis=0)):
+            rows = extra[good[:, j], j]
+            need = np.flatnonzero(bad[:, j])[: len(rows)]
+            v[need, j] = rows[: len(need)]
+            bad[need, j] = False
+    items = np.flatnonzero(bad.any(axis=0)).tolist()
+    raise ValueError(f"the prior of {rv.name} gives increasing cutpoints too rarely to draw them (item positions "
+                     f"{items}, {tries * ORDERED_POOL} forward draws): widen the gaps between the cutpoint means "
+                     f"or narrow their sd")

@@ -43,7 +43,7 @@ from ..families.model import LOCATION_DISTS, prior
 from ..spec import Spec
 from . import posterior as post
 from .diagnostics import diagnose
-from .generative import posterior_params
+from .generative import increasing_prior_rows, posterior_params
 from .invariance import deviations, draw_items_by_group
 from .latent import _centered_scores, _lkj_cholesky, _pattern_statistics, _split_scores
 from .layout import ItemLayout, standardization_of
@@ -788,9 +788,7 @@ class MeasurementModel:
             warnings.simplefilter("ignore")
             pri = pm.sample_prior_predictive(draws=draws, var_names=names, random_seed=int(random_seed))
         P = posterior_params(pri, self.spec, group="prior")
-        rng_ordered = np.random.default_rng([int(random_seed), 5])
-        for rv in _ordered_rvs(model):
-            P[rv.name] = _increasing_rows(pm, rv, P[rv.name], rng_ordered)
+        P.update(increasing_prior_rows(model, P, np.random.default_rng([int(random_seed), 5])))
         std = built.standardization
         if "eta" not in P:
             rng0 = np.random.default_rng([int(random_seed), 3])
@@ -804,38 +802,6 @@ class MeasurementModel:
         dev = deviations(pri, group="prior")
         Y = draw_items_by_group(P, dev, P["eta"], survey.groups, self.layout, rng, standardization=std)
         return {"params": P | {f"{k}_dev": v for k, v in dev.items()}, "eta": P["eta"], "items": Y}
-
-
-#: forward draws of the cutpoints per round of :func:`_increasing_rows` (rejection)
-ORDERED_POOL = 2000
-
-
-def _ordered_rvs(model) -> list:
-    """The PyMC model's free variables with an ordered transform (the cutpoints)."""
-    from pymc.distributions.transforms import Ordered
-
-    return [rv for rv in model.free_RVs if isinstance(model.rvs_to_transforms.get(rv), Ordered)]
-
-
-def _increasing_rows(pm, rv, v: np.ndarray, rng: np.random.Generator, tries: int = 20) -> np.ndarray:
-    """Prior draws ``v`` (draws, items, cuts) of an ordered variable ``rv`` with each row
-    that is not increasing replaced by an increasing one from further forward draws."""
-    v = np.array(v, dtype=float, copy=True)
-    bad = ~np.all(np.diff(v, axis=-1) > 0, axis=-1)  # (draws, items)
-    for _ in range(tries):
-        if not bad.any():
-            return v
-        extra = np.asarray(pm.draw(rv, draws=ORDERED_POOL, random_seed=rng), dtype=float)
-        good = np.all(np.diff(extra, axis=-1) > 0, axis=-1)
-        for j in np.flatnonzero(bad.any(axis=0)):
-            rows = extra[good[:, j], j]
-            need = np.flatnonzero(bad[:, j])[: len(rows)]
-            v[need, j] = rows[: len(need)]
-            bad[need, j] = False
-    items = np.flatnonzero(bad.any(axis=0)).tolist()
-    raise ValueError(f"the prior of {rv.name} gives increasing cutpoints too rarely to draw them (item positions "
-                     f"{items}, {tries * ORDERED_POOL} forward draws): widen the gaps between the cutpoint means "
-                     f"or narrow their sd")
 
 
 # ---------------------------------------------------------------------------

@@ -65,15 +65,25 @@ def true_types(spec: Spec, params: Mapping[str, np.ndarray], eta: np.ndarray) ->
     the same path as :func:`smeintl.predictive.true_score_items` takes for a posterior
     draw.  Returns ``(codes (..., F), type_names)``.
     """
-    from ..indices import index_arrays
-    from ..measurement import ItemLayout, expected_scaled, standardization_of
     from ..profiles import type_arrays
 
-    lay = ItemLayout.from_spec(spec)
-    V = expected_scaled(params, np.asarray(eta, dtype=float), lay, standardization=standardization_of(lay))
-    ind = index_arrays(lay.lo + V * (lay.hi - lay.lo), spec)["indices"]
-    ta = type_arrays(ind, spec)
+    ta = type_arrays(true_indices(spec, params, eta), spec)
     return np.asarray(ta["type"]), tuple(ta["type_names"])
+
+
+def true_indices(spec: Spec, params: Mapping[str, np.ndarray], eta: np.ndarray, standardization=None) -> np.ndarray:
+    """The deterministic indices ``(..., F, C)`` of the true scores: the expected scaled
+    items given the latent scores ``eta`` ``(..., F, C)`` and the item parameters
+    (:func:`~smeintl.measurement.expected_scaled`, on ``standardization``'s scale: by
+    default the spec's own), put on the raw scale and run through
+    :func:`~smeintl.indices.index_arrays`."""
+    from ..indices import index_arrays
+    from ..measurement import ItemLayout, expected_scaled, standardization_of
+
+    lay = ItemLayout.from_spec(spec)
+    std = standardization if standardization is not None else standardization_of(lay)
+    V = expected_scaled(params, np.asarray(eta, dtype=float), lay, standardization=std)
+    return index_arrays(lay.lo + V * (lay.hi - lay.lo), spec)["indices"]
 
 
 def _row(task: Task, kind: str, family: str, quantity: str, *, true=np.nan, estimate=np.nan, lo=np.nan,
@@ -332,9 +342,7 @@ def _sbc_quantity_rows(task: Task, study: Study, idata, truth_fit, truth, eta, s
     over firms; ``index_mean[<construct>]``: the mean over firms of the construct's
     deterministic index of the true scores (the expected answers given the latent scores,
     as :func:`true_types` and :func:`smeintl.predictive.true_score_items` compute them)."""
-    from ..indices import index_arrays
-    from ..measurement import (ItemLayout, cell_loglik, expected_scaled, fit_standardization, posterior_params,
-                               standardization_of)
+    from ..measurement import ItemLayout, cell_loglik, fit_standardization, posterior_params, standardization_of
 
     spec = study.instrument
     lay = ItemLayout.from_spec(spec)
@@ -362,10 +370,8 @@ def _sbc_quantity_rows(task: Task, study: Study, idata, truth_fit, truth, eta, s
         true = float(cell_loglik(Pt, 0, eta[firm_nat][:, None, :], X, lay, std_fit).sum())
         rank_row("loglik", "loglik", draws, true)
     if "index_mean" in wanted:
-        V = expected_scaled(P, P["eta"], lay, standardization=std_fit)
-        post = index_arrays(lay.lo + V * (lay.hi - lay.lo), spec)["indices"].mean(axis=-2)  # (L, C)
-        Vt = expected_scaled(truth, eta, lay, standardization=standardization_of(lay))
-        true = index_arrays(lay.lo + Vt * (lay.hi - lay.lo), spec)["indices"].mean(axis=-2)  # (C,)
+        post = true_indices(spec, P, P["eta"], std_fit).mean(axis=-2)  # (L, C)
+        true = true_indices(spec, truth, eta).mean(axis=-2)  # (C,)
         for c, name in enumerate(lay.constructs):
             rank_row("index_mean", f"index_mean[{name}]", post[:, c], float(true[c]))
     return rows
