@@ -64,14 +64,54 @@ def test_rhat_problem_counts_the_values_over_the_threshold():
     idata = compat.fit_from_dict({"posterior": {"eta": eta, "group_sd": rng.normal(size=(2, 2000))},
                                   "sample_stats": {"diverging": np.zeros((2, 2000), dtype=bool)}})
     d = diagnose(idata)
-    assert d.failed and d.worst["rhat"] == "eta"
-    assert any(p.startswith("R-hat") and "(worst: eta; 2 of 50 values over): chains disagree" in p
-               for p in d.problems), d.problems
+    # two of 50 is within what chance allows two scores at the ESS threshold, but a score's
+    # R-hat over 1.05 is not
+    assert d.failed and d.scores["n_over"] == 2 and d.scores["n_over"] <= d.scores["bound_over"]
+    assert f"R-hat {d.scores['max_rhat']:.3f} > 1.05 on one of the per-firm scores (eta): chains disagree" \
+        in d.problems, d.problems
+    # a model parameter names its worst variable and how many of its values are over
+    sd = rng.normal(size=(2, 2000, 3))
+    sd[1, :, 0] += 1.0
+    idata = compat.fit_from_dict({"posterior": {"eta": eta[:, :, 2:], "group_sd": sd},
+                                  "sample_stats": {"diverging": np.zeros((2, 2000), dtype=bool)}})
+    d = diagnose(idata)
+    assert d.worst["rhat"] == "group_sd" and d.scores["n_over"] == 0
+    assert d.problems[0] == f"R-hat {d.max_rhat:.3f} > 1.01 (worst: group_sd; 1 of 3 values over): chains disagree"
+    assert not any("per-firm" in p for p in d.problems), d.problems
     # one chain: no R-hat at all, still a failed verdict and a message, not an error
     one = compat.fit_from_dict({"posterior": {"eta": eta[:1]},
                                 "sample_stats": {"diverging": np.zeros((1, 2000), dtype=bool)}})
     d1 = diagnose(one)
     assert d1.failed and any(p.startswith("R-hat nan") for p in d1.problems), d1.problems
+
+
+def _ar1(rng, shape, rho):
+    """AR(1) chains (chains, draws, K) with lag-one autocorrelation ``rho``, stationary N(0, 1)."""
+    x = np.empty(shape)
+    x[:, 0] = rng.normal(size=(shape[0],) + shape[2:])
+    e = rng.normal(size=shape) * np.sqrt(1 - rho**2)
+    for t in range(1, shape[1]):
+        x[:, t] = rho * x[:, t - 1] + e[:, t]
+    return x
+
+
+@pytest.mark.parametrize("chains, draws, rho", [(2, 900, 0.5), (4, 1000, 0.7), (2, 500, 0.3)])
+def test_score_rhat_chance_matches_converged_chains(chains, draws, rho):
+    """The chance count of scores over R-hat 1.01 (rhat_chance) matches converged
+    autocorrelated chains: what is over by chance passes the score rule."""
+    rng = np.random.default_rng([chains, draws])
+    eta = _ar1(rng, (chains, draws, 4000), rho)
+    d = diagnose(compat.fit_from_dict({"posterior": {"eta": eta},
+                                       "sample_stats": {"diverging": np.zeros((chains, draws), dtype=bool)}}))
+    c = d.scores
+    assert c["n"] == 4000 and c["n_over"] > 20  # a good share is over 1.01 by chance
+    assert 0.7 * c["expected_over"] <= c["n_over"] <= c["bound_over"], c
+    assert not any("per-firm scores" in p for p in d.problems), d.problems
+    # shift one chain of 5% of the scores by half a posterior sd: more than chance, and said so
+    eta[0, :, :200] += 0.5
+    d = diagnose(compat.fit_from_dict({"posterior": {"eta": eta},
+                                       "sample_stats": {"diverging": np.zeros((chains, draws), dtype=bool)}}))
+    assert d.scores["n_over"] > d.scores["bound_over"] and any("per-firm scores" in p for p in d.problems)
 
 
 def test_posterior_predictive_respects_scales(hitachi_fit, hitachi_spec):

@@ -402,7 +402,8 @@ def test_tiny_study_end_to_end_locally(local_run):
     shares = comp[comp.family == "type_share_posterior"]
     assert np.allclose(shares.groupby(["condition", "replication"])["true"].sum(), 1.0)
     diag = res[res.kind == "diagnostics"]
-    assert set(diag.quantity) == {"max_rhat", "min_ess_bulk", "min_ess_tail", "divergences", "failed"}
+    assert set(diag.quantity) == {"max_rhat", "min_ess_bulk", "min_ess_tail", "divergences", "failed",
+                                  "scores_max_rhat", "scores_rhat_over", "scores_rhat_bound"}
     summ = pd.read_csv(out / "summary.csv")
     allrows = summ[summ.quantity == "(all)"]
     assert {("recovery", f) for f in ("loading", "corr", "group_mean", "eta")} <= set(

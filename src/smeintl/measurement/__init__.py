@@ -11,7 +11,7 @@ parameters).  The item families themselves live in
 :mod:`smeintl.families`.
 """
 
-from .diagnostics import THRESHOLDS, Diagnostics, diagnose, fit_diagnostics, is_score_variable
+from .diagnostics import SCORE_RULE, THRESHOLDS, Diagnostics, diagnose, fit_diagnostics, is_score_variable, rhat_chance
 from .fit_checks import FitChecks, fit_checks
 from .generative import cell_loglik, draw_items, expected_scaled, param_names, posterior_params
 from .invariance import item_invariance
@@ -67,6 +67,8 @@ __all__ = [
     "resolve_target_accept",
     "no_traces",
     "THRESHOLDS",
+    "SCORE_RULE",
+    "rhat_chance",
     "AUTO_TARGET_ACCEPT",
     "AUTO_TARGET_ACCEPT_LARGE",
     "LARGE_FIRMS",

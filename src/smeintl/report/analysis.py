@@ -252,11 +252,20 @@ def _section_model(b: _Builder, r: ReportInputs) -> None:
     _invariance_part(b, fs, a)
 
     b.h(3, "Convergence diagnostics")
-    from ..measurement import THRESHOLDS
+    from ..measurement import SCORE_RULE, THRESHOLDS
 
     d = fs.diagnostics
     checks = [
-        ("max R-hat", _f(d.max_rhat, 3), f"<= {THRESHOLDS['rhat']}", d.max_rhat <= THRESHOLDS["rhat"], d.worst.get("rhat", "")),
+        ("max R-hat, model parameters", _f(d.max_rhat, 3), f"<= {THRESHOLDS['rhat']}", d.max_rhat <= THRESHOLDS["rhat"],
+         d.worst.get("rhat", "")),
+    ]
+    if d.scores:
+        c = d.scores
+        checks.append((f"per-firm scores over R-hat {THRESHOLDS['rhat']}",
+                       f"{_int(c['n_over'])} of {_int(c['n'])} (max {_f(c['max_rhat'], 3)})",
+                       f"<= {_int(c['bound_over'])} (chance: {c['expected_over']:.1f}); max <= {SCORE_RULE['max']}",
+                       c["n_over"] <= c["bound_over"] and c["max_rhat"] <= SCORE_RULE["max"], c.get("variables", "")))
+    checks += [
         ("min bulk ESS", _f(d.min_ess_bulk, 0), f">= {THRESHOLDS['ess_bulk']}", d.min_ess_bulk >= THRESHOLDS["ess_bulk"],
          d.worst.get("ess_bulk", "")),
         ("min tail ESS", _f(d.min_ess_tail, 0), f">= {THRESHOLDS['ess_tail']}", d.min_ess_tail >= THRESHOLDS["ess_tail"],

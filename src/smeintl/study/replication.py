@@ -161,6 +161,9 @@ def _diagnostic_rows(task: Task, idata) -> list[dict]:
         "divergences": d.divergences,
         "failed": float(d.failed),
     }
+    if d.scores:  # the per-firm scores' R-hat against chance (SCORE_RULE)
+        vals |= {"scores_max_rhat": d.scores["max_rhat"], "scores_rhat_over": d.scores["n_over"],
+                 "scores_rhat_bound": d.scores["bound_over"]}
     return [_row(task, "diagnostics", "diagnostics", k, estimate=v, error=np.nan) for k, v in vals.items()]
 
 
