@@ -371,6 +371,9 @@ def test_tiny_study_end_to_end_locally(local_run):
     for name in ("results.csv", "summary.csv", "conditions.csv", "timings.csv", "study.json", "study.toml",
                  "instrument.toml", "figures/recovery.png", "figures/type_recovery.png", "figures/reliability.png"):
         assert (out / name).exists(), name
+    # the instrument as a record that means the same on another machine (not this one's path)
+    assert json.loads((out / "study.json").read_text())["instrument"] in (
+        "bundled:tiny_instrument.toml", "src/smeintl/bundled/tiny_instrument.toml")
     res = pd.read_csv(out / "results.csv")
     assert (res.status == "ok").all()
     assert sorted(res[["condition", "replication"]].drop_duplicates().itertuples(index=False)) == [

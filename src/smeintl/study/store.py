@@ -55,6 +55,21 @@ def _write_result(out: Path, result: Mapping[str, Any]) -> str:
     return "failed"
 
 
+def _portable(path: str) -> str:
+    """A file's path as a record that means the same on another machine: a bundled file
+    as ``bundled:<name>``, a file under the working folder relative to it, else as is (the
+    instrument's hash and its copy ``instrument.toml`` identify it in any case)."""
+    from ..resources import bundled, bundled_names
+
+    p = Path(path)
+    if p.name in bundled_names() and p.resolve() == bundled(p.name).resolve():
+        return f"bundled:{p.name}"
+    try:
+        return str(p.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(p)
+
+
 def _prepare_out(study: Study, out: Path) -> None:
     """Create the folder, or check that it holds results of this very study."""
     info_path = out / "study.json"
@@ -82,7 +97,7 @@ def _prepare_out(study: Study, out: Path) -> None:
         "name": study.name,
         "description": study.description,
         "source": study.source,
-        "instrument": study.instrument_path,
+        "instrument": _portable(study.instrument_path),
         "instrument_hash": study.instrument.hash,
         "hash": study.hash,
         "seed": study.seed,
