@@ -5,6 +5,7 @@ Prints one table and writes it as CSV.  Run on an otherwise idle machine:
     .venv/bin/python benchmarks/bench.py                 # the default set of rows
     .venv/bin/python benchmarks/bench.py --rows run fit41 # selected rows
     .venv/bin/python benchmarks/bench.py --sizes 41 1000 10000 --samplers pymc nutpie
+    .venv/bin/python benchmarks/bench.py --rows fit --sizes 10000 --samplers nutpie --fit-defaults
 
 Every row runs in a fresh subprocess so that peak memory (``ru_maxrss`` of the child,
 from the standard library's ``resource`` module) belongs to that row alone.  ``run``
@@ -51,8 +52,13 @@ idata = MeasurementModel(spec, parameterization=cfg["param"]).fit(
 wall = time.perf_counter() - t0
 d = diagnose(idata)
 sample_s = json.loads(idata.attrs["timing"])["sample_s"]
+sc = d.scores or {}
+a = idata.attrs
 print(json.dumps({"wall_s": wall, "sample_s": sample_s, "min_ess_bulk": d.min_ess_bulk,
-                  "max_rhat": d.max_rhat, "divergences": d.divergences,
+                  "max_rhat": d.max_rhat, "divergences": d.divergences, "worst_ess": d.worst.get("ess_bulk"),
+                  "scores_max_rhat": sc.get("max_rhat"), "scores_rhat_over": sc.get("n_over"),
+                  "scores_rhat_chance": sc.get("expected_over"), "scores_rhat_bound": sc.get("bound_over"),
+                  "settings": f"{a['chains']}x({a['tune']}+{a['draws']})", "failed": bool(d.failed),
                   "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
@@ -194,10 +200,15 @@ def main(argv=None) -> int:
     ap.add_argument("--draws", type=int, default=1000)
     ap.add_argument("--tune", type=int, default=1000)
     ap.add_argument("--chains", type=int, default=4)
+    ap.add_argument("--fit-defaults", action="store_true",
+                    help="fit rows take the fit's own draws, tune and chains (the spec's [sampler], large_* from "
+                         "its large_firms firms) instead of --draws/--tune/--chains")
     ap.add_argument("--seed", type=int, default=1, help="sampler seed of the fit rows (default 1; the data are fixed)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results.csv"))
     a = ap.parse_args(argv)
     TIMEOUT[0] = a.timeout
+    if a.fit_defaults:
+        a.draws = a.tune = a.chains = None
     rows = []
 
     def add(name, res):
@@ -227,7 +238,8 @@ def main(argv=None) -> int:
         for s in a.samplers:
             for w in (1, 2):
                 add(f"study throughput, {s}, {w} Dask worker(s)", bench_study(w, a.study_reps, s))
-    cols = ["row", "wall_s", "sample_s", "min_ess_bulk", "ess_per_s", "max_rhat", "divergences", "peak_mb",
+    cols = ["row", "settings", "wall_s", "sample_s", "min_ess_bulk", "worst_ess", "ess_per_s", "max_rhat", "divergences",
+            "scores_max_rhat", "scores_rhat_over", "scores_rhat_chance", "scores_rhat_bound", "failed", "peak_mb",
             "fits_per_hour", "error"]
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     with open(a.out, "w", newline="") as fh:
@@ -239,7 +251,7 @@ def main(argv=None) -> int:
         if v is None:
             return ""
         if isinstance(v, float):
-            return f"{v:.3f}" if col == "max_rhat" else f"{v:.1f}"
+            return f"{v:.3f}" if col.endswith("max_rhat") else f"{v:.1f}"
         return str(v)
 
     print("\n" + " | ".join(cols))

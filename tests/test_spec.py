@@ -23,7 +23,8 @@ SPEC = BUNDLE_DIR / "hitachi.toml"
 TEXT = SPEC.read_text(encoding="utf-8")
 
 ITEM = "name, label, construct, subdimension, scale, reverse, weight"
-SAMPLER = "draws, tune, chains, target_accept, sampler, quick_draws, quick_tune, quick_chains"
+SAMPLER = ("draws, tune, chains, target_accept, sampler, quick_draws, quick_tune, quick_chains, large_firms, "
+           "large_draws, large_tune, large_chains")
 TABLES = "instrument, constructs, items, profiles, subdimension_profiles, empirical, baseline, priors, sampler, findings"
 
 
@@ -154,6 +155,8 @@ def test_ideal_coordinates_outside_the_index_range(old, new, message):
     ("chains = 4", "chains = 4\nquick_tune = 2.5", "sampler.quick_tune: must be a whole number of at least 0, got 2.5"),
     ("chains = 4", "chains = 4\nquick_chains = true",
      "sampler.quick_chains: must be a whole number of at least 1, got True"),
+    ("chains = 4", "chains = 4\nlarge_tune = -1", "sampler.large_tune: must be a whole number of at least 0, got -1"),
+    ("chains = 4", "chains = 4\nlarge_firms = 0", "sampler.large_firms: must be a whole number of at least 1, got 0"),
     ('sampler = "auto" ', 'sampler = "nutpi" ',
      "sampler.sampler: must be one of 'auto', 'pymc', 'nutpie', got 'nutpi' (did you mean 'nutpie'?)"),
     ('sampler = "auto" ', 'sampler = "stan" ', "sampler.sampler: must be one of 'auto', 'pymc', 'nutpie', got 'stan'"),

@@ -110,6 +110,12 @@ DEFAULT_SAMPLER: dict[str, Any] = {
     "quick_draws": 300,
     "quick_tune": 300,
     "quick_chains": 2,
+    # from large_firms firms a fit that is not given draws, tune or chains samples
+    # large_chains x (large_tune + large_draws) (measured: see measurement.LARGE_SURVEY)
+    "large_firms": 5000,
+    "large_draws": 900,
+    "large_tune": 150,
+    "large_chains": 2,
 }
 
 #: names a construct's flag may not take: keys of :func:`smeintl.profiles.type_arrays`, the

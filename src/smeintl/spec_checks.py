@@ -287,17 +287,21 @@ def check_priors(raw: Any, defaults: Mapping[str, Mapping[str, Any]], problems: 
 
 def check_sampler(raw: Any, defaults: Mapping[str, Any], problems: list[str]) -> dict[str, Any]:
     """The sampler settings: ``defaults`` with ``[sampler]`` merged in; ``draws``,
-    ``tune``, ``chains`` and their ``quick_*`` whole numbers from :data:`SAMPLER_LEAST`,
+    ``tune``, ``chains`` and their ``quick_*`` and ``large_*`` whole numbers from
+    :data:`SAMPLER_LEAST` (``large_firms`` from 1),
     ``sampler`` one of :data:`SAMPLERS`, ``target_accept`` ``"auto"`` or in (0, 1)."""
     raw = as_table(raw, "sampler", problems)
     unknown_keys(raw, tuple(defaults), "sampler", problems, table_name="[sampler]")
     sampler = dict(defaults)
     sampler.update((k, v) for k, v in raw.items() if k in defaults)
     for key, least in SAMPLER_LEAST.items():
-        for k in (key, f"quick_{key}"):
+        for k in (key, f"quick_{key}", f"large_{key}"):
             msg = whole_number(sampler[k], least)
             if msg:
                 problems.append(f"sampler.{k}: {msg}")
+    msg = whole_number(sampler["large_firms"], 1)
+    if msg:
+        problems.append(f"sampler.large_firms: {msg}")
     s = sampler["sampler"]
     if s not in SAMPLERS:
         problems.append(f"sampler.sampler: must be one of 'auto', 'pymc', 'nutpie', got {s!r}"

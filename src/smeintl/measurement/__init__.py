@@ -24,11 +24,13 @@ from .model import (
     AUTO_TARGET_ACCEPT_LARGE,
     INVARIANCE,
     LARGE_FIRMS,
+    LARGE_SURVEY,
     LOW_RANK_MIN_FIRMS,
     MeasurementModel,
     _has_nutpie,
     auto_sampler,
     no_traces,
+    resolve_draws,
     resolve_target_accept,
 )
 from .posterior import versions
@@ -65,6 +67,7 @@ __all__ = [
     "versions",
     "auto_sampler",
     "resolve_target_accept",
+    "resolve_draws",
     "no_traces",
     "THRESHOLDS",
     "SCORE_RULE",
@@ -72,5 +75,6 @@ __all__ = [
     "AUTO_TARGET_ACCEPT",
     "AUTO_TARGET_ACCEPT_LARGE",
     "LARGE_FIRMS",
+    "LARGE_SURVEY",
     "LOW_RANK_MIN_FIRMS",
 ]

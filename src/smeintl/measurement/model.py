@@ -152,6 +152,25 @@ AUTO_TARGET_ACCEPT: dict[str, float] = {"nutpie": 0.9, "pymc": 0.95}
 #: fit of 2 x (250 + 250) sampled 559 s, at 0.8 322 s.
 LARGE_FIRMS = 2000
 AUTO_TARGET_ACCEPT_LARGE: dict[str, float] = {"nutpie": 0.8, "pymc": 0.95}
+#: The draws of a large survey (the spec's ``[sampler]`` ``large_*`` keys; these are their
+#: defaults): from ``large_firms`` firms a fit not given draws, tune or chains samples
+#: 2 x (150 + 900).  The likelihood's gradient grows with the firms: at 10,000 firms the
+#: default 4 x (1000 + 1000) would take about half an hour on two cores.  2 x (150 + 900)
+#: took 494 s to a min bulk ESS of 520 in the ninth round, and 663 s to 329 on the current
+#: likelihood (benchmarks/RESULTS.md, fifteenth round): the best measured trade-off, and
+#: a fit that says when its ESS is short.
+LARGE_SURVEY: dict[str, int] = {"large_firms": 5000, "large_draws": 900, "large_tune": 150, "large_chains": 2}
+
+
+def resolve_draws(sampler: Mapping[str, Any], n_firms: int, draws: int | None = None, tune: int | None = None,
+                  chains: int | None = None) -> tuple[int, int, int]:
+    """The ``(draws, tune, chains)`` of a fit of ``n_firms`` firms: each as given, else the
+    spec's ``[sampler]`` setting (``sampler``), from its ``large_firms`` firms its
+    ``large_*`` one (:data:`LARGE_SURVEY`)."""
+    s = dict(sampler)
+    if n_firms >= int(s.get("large_firms", LARGE_SURVEY["large_firms"])):
+        s.update({k: s.get(f"large_{k}", LARGE_SURVEY[f"large_{k}"]) for k in ("draws", "tune", "chains")})
+    return (int(draws or s["draws"]), int(tune if tune is not None else s["tune"]), int(chains or s["chains"]))
 
 
 def no_traces():
@@ -675,6 +694,9 @@ class MeasurementModel:
         0.9 with nutpie, 0.95 with PyMC's NUTS; with nutpie 0.8 from :data:`LARGE_FIRMS`
         firms); default the spec's ``[sampler]``.  The attrs record the number used.
 
+        ``draws``, ``tune``, ``chains``: default the spec's ``[sampler]``; from its
+        ``large_firms`` firms its ``large_*`` settings (:data:`LARGE_SURVEY`).
+
         ``mass_matrix``: ``"diag"`` (diagonal), ``"low_rank"`` (nutpie's diagonal plus
         low-rank adaptation, nutpie only) or ``"auto"``: low-rank with nutpie from
         :data:`LOW_RANK_MIN_FIRMS` firms.  With many firms the item intercepts and
@@ -694,9 +716,7 @@ class MeasurementModel:
         if random_seed is None:
             raise ValueError("random_seed is required: every fit takes an explicit seed")
         s = self.spec.sampler
-        draws = int(draws or s["draws"])
-        tune = int(tune if tune is not None else s["tune"])
-        chains = int(chains or s["chains"])
+        draws, tune, chains = resolve_draws(s, survey.n_firms, draws, tune, chains)
         sampler = sampler or s["sampler"]
         if sampler == "auto":
             sampler = auto_sampler()
