@@ -66,7 +66,7 @@ def test_rhat_problem_counts_the_values_over_the_threshold():
     d = diagnose(idata)
     # two of 50 is within what chance allows two scores at the ESS threshold, but a score's
     # R-hat over 1.05 is not
-    assert d.failed and d.scores["n_over"] == 2 and d.scores["n_over"] <= d.scores["bound_over"]
+    assert d.failed and d.scores["failed"] and d.scores["n_over"] == 2 and d.scores["n_over"] <= d.scores["bound_over"]
     assert f"R-hat {d.scores['max_rhat']:.3f} > 1.05 on one of the per-firm scores (eta): chains disagree" \
         in d.problems, d.problems
     # a model parameter names its worst variable and how many of its values are over

@@ -40,7 +40,8 @@ class Diagnostics:
     problems: tuple[str, ...] = ()
     #: the per-firm scores' R-hat against chance (:data:`SCORE_RULE`): ``n`` scores,
     #: ``max_rhat``, ``n_over`` over the threshold, ``expected_over`` and ``bound_over``
-    #: (the ``level`` quantile) by chance; None for a fit without scores
+    #: (the ``level`` quantile) by chance, ``failed`` (the rule's verdict); None for a fit
+    #: without scores
     scores: dict[str, float] | None = None
 
     @property
@@ -179,17 +180,21 @@ def diagnose(idata, var_names: list[str] | None = None) -> Diagnostics:
         expected, bound = rhat_chance(np.maximum(e[ok], THRESHOLDS["ess_bulk"]), n_chains, n_per_chain)
         n_over = int((r[ok] > THRESHOLDS["rhat"]).sum())
         worst = float(r[ok].max()) if ok.any() else float("nan")
-        score_summary = {"n": int(r.size), "max_rhat": worst, "n_over": n_over, "expected_over": expected,
-                         "bound_over": float(bound), "variables": ", ".join(map(str, scores))}
-        what = f"per-firm scores ({score_summary['variables']})"
+        variables = ", ".join(map(str, scores))
+        what = f"per-firm scores ({variables})"
+        score_problem = None
         if not ok.any():
-            problems.append(f"R-hat of the {what} not defined (one chain?): convergence cannot be checked")
+            score_problem = f"R-hat of the {what} not defined (one chain?): convergence cannot be checked"
         elif n_over > bound:
-            problems.append(f"R-hat over {THRESHOLDS['rhat']} on {n_over} of {r.size} {what}, where chance gives "
-                            f"{expected:.1f} (at most {int(bound)} at {SCORE_RULE['level']:.0%}; worst {worst:.3f}): "
-                            f"chains disagree")
+            score_problem = (f"R-hat over {THRESHOLDS['rhat']} on {n_over} of {r.size} {what}, where chance gives "
+                             f"{expected:.1f} (at most {int(bound)} at {SCORE_RULE['level']:.0%}; worst {worst:.3f}): "
+                             f"chains disagree")
         elif worst > SCORE_RULE["max"]:
-            problems.append(f"R-hat {worst:.3f} > {SCORE_RULE['max']} on one of the {what}: chains disagree")
+            score_problem = f"R-hat {worst:.3f} > {SCORE_RULE['max']} on one of the {what}: chains disagree"
+        if score_problem:
+            problems.append(score_problem)
+        score_summary = {"n": int(r.size), "max_rhat": worst, "n_over": n_over, "expected_over": expected,
+                         "bound_over": float(bound), "variables": variables, "failed": score_problem is not None}
     if not (min_essb >= THRESHOLDS["ess_bulk"]):
         problems.append(f"bulk ESS {min_essb:.0f} < {THRESHOLDS['ess_bulk']} (worst: {w_essb}): too few effective draws")
     if not (min_esst >= THRESHOLDS["ess_tail"]):

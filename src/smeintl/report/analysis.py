@@ -264,7 +264,7 @@ def _section_model(b: _Builder, r: ReportInputs) -> None:
         checks.append((f"per-firm scores over R-hat {THRESHOLDS['rhat']}",
                        f"{_int(c['n_over'])} of {_int(c['n'])} (max {_f(c['max_rhat'], 3)})",
                        f"<= {_int(c['bound_over'])} (chance: {c['expected_over']:.1f}); max <= {SCORE_RULE['max']}",
-                       c["n_over"] <= c["bound_over"] and c["max_rhat"] <= SCORE_RULE["max"], c.get("variables", "")))
+                       not c["failed"], c.get("variables", "")))
     checks += [
         ("min bulk ESS", _f(d.min_ess_bulk, 0), f">= {THRESHOLDS['ess_bulk']}", d.min_ess_bulk >= THRESHOLDS["ess_bulk"],
          d.worst.get("ess_bulk", "")),
