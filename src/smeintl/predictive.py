@@ -14,8 +14,8 @@ through a second implementation:
    is the distribution the original method's outputs would have under re-measurement.
 2. **Latent true scores** (:func:`true_score_items`): for each draw, the expected scaled
    value of every item given the firm's latent scores and the item parameters
-   (:func:`smeintl.measurement.expected_scaled`, before reverse coding), put back on the
-   raw answer scale (``raw = min + v * (max - min)``; counts ``v * cap``) and run
+   (:func:`smeintl.measurement.expected_raw`: before reverse coding, put back on the
+   raw answer scale as ``min + v * (max - min)``; counts ``v * cap``) and run
    through the same pipeline, so reverse coding and aggregation are the deterministic
    code's own.  Every item is present.  This is the measurement-error-free version of
    the original method.
@@ -53,7 +53,7 @@ from .indices import index_arrays, item_matrix
 from .measurement import (
     ItemLayout,
     draw_items,
-    expected_scaled,
+    expected_raw,
     fit_standardization,
     posterior_params,
     standardization_of,
@@ -203,14 +203,10 @@ def true_score_items(
 ) -> np.ndarray:
     """Latent true scores on the raw answer scale, ``(S, F, I)`` float, no NaN.
 
-    For each draw, the expected scaled value ``v`` of every item given the firm's latent
-    scores ``eta`` and the item parameters
-    (:func:`~smeintl.measurement.expected_scaled`, in [0, 1], before reverse coding),
-    put back on the raw scale ``raw = min + v * (max - min)`` (counts: ``v * cap``,
-    since ``min = 0`` and ``max = cap``), so that
-    :func:`~smeintl.indices.scale_items` returns ``v`` and applies the reverse coding
-    itself.  Firms in the fit's order, or in the order of ``firms`` (ids); draws as in
-    :func:`replicated_items`.
+    For each draw, the expected value of every item given the firm's latent scores
+    ``eta`` and the item parameters, on the raw answer scale
+    (:func:`~smeintl.measurement.expected_raw`).  Firms in the fit's order, or in the
+    order of ``firms`` (ids); draws as in :func:`replicated_items`.
     """
     _check_spec(idata, spec)
     lay = ItemLayout.from_spec(spec)
@@ -220,8 +216,7 @@ def true_score_items(
     if firms is not None:
         eta = eta[:, _firm_indexer(idata.posterior["eta"].coords["firm"].values, firms)]
     std = fit_standardization(idata) or standardization_of(lay)
-    V = expected_scaled(P, eta, lay, standardization=std)
-    return lay.lo + V * (lay.hi - lay.lo)
+    return expected_raw(P, eta, lay, standardization=std)
 
 
 # ---------------------------------------------------------------------------

@@ -13,7 +13,7 @@ parameters).  The item families themselves live in
 
 from .diagnostics import SCORE_RULE, THRESHOLDS, Diagnostics, diagnose, fit_diagnostics, is_score_variable, rhat_chance
 from .fit_checks import FitChecks, fit_checks
-from .generative import cell_loglik, draw_items, expected_scaled, param_names, posterior_params
+from .generative import cell_loglik, draw_items, expected_raw, expected_scaled, param_names, posterior_params
 from .invariance import item_invariance
 from .io import FitError, fit_standardization, load_fit, save_fit
 from .latent import lkj_cpc_alpha
@@ -46,6 +46,7 @@ __all__ = [
     "fit_diagnostics",
     "is_score_variable",
     "draw_items",
+    "expected_raw",
     "expected_scaled",
     "cell_loglik",
     "posterior_params",

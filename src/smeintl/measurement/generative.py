@@ -12,7 +12,7 @@ import numpy as np
 from .. import families as fam
 from .layout import ItemLayout
 
-__all__ = ["draw_items", "expected_scaled", "cell_loglik", "posterior_params", "param_names", "increasing_prior_rows"]
+__all__ = ["draw_items", "expected_scaled", "expected_raw", "cell_loglik", "posterior_params", "param_names", "increasing_prior_rows"]
 
 
 def _lp(params: Mapping[str, np.ndarray], eta: np.ndarray, layout: ItemLayout) -> np.ndarray:
@@ -64,6 +64,21 @@ def expected_scaled(
     for b in layout.blocks():
         out[..., b.idx] = b.family.expected(params, lp[..., b.idx], b, layout, standardization, caps)
     return out
+
+
+def expected_raw(
+    params: Mapping[str, np.ndarray],
+    eta: np.ndarray,
+    layout: ItemLayout,
+    *,
+    standardization: Mapping[str, np.ndarray] | None = None,
+) -> np.ndarray:
+    """Latent true scores on the raw answer scale, shape (..., F, I), no NaN:
+    :func:`expected_scaled` put back as ``min + v * (max - min)`` (counts: ``v * cap``,
+    since ``min = 0`` and ``max = cap``), so that :func:`~smeintl.indices.scale_items`
+    returns ``v`` and applies the reverse coding itself."""
+    v = expected_scaled(params, np.asarray(eta, dtype=float), layout, standardization=standardization)
+    return layout.lo + v * (layout.hi - layout.lo)
 
 
 def cell_loglik(P: Mapping[str, np.ndarray], s, eta: np.ndarray, X: np.ndarray, layout: ItemLayout,

@@ -58,9 +58,9 @@ def shift_params(spec: Spec, params: Mapping[str, np.ndarray], shift: Mapping[st
 def true_types(spec: Spec, params: Mapping[str, np.ndarray], eta: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
     """The true type of every firm: the deterministic method on its true scores.
 
-    True scores are the expected scaled items given the true latent scores ``eta``
-    ``(..., F, C)`` and the true item parameters
-    (:func:`~smeintl.measurement.expected_scaled`), put on the raw scale and run through
+    True scores are the expected items on the raw scale given the true latent scores
+    ``eta`` ``(..., F, C)`` and the true item parameters
+    (:func:`~smeintl.measurement.expected_raw`), run through
     :func:`~smeintl.indices.index_arrays` and :func:`~smeintl.profiles.type_arrays` --
     the same path as :func:`smeintl.predictive.true_score_items` takes for a posterior
     draw.  Returns ``(codes (..., F), type_names)``.
@@ -72,18 +72,17 @@ def true_types(spec: Spec, params: Mapping[str, np.ndarray], eta: np.ndarray) ->
 
 
 def true_indices(spec: Spec, params: Mapping[str, np.ndarray], eta: np.ndarray, standardization=None) -> np.ndarray:
-    """The deterministic indices ``(..., F, C)`` of the true scores: the expected scaled
-    items given the latent scores ``eta`` ``(..., F, C)`` and the item parameters
-    (:func:`~smeintl.measurement.expected_scaled`, on ``standardization``'s scale: by
-    default the spec's own), put on the raw scale and run through
+    """The deterministic indices ``(..., F, C)`` of the true scores: the expected items on
+    the raw scale given the latent scores ``eta`` ``(..., F, C)`` and the item parameters
+    (:func:`~smeintl.measurement.expected_raw`, on ``standardization``'s scale: by
+    default the spec's own), run through
     :func:`~smeintl.indices.index_arrays`."""
     from ..indices import index_arrays
-    from ..measurement import ItemLayout, expected_scaled, standardization_of
+    from ..measurement import ItemLayout, expected_raw, standardization_of
 
     lay = ItemLayout.from_spec(spec)
     std = standardization if standardization is not None else standardization_of(lay)
-    V = expected_scaled(params, np.asarray(eta, dtype=float), lay, standardization=std)
-    return index_arrays(lay.lo + V * (lay.hi - lay.lo), spec)["indices"]
+    return index_arrays(expected_raw(params, eta, lay, standardization=std), spec)["indices"]
 
 
 def _row(task: Task, kind: str, family: str, quantity: str, *, true=np.nan, estimate=np.nan, lo=np.nan,
