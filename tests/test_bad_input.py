@@ -748,7 +748,7 @@ def test_cleanup_errors_of_objects_an_interrupt_left_half_built_are_quiet(tmp_pa
     code = (
         "import os, signal, time\n"
         "from smeintl import errors\n"
-        "from smeintl.cli import _collect_abandoned\n"
+        "from smeintl.exits import _collect_abandoned\n"
         "class Half:\n"
         "    def __del__(self):\n"
         "        raise AttributeError(\"'File' object has no attribute '_closed'\")\n"

@@ -31,12 +31,12 @@ def test_fit_prints_no_foreign_warnings_but_its_own(tmp_path):
 def test_only_the_listed_warnings_are_filtered():
     """The filters match one category, module and text each: the same text from another
     module, or another category, still shows."""
-    from smeintl.cli import FOREIGN_WARNINGS, _quiet_foreign_warnings
+    from smeintl.exits import FOREIGN_WARNINGS, quiet_foreign_warnings
 
     assert FOREIGN_WARNINGS
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
-        _quiet_foreign_warnings()
+        quiet_foreign_warnings()
         for category, _module, message in FOREIGN_WARNINGS:
             text = message.replace("\\s*", "").replace("\\", "")
             warnings.warn_explicit(text, category, "x.py", 1, module="pytensor.link.c.cmodule"

@@ -6,37 +6,36 @@ print one clear message on stderr and exit with status 2, without a traceback an
 without writing anything; Ctrl-C or SIGTERM at any moment prints "interrupted" and
 exits with status 130, leaving no partial output; a closed pipe (``smeintl validate
 data.csv | head -1``) ends quietly (status 141); anything else is a bug in smeintl:
-a traceback, the line "this is a bug in smeintl; please report it", status 1.
+a traceback, the line "this is a bug in smeintl; please report it", status 1
+(:mod:`smeintl.exits`).
 """
 
 from __future__ import annotations
 
 import argparse
-import errno
-import gc
 import json
 import os
 import sys
 import time
-import traceback
 import warnings
 from pathlib import Path
 from typing import Sequence
 
-from .api import DEFAULT_SEED, check_invariance, ensure_writable, fit_settings, read_spec, remove_partial_folders
-from .errors import UserError, check_interrupted, interrupt_signals, interrupted, stop_interrupting
+from .api import DEFAULT_SEED, check_invariance, ensure_writable, fit_settings, read_spec
+from .errors import UserError, check_interrupted, interrupt_signals
+from .exits import (
+    EXIT_BROKEN_PIPE,
+    EXIT_BUG,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    handle,
+    quiet_foreign_warnings,
+)
 from .resources import DEFAULT_DATA, DEFAULT_SPEC, bundled, resolve
 from .spec_checks import MAX_SEED
 
-EXIT_USAGE = 2
-#: exit status of an interrupted command (Ctrl-C or SIGTERM)
-EXIT_INTERRUPTED = 130
-#: exit status when the reader of stdout went away (128 + SIGPIPE, as the shell reports it)
-EXIT_BROKEN_PIPE = 141
-#: exit status of a bug
-EXIT_BUG = 1
 
-__all__ = ["main", "build_parser", "UserError", "EXIT_USAGE", "EXIT_INTERRUPTED"]
+__all__ = ["main", "build_parser", "UserError", "EXIT_USAGE", "EXIT_INTERRUPTED", "EXIT_BROKEN_PIPE", "EXIT_BUG"]
 
 
 def _spec(path: str | None):
@@ -699,108 +698,6 @@ def check_numbers(args: argparse.Namespace) -> None:
             raise UserError(f"{opt} must be a probability strictly between 0 and 1 (e.g. 0.9), got {value}")
 
 
-# ---------------------------------------------------------------------------
-# the exception boundary
-# ---------------------------------------------------------------------------
-#: OSError numbers that are the user's to fix (paths, permissions, space)
-_USER_ERRNOS = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EISDIR,
-                errno.ENOTDIR, errno.EEXIST, errno.ENAMETOOLONG, errno.ENOTEMPTY,
-                getattr(errno, "EDQUOT", errno.ENOSPC)}
-
-
-def _user_message(exc: BaseException) -> str | None:
-    """The message of a user mistake, None for anything else (a bug)."""
-    from .data import DataError
-    from .spec import SpecError
-
-    known: tuple[type, ...] = (UserError, DataError, SpecError, FileExistsError)
-    io = sys.modules.get("smeintl.measurement.io")  # loaded when a FitError can have been raised
-    if io is not None:
-        known = (*known, io.FitError)
-    if isinstance(exc, known):
-        return str(exc)
-    if isinstance(exc, OSError) and exc.errno in _USER_ERRNOS and exc.filename is not None:
-        where = f"{exc.filename}" + (f" -> {exc.filename2}" if exc.filename2 else "")
-        return f"{where}: {exc.strerror or exc}"
-    return None
-
-
-def _stop() -> None:
-    while True:  # a second Ctrl-C while stopping must not escape as a traceback
-        try:
-            stop_interrupting()
-            return
-        except KeyboardInterrupt:
-            continue
-
-
-def _quiet_stdout() -> None:
-    """The reader of stdout went away: point stdout at /dev/null so that Python's own
-    flush at exit does not fail again (the recipe of Python's signal documentation)."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError, AttributeError):  # no real stdout (captured in tests)
-        pass
-
-
-def _say(text: str) -> None:
-    try:
-        print(text, file=sys.stderr, flush=True)
-    except (OSError, ValueError):
-        pass
-
-
-def _collect_abandoned(exc: BaseException) -> None:
-    """Finalize now what the interrupt left half-built (held by the frames of its traceback),
-    while the signal handling keeps their cleanup errors quiet (see ``errors``)."""
-    if exc.__traceback__ is not None:
-        traceback.clear_frames(exc.__traceback__)
-        exc.__traceback__ = None
-    gc.collect()
-
-
-def _handle(exc: BaseException, name: str) -> int:
-    if isinstance(exc, KeyboardInterrupt) or interrupted():
-        _stop()
-        _collect_abandoned(exc)
-        remove_partial_folders()
-        _say(f"{name}: interrupted; nothing was left half-written")
-        return EXIT_INTERRUPTED
-    if isinstance(exc, BrokenPipeError):
-        _quiet_stdout()
-        return EXIT_BROKEN_PIPE
-    if isinstance(exc, SystemExit):
-        raise exc
-    message = _user_message(exc)
-    if message is not None:
-        _say(f"{name}: error: {message}")
-        return EXIT_USAGE
-    try:
-        traceback.print_exception(exc, file=sys.stderr)
-    except (OSError, ValueError):
-        pass
-    _say(f"{name}: this is a bug in smeintl; please report it (with the command and the traceback above)")
-    return EXIT_BUG
-
-
-#: other packages' warnings that say nothing about the user's analysis, each filtered by its
-#: category, module and text while a command runs (never all warnings: smeintl's own, such
-#: as failed diagnostics, and any other package's stay loud)
-FOREIGN_WARNINGS: tuple[tuple[type[Warning], str, str], ...] = (
-    # PyTensor looks for a system BLAS to link its C code to, and pip installs have none; the
-    # nutpie sampler runs the model through numba, which does not need one
-    (UserWarning, r"pytensor\.link\.c\.cmodule", r"PyTensor could not link to a BLAS installation"),
-    # ArviZ 0.x announces its coming refactor once a day on import; smeintl runs on ArviZ 1 too
-    (FutureWarning, r"arviz", r"\s*ArviZ is undergoing a major refactor"),
-)
-
-
-def _quiet_foreign_warnings() -> None:
-    for category, module, message in FOREIGN_WARNINGS:
-        warnings.filterwarnings("ignore", message=message, category=category, module=module)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns its exit status (see the module docstring)."""
     parser = build_parser()
@@ -809,7 +706,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     status = None
     try:
         with interrupt_signals(), warnings.catch_warnings():
-            _quiet_foreign_warnings()
+            quiet_foreign_warnings()
             try:
                 try:
                     check_numbers(args)
@@ -818,14 +715,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                     check_interrupted()
                     sys.stdout.flush()
                 except BaseException as exc:  # noqa: BLE001 - the one boundary
-                    status = _handle(exc, name)
+                    status = handle(exc, name)
             except KeyboardInterrupt:  # arrived while handling another exception
-                status = _handle(KeyboardInterrupt(), name)
+                status = handle(KeyboardInterrupt(), name)
     except KeyboardInterrupt:
         # delivered while the signal handling was taken down (a repeated interrupt still
         # pending): the command had already stopped with its status, or not started
         if status is None:
-            status = _handle(KeyboardInterrupt(), name)
+            status = handle(KeyboardInterrupt(), name)
     return status
 
 
