@@ -133,16 +133,16 @@ def test_mass_matrix_choice_is_used_and_recorded(tiny, monkeypatch):
     """``mass_matrix``: "low_rank" reaches nutpie (other draws than the diagonal with the
     same seed), "auto" switches at LOW_RANK_MIN_FIRMS, and the fit records what it used."""
     from smeintl.measurement import MeasurementModel
-    from smeintl.measurement import model as measurement
+    from smeintl.measurement import sampling
 
     spec, a, _b = tiny
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         diag = MeasurementModel(spec).fit(a, random_seed=7, mass_matrix="diag", **SHORT)
         low = MeasurementModel(spec).fit(a, random_seed=7, mass_matrix="low_rank", **SHORT)
-        assert a.n_firms < measurement.LOW_RANK_MIN_FIRMS
+        assert a.n_firms < sampling.LOW_RANK_MIN_FIRMS
         auto_small = MeasurementModel(spec).fit(a, random_seed=7, **SHORT)
-        monkeypatch.setattr(measurement, "LOW_RANK_MIN_FIRMS", a.n_firms)
+        monkeypatch.setattr(sampling, "LOW_RANK_MIN_FIRMS", a.n_firms)
         auto_large = MeasurementModel(spec).fit(a, random_seed=7, **SHORT)
     assert [f.attrs["mass_matrix"] for f in (diag, low, auto_small, auto_large)] == ["diag", "low_rank", "diag",
                                                                                      "low_rank"]

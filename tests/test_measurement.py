@@ -259,6 +259,25 @@ def test_target_accept_auto_and_bad_values(hitachi_spec):
             parse_spec(text, source="p.toml")
 
 
+
+def test_sampler_and_mass_matrix_auto_and_bad_values(monkeypatch):
+    from smeintl.measurement import LOW_RANK_MIN_FIRMS, resolve_mass_matrix, resolve_sampler, sampling
+
+    assert resolve_sampler("pymc") == "pymc" and resolve_sampler("nutpie") == "nutpie"
+    assert resolve_sampler("auto") == "nutpie"  # installed here
+    monkeypatch.setattr(sampling, "_has_nutpie", lambda: False)
+    assert resolve_sampler("auto") == "pymc"
+    with pytest.raises(ValueError, match="sampler must be 'pymc', 'nutpie' or 'auto', got 'stan'"):
+        resolve_sampler("stan")
+    assert resolve_mass_matrix("auto", "nutpie", LOW_RANK_MIN_FIRMS) == "low_rank"
+    assert resolve_mass_matrix("auto", "nutpie", LOW_RANK_MIN_FIRMS - 1) == "diag"
+    assert resolve_mass_matrix("auto", "pymc", 10 * LOW_RANK_MIN_FIRMS) == "diag"
+    assert resolve_mass_matrix("diag", "nutpie", 10 * LOW_RANK_MIN_FIRMS) == "diag"
+    with pytest.raises(ValueError, match="mass_matrix must be 'auto', 'diag' or 'low_rank', got 'dense'"):
+        resolve_mass_matrix("dense", "nutpie", 10)
+    with pytest.raises(ValueError, match="needs the nutpie sampler"):
+        resolve_mass_matrix("low_rank", "pymc", 10)
+
 # ---------------------------------------------------------------- LKJ prior
 def test_lkj_prior_marginals_three_constructs():
     """Under LKJ(eta) in d dimensions each correlation has (r+1)/2 ~ Beta(eta-1+d/2)."""

@@ -19,21 +19,21 @@ from .io import FitError, fit_standardization, load_fit, save_fit
 from .latent import lkj_cpc_alpha
 from .layout import ItemLayout, standardization_of
 from .loo import FitLoo, compare_models, fit_loo
-from .model import (
+from .model import INVARIANCE, MeasurementModel, no_traces
+from .posterior import versions
+from .sampling import (
     AUTO_TARGET_ACCEPT,
     AUTO_TARGET_ACCEPT_LARGE,
-    INVARIANCE,
     LARGE_FIRMS,
     LARGE_SURVEY,
     LOW_RANK_MIN_FIRMS,
-    MeasurementModel,
     _has_nutpie,
     auto_sampler,
-    no_traces,
     resolve_draws,
+    resolve_mass_matrix,
+    resolve_sampler,
     resolve_target_accept,
 )
-from .posterior import versions
 from .summary import FitSummary, parameter_table, summarize_fit
 
 __all__ = [
@@ -69,6 +69,8 @@ __all__ = [
     "auto_sampler",
     "resolve_target_accept",
     "resolve_draws",
+    "resolve_sampler",
+    "resolve_mass_matrix",
     "no_traces",
     "THRESHOLDS",
     "SCORE_RULE",

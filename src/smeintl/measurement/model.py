@@ -47,10 +47,9 @@ from .generative import increasing_prior_rows, posterior_params
 from .invariance import deviations, draw_items_by_group
 from .latent import _centered_scores, _lkj_cholesky, _pattern_statistics, _split_scores
 from .layout import ItemLayout, standardization_of
+from .sampling import resolve_draws, resolve_mass_matrix, resolve_sampler, resolve_target_accept
 
-__all__ = ["MeasurementModel", "Built", "auto_sampler", "resolve_target_accept", "no_traces",
-           "LOW_RANK_MIN_FIRMS", "LARGE_FIRMS", "AUTO_TARGET_ACCEPT", "AUTO_TARGET_ACCEPT_LARGE", "INVARIANCE",
-           "FREE_DEVIATION_SD"]
+__all__ = ["MeasurementModel", "Built", "no_traces", "INVARIANCE", "FREE_DEVIATION_SD"]
 
 #: the measurement invariance levels of ``MeasurementModel(invariance=...)``
 INVARIANCE = ("none", "configural", "metric", "scalar", "approximate")
@@ -134,45 +133,6 @@ class _Inputs:
         return self.add(f"prior_{name}_{key}", value, dtype=float)
 
 
-#: prior families with a location parameter ``mu``, which the standardized item
-
-
-LOW_RANK_MIN_FIRMS = 200
-
-#: ``target_accept="auto"`` per sampler.  Bundled data, nutpie, 4 x 1000 draws, nine seeds:
-#: at 0.9 sampling took 15-23 s (about 50 leapfrog steps), min bulk ESS 620-920, and three
-#: fits failed a diagnostic (two with one divergence, one with R-hat 1.013); at 0.95 it took
-#: 16-27 s (about 59 steps), ESS 427-662, and five failed (R-hat 1.010-1.018 on the industry
-#: sd or means, no divergences); at 0.8 two of three fits had a divergence.  PyMC's NUTS
-#: had 69 divergences at 0.9 on the same data.
-AUTO_TARGET_ACCEPT: dict[str, float] = {"nutpie": 0.9, "pymc": 0.95}
-#: ... and with nutpie from this many firms, where the likelihood dominates and the scores
-#: are split (``latent_parameterization``): measured without a divergence at 0.8 in every
-#: run of the default instrument at 2,000 and 10,000 firms (ninth round); at 0.9 a 10,000-firm
-#: fit of 2 x (250 + 250) sampled 559 s, at 0.8 322 s.
-LARGE_FIRMS = 2000
-AUTO_TARGET_ACCEPT_LARGE: dict[str, float] = {"nutpie": 0.8, "pymc": 0.95}
-#: The draws of a large survey (the spec's ``[sampler]`` ``large_*`` keys; these are their
-#: defaults): from ``large_firms`` firms a fit not given draws, tune or chains samples
-#: 2 x (150 + 900).  The likelihood's gradient grows with the firms: at 10,000 firms the
-#: default 4 x (1000 + 1000) would take about half an hour on two cores.  2 x (150 + 900)
-#: took 494 s to a min bulk ESS of 520 in the ninth round, and 663 s to 329 on the current
-#: likelihood (benchmarks/RESULTS.md, fifteenth round): the best measured trade-off, and
-#: a fit that says when its ESS is short.
-LARGE_SURVEY: dict[str, int] = {"large_firms": 5000, "large_draws": 900, "large_tune": 150, "large_chains": 2}
-
-
-def resolve_draws(sampler: Mapping[str, Any], n_firms: int, draws: int | None = None, tune: int | None = None,
-                  chains: int | None = None) -> tuple[int, int, int]:
-    """The ``(draws, tune, chains)`` of a fit of ``n_firms`` firms: each as given, else the
-    spec's ``[sampler]`` setting (``sampler``), from its ``large_firms`` firms its
-    ``large_*`` one (:data:`LARGE_SURVEY`)."""
-    s = dict(sampler)
-    if n_firms >= int(s.get("large_firms", LARGE_SURVEY["large_firms"])):
-        s.update({k: s.get(f"large_{k}", LARGE_SURVEY[f"large_{k}"]) for k in ("draws", "tune", "chains")})
-    return (int(draws or s["draws"]), int(tune if tune is not None else s["tune"]), int(chains or s["chains"]))
-
-
 def no_traces():
     """A context in which PyTensor records no stack trace for the nodes it creates.
 
@@ -183,32 +143,6 @@ def no_traces():
     import pytensor
 
     return pytensor.config.change_flags(traceback__limit=0)
-
-
-def resolve_target_accept(value, sampler: str, n_firms: int | None = None) -> float:
-    """``value`` as a number: ``"auto"`` (or None) is :data:`AUTO_TARGET_ACCEPT` of ``sampler``,
-    or :data:`AUTO_TARGET_ACCEPT_LARGE` from :data:`LARGE_FIRMS` firms."""
-    from ..spec import valid_target_accept
-
-    if value is None or value == "auto":
-        large = n_firms is not None and n_firms >= LARGE_FIRMS
-        return (AUTO_TARGET_ACCEPT_LARGE if large else AUTO_TARGET_ACCEPT)[sampler]
-    if not valid_target_accept(value):
-        raise ValueError(f"target_accept must be 'auto' or a number in (0, 1), got {value!r}")
-    return float(value)
-
-
-def auto_sampler() -> str:
-    """What ``sampler = "auto"`` means: nutpie where installed, else PyMC's NUTS."""
-    return "nutpie" if _has_nutpie() else "pymc"
-
-
-def _has_nutpie() -> bool:
-    try:
-        import nutpie  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 class MeasurementModel:
@@ -717,18 +651,9 @@ class MeasurementModel:
             raise ValueError("random_seed is required: every fit takes an explicit seed")
         s = self.spec.sampler
         draws, tune, chains = resolve_draws(s, survey.n_firms, draws, tune, chains)
-        sampler = sampler or s["sampler"]
-        if sampler == "auto":
-            sampler = auto_sampler()
-        if sampler not in ("pymc", "nutpie"):
-            raise ValueError(f"sampler must be 'pymc', 'nutpie' or 'auto', got {sampler!r}")
+        sampler = resolve_sampler(sampler or s["sampler"])
         target_accept = resolve_target_accept(target_accept or s["target_accept"], sampler, survey.n_firms)
-        if mass_matrix not in ("auto", "diag", "low_rank"):
-            raise ValueError(f"mass_matrix must be 'auto', 'diag' or 'low_rank', got {mass_matrix!r}")
-        if mass_matrix == "low_rank" and sampler != "nutpie":
-            raise ValueError("mass_matrix='low_rank' needs the nutpie sampler; PyMC's NUTS adapts a diagonal one")
-        if mass_matrix == "auto":
-            mass_matrix = "low_rank" if sampler == "nutpie" and survey.n_firms >= LOW_RANK_MIN_FIRMS else "diag"
+        mass_matrix = resolve_mass_matrix(mass_matrix, sampler, survey.n_firms)
         t0 = time.perf_counter()
         # nutpie: one compiled model per structure (_compiled); PyMC NUTS: constants run faster
         with no_traces():

@@ -1,0 +1,100 @@
+"""What a fit's ``"auto"`` sampler settings mean: the sampler, the draws of a large survey,
+``target_accept`` and the mass matrix, each resolved from the spec's ``[sampler]`` table and
+the number of firms (:meth:`~smeintl.measurement.MeasurementModel.fit` records the result in
+the fit's attrs)."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+__all__ = ["LOW_RANK_MIN_FIRMS", "AUTO_TARGET_ACCEPT", "LARGE_FIRMS", "AUTO_TARGET_ACCEPT_LARGE", "LARGE_SURVEY",
+           "MASS_MATRICES", "auto_sampler", "resolve_sampler", "resolve_draws", "resolve_target_accept",
+           "resolve_mass_matrix"]
+
+#: from this many firms ``mass_matrix="auto"`` takes nutpie's low-rank mass-matrix adaptation
+#: (correlations between the item parameters and the scores' mean and spread), below it the
+#: diagonal one
+LOW_RANK_MIN_FIRMS = 200
+
+#: ``target_accept="auto"`` per sampler.  Bundled data, nutpie, 4 x 1000 draws, nine seeds:
+#: at 0.9 sampling took 15-23 s (about 50 leapfrog steps), min bulk ESS 620-920, and three
+#: fits failed a diagnostic (two with one divergence, one with R-hat 1.013); at 0.95 it took
+#: 16-27 s (about 59 steps), ESS 427-662, and five failed (R-hat 1.010-1.018 on the industry
+#: sd or means, no divergences); at 0.8 two of three fits had a divergence.  PyMC's NUTS
+#: had 69 divergences at 0.9 on the same data.
+AUTO_TARGET_ACCEPT: dict[str, float] = {"nutpie": 0.9, "pymc": 0.95}
+#: ... and with nutpie from this many firms, where the likelihood dominates and the scores
+#: are split (``latent_parameterization``): measured without a divergence at 0.8 in every
+#: run of the default instrument at 2,000 and 10,000 firms (ninth round); at 0.9 a 10,000-firm
+#: fit of 2 x (250 + 250) sampled 559 s, at 0.8 322 s.
+LARGE_FIRMS = 2000
+AUTO_TARGET_ACCEPT_LARGE: dict[str, float] = {"nutpie": 0.8, "pymc": 0.95}
+#: The draws of a large survey (the spec's ``[sampler]`` ``large_*`` keys; these are their
+#: defaults): from ``large_firms`` firms a fit not given draws, tune or chains samples
+#: 2 x (150 + 900).  The likelihood's gradient grows with the firms: at 10,000 firms the
+#: default 4 x (1000 + 1000) would take about half an hour on two cores.  2 x (150 + 900)
+#: took 494 s to a min bulk ESS of 520 in the ninth round, and 663 s to 329 on the current
+#: likelihood (benchmarks/RESULTS.md, fifteenth round): the best measured trade-off, and
+#: a fit that says when its ESS is short.
+LARGE_SURVEY: dict[str, int] = {"large_firms": 5000, "large_draws": 900, "large_tune": 150, "large_chains": 2}
+
+
+def resolve_draws(sampler: Mapping[str, Any], n_firms: int, draws: int | None = None, tune: int | None = None,
+                  chains: int | None = None) -> tuple[int, int, int]:
+    """The ``(draws, tune, chains)`` of a fit of ``n_firms`` firms: each as given, else the
+    spec's ``[sampler]`` setting (``sampler``), from its ``large_firms`` firms its
+    ``large_*`` one (:data:`LARGE_SURVEY`)."""
+    s = dict(sampler)
+    if n_firms >= int(s.get("large_firms", LARGE_SURVEY["large_firms"])):
+        s.update({k: s.get(f"large_{k}", LARGE_SURVEY[f"large_{k}"]) for k in ("draws", "tune", "chains")})
+    return (int(draws or s["draws"]), int(tune if tune is not None else s["tune"]), int(chains or s["chains"]))
+
+
+def resolve_target_accept(value, sampler: str, n_firms: int | None = None) -> float:
+    """``value`` as a number: ``"auto"`` (or None) is :data:`AUTO_TARGET_ACCEPT` of ``sampler``,
+    or :data:`AUTO_TARGET_ACCEPT_LARGE` from :data:`LARGE_FIRMS` firms."""
+    from ..spec import valid_target_accept
+
+    if value is None or value == "auto":
+        large = n_firms is not None and n_firms >= LARGE_FIRMS
+        return (AUTO_TARGET_ACCEPT_LARGE if large else AUTO_TARGET_ACCEPT)[sampler]
+    if not valid_target_accept(value):
+        raise ValueError(f"target_accept must be 'auto' or a number in (0, 1), got {value!r}")
+    return float(value)
+
+
+def resolve_sampler(value: str) -> str:
+    """``"pymc"`` or ``"nutpie"``; ``"auto"`` is :func:`auto_sampler`."""
+    sampler = auto_sampler() if value == "auto" else value
+    if sampler not in ("pymc", "nutpie"):
+        raise ValueError(f"sampler must be 'pymc', 'nutpie' or 'auto', got {value!r}")
+    return sampler
+
+
+#: the mass matrices a fit can adapt (``mass_matrix``)
+MASS_MATRICES = ("auto", "diag", "low_rank")
+
+
+def resolve_mass_matrix(value: str, sampler: str, n_firms: int) -> str:
+    """``"diag"`` or ``"low_rank"``; ``"auto"`` is the low-rank one with nutpie from
+    :data:`LOW_RANK_MIN_FIRMS` firms, else the diagonal one (PyMC's NUTS adapts only that)."""
+    if value not in MASS_MATRICES:
+        raise ValueError(f"mass_matrix must be 'auto', 'diag' or 'low_rank', got {value!r}")
+    if value == "low_rank" and sampler != "nutpie":
+        raise ValueError("mass_matrix='low_rank' needs the nutpie sampler; PyMC's NUTS adapts a diagonal one")
+    if value == "auto":
+        return "low_rank" if sampler == "nutpie" and n_firms >= LOW_RANK_MIN_FIRMS else "diag"
+    return value
+
+
+def auto_sampler() -> str:
+    """What ``sampler = "auto"`` means: nutpie where installed, else PyMC's NUTS."""
+    return "nutpie" if _has_nutpie() else "pymc"
+
+
+def _has_nutpie() -> bool:
+    try:
+        import nutpie  # noqa: F401
+    except ImportError:
+        return False
+    return True
