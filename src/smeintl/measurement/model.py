@@ -624,16 +624,16 @@ class MeasurementModel:
         the observed data, and attrs recording the spec text, data hash, seed,
         sampler, mass matrix, package versions and the diagnostics verdict.
 
-        ``target_accept``: a number in (0, 1), or ``"auto"`` (:data:`AUTO_TARGET_ACCEPT`:
-        0.9 with nutpie, 0.95 with PyMC's NUTS; with nutpie 0.8 from :data:`LARGE_FIRMS`
+        ``target_accept``: a number in (0, 1), or ``"auto"`` (:data:`~.sampling.AUTO_TARGET_ACCEPT`:
+        0.9 with nutpie, 0.95 with PyMC's NUTS; with nutpie 0.8 from :data:`~.sampling.LARGE_FIRMS`
         firms); default the spec's ``[sampler]``.  The attrs record the number used.
 
         ``draws``, ``tune``, ``chains``: default the spec's ``[sampler]``; from its
-        ``large_firms`` firms its ``large_*`` settings (:data:`LARGE_SURVEY`).
+        ``large_firms`` firms its ``large_*`` settings (:data:`~.sampling.LARGE_SURVEY`).
 
         ``mass_matrix``: ``"diag"`` (diagonal), ``"low_rank"`` (nutpie's diagonal plus
         low-rank adaptation, nutpie only) or ``"auto"``: low-rank with nutpie from
-        :data:`LOW_RANK_MIN_FIRMS` firms.  With many firms the item intercepts and
+        :data:`~.sampling.LOW_RANK_MIN_FIRMS` firms.  With many firms the item intercepts and
         cutpoints all trade off against the mean of the latent scores, a direction
         that a diagonal mass matrix cannot follow (default instrument, 1,000 firms,
         2 x 400 draws: min bulk ESS 15 diagonal, 132 low-rank; 300 firms: 39 vs
