@@ -674,8 +674,6 @@ class MeasurementModel:
                                                  progressbar=progressbar, low_rank=mass_matrix == "low_rank")
             else:
                 idata = compat.as_fit(pm.sample(
-                    # PyMC's own NUTS: PyMC 6 would otherwise run nutpie where it is installed
-                    nuts_sampler="pymc",
                     draws=draws,
                     tune=tune,
                     chains=chains,
