@@ -69,6 +69,16 @@ def test_rhat_problem_counts_the_values_over_the_threshold():
     assert d.failed and d.scores["failed"] and d.scores["n_over"] == 2 and d.scores["n_over"] <= d.scores["bound_over"]
     assert f"R-hat {d.scores['max_rhat']:.3f} > 1.05 on one of the per-firm scores (eta): chains disagree" \
         in d.problems, d.problems
+    # the verdict round-trips through the stored record; a record stored before it was kept
+    # (no "failed") takes it from its problems
+    from smeintl.measurement import Diagnostics
+
+    assert Diagnostics.from_dict(d.to_dict()) == d
+    old = d.to_dict()
+    old["scores"] = {k: v for k, v in old["scores"].items() if k != "failed"}
+    assert Diagnostics.from_dict(old).scores["failed"] is True
+    old["problems"] = [p for p in old["problems"] if "per-firm scores" not in p]
+    assert Diagnostics.from_dict(old).scores["failed"] is False
     # a model parameter names its worst variable and how many of its values are over
     sd = rng.normal(size=(2, 2000, 3))
     sd[1, :, 0] += 1.0

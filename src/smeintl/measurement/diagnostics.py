@@ -89,6 +89,11 @@ class Diagnostics:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Diagnostics":
+        problems = tuple(d.get("problems", ()))
+        scores = dict(d["scores"]) if d.get("scores") else None
+        if scores is not None and "failed" not in scores:
+            # stored before the rule's verdict was recorded: its problem names the per-firm scores
+            scores["failed"] = any("per-firm scores" in p for p in problems)
         return cls(
             float(d["max_rhat"]),
             float(d["min_ess_bulk"]),
@@ -97,8 +102,8 @@ class Diagnostics:
             float(d["min_ebfmi"]),
             int(d.get("n_draws", 0)),
             dict(d.get("worst", {})),
-            tuple(d.get("problems", ())),
-            dict(d["scores"]) if d.get("scores") else None,
+            problems,
+            scores,
         )
 
 

@@ -12,7 +12,8 @@ import numpy as np
 from .. import families as fam
 from .layout import ItemLayout
 
-__all__ = ["draw_items", "expected_scaled", "expected_raw", "cell_loglik", "posterior_params", "param_names", "increasing_prior_rows"]
+__all__ = ["draw_items", "expected_scaled", "expected_raw", "cell_loglik", "posterior_params", "param_names",
+           "increasing_prior_rows"]
 
 
 def _lp(params: Mapping[str, np.ndarray], eta: np.ndarray, layout: ItemLayout) -> np.ndarray:
