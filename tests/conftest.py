@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import warnings
 from pathlib import Path
 
@@ -12,6 +13,13 @@ BUNDLE_DIR = ROOT / "src" / "smeintl" / "bundled"  # the bundled files (smeintl.
 DATA = BUNDLE_DIR / "hitachi_synthetic.csv"
 SPEC = BUNDLE_DIR / "hitachi.toml"
 SPECS = ROOT / "tests" / "data" / "specs"
+
+# The Ctrl-C tests need Python's own SIGINT handling, in this process and in the commands they
+# start.  A runner started as a background job of a shell without job control (``cmd &`` in a
+# script, ``nohup``) inherits SIGINT ignored; Python then installs no KeyboardInterrupt handler,
+# and smeintl, as a Unix program should, leaves an ignored SIGINT ignored.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 #: short but real sampling settings for the default suite
 QUICK = dict(draws=250, tune=400, chains=2)
