@@ -215,6 +215,10 @@ def test_same_seed_same_draws_whatever_the_process_ran_before(tiny, tmp_path):
         warnings.simplefilter("ignore")
         MeasurementModel(spec).fit(a, random_seed=1, **SHORT)  # a nutpie fit first, in this process
         here = MeasurementModel(spec).fit(a, random_seed=9, sampler="pymc", **kw)
+    # PyMC's own NUTS (its sample stats), not nutpie through pm.sample (PyMC 6's default
+    # where nutpie is installed)
+    stats = compat.group(here, "sample_stats")
+    assert here.attrs["sampler"] == "pymc" and "tree_depth" in stats and "depth" not in stats
     survey_file = tmp_path / "a.csv"
     survey_to_csv(a, survey_file)
     out = tmp_path / "fresh.nc"
@@ -228,6 +232,55 @@ def test_same_seed_same_draws_whatever_the_process_ran_before(tiny, tmp_path):
     fresh, _model = load_fit(out)
     np.testing.assert_allclose(compat.group(here, "posterior")["loading"].values,
                                compat.group(fresh, "posterior")["loading"].values, rtol=1e-9, atol=0)
+
+
+def test_kernels_compile_without_fastmath_inside_and_as_before_outside():
+    import pytensor
+
+    from smeintl.measurement.model import exact_kernels
+
+    before = pytensor.config.numba__fastmath
+    with exact_kernels():
+        assert pytensor.config.numba__fastmath is False
+    assert pytensor.config.numba__fastmath == before
+
+
+@pytest.mark.slow
+def test_same_draws_from_freshly_compiled_and_cached_kernels(tiny, tmp_path):
+    """A fit's first run on a machine (PyTensor's numba kernels compiled, written to an empty
+    cache) gives the draws of every later run (the kernels read back from the cache), for
+    both samplers, to the last bit.  With numba's fastmath the two differed on PyTensor 3
+    (the log-density in its last bit, then every draw): ``measurement.model.exact_kernels``.
+    Slow (about 2 minutes: every kernel of both samplers compiled into an empty cache); in
+    the default suite the study's local and Dask tables (``tests/test_study.py``) are the
+    same check across processes on a warm cache."""
+    import os
+    import subprocess
+    import sys
+
+    from smeintl.data import survey_to_csv
+    from smeintl.measurement import load_fit
+
+    spec, a, _b = tiny
+    survey_file = tmp_path / "a.csv"
+    survey_to_csv(a, survey_file)
+    env = {**os.environ, "PYTENSOR_FLAGS": f"base_compiledir={tmp_path / 'compiledir'}"}
+    kw = dict(draws=30, tune=30, chains=1, progressbar=False)
+    draws = []
+    for run in ("cold", "warm"):
+        code = ("import warnings; warnings.simplefilter('ignore')\n"
+                "from smeintl.data import load_spec, load_survey\n"
+                "from smeintl.measurement import MeasurementModel, save_fit\n"
+                f"spec = load_spec({str(TINY)!r}); s = load_survey({str(survey_file)!r}, spec)\n"
+                f"for sampler in ('nutpie', 'pymc'):\n"
+                f"    fit = MeasurementModel(spec).fit(s, random_seed=9, sampler=sampler, **{kw!r})\n"
+                f"    save_fit(fit, {str(tmp_path)!r} + f'/{run}-{{sampler}}.nc')\n")
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900, env=env)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        draws.append([compat.group(load_fit(tmp_path / f"{run}-{s}.nc")[0], "posterior")["loading"].values
+                      for s in ("nutpie", "pymc")])
+    for cold, warm in zip(*draws):
+        np.testing.assert_array_equal(cold, warm)
 
 
 def test_chains_run_with_one_blas_thread_and_the_same_draws(monkeypatch):

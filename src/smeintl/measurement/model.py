@@ -49,7 +49,7 @@ from .latent import _centered_scores, _lkj_cholesky, _pattern_statistics, _split
 from .layout import ItemLayout, standardization_of
 from .sampling import resolve_draws, resolve_mass_matrix, resolve_sampler, resolve_target_accept
 
-__all__ = ["MeasurementModel", "Built", "no_traces", "INVARIANCE", "FREE_DEVIATION_SD"]
+__all__ = ["MeasurementModel", "Built", "no_traces", "exact_kernels", "INVARIANCE", "FREE_DEVIATION_SD"]
 
 #: the measurement invariance levels of ``MeasurementModel(invariance=...)``
 INVARIANCE = ("none", "configural", "metric", "scalar", "approximate")
@@ -143,6 +143,22 @@ def no_traces():
     import pytensor
 
     return pytensor.config.change_flags(traceback__limit=0)
+
+
+def exact_kernels():
+    """A context in which PyTensor's numba backend compiles without fastmath.
+
+    With fastmath, a kernel compiled in this process and the same kernel read back from
+    PyTensor's numba disk cache can differ in the last bit (PyTensor 3: the default
+    instrument's log-density at one point, ``-0x1.6c2e308f5840ep+10`` compiled fresh and
+    ``...840fp+10`` from the cache), and NUTS turns one bit into other draws: on Python 3.13
+    a fit's first run on a machine differed from every later run with the same seed, and a
+    study's tables from a local run and from a Dask cluster differed.  Without fastmath both
+    agree, and the warm fit of the default instrument takes as long (17.7 vs 17.9 s).
+    """
+    import pytensor
+
+    return pytensor.config.change_flags(numba__fastmath=False)
 
 
 class MeasurementModel:
@@ -659,7 +675,7 @@ class MeasurementModel:
         with no_traces():
             model, built = self._build(survey, inputs="shared" if sampler == "nutpie" else "constant")
         t_build = time.perf_counter() - t0
-        with model, warnings.catch_warnings(), no_traces():
+        with model, warnings.catch_warnings(), no_traces(), exact_kernels():
             warnings.filterwarnings("ignore", category=UserWarning, module="pymc")
             warnings.filterwarnings("ignore", category=FutureWarning)
             warnings.filterwarnings("ignore", category=RuntimeWarning)
@@ -674,6 +690,8 @@ class MeasurementModel:
                                                  progressbar=progressbar, low_rank=mass_matrix == "low_rank")
             else:
                 idata = compat.as_fit(pm.sample(
+                    # PyMC's own NUTS: PyMC 6 would otherwise run nutpie where it is installed
+                    nuts_sampler="pymc",
                     draws=draws,
                     tune=tune,
                     chains=chains,
@@ -729,7 +747,7 @@ class MeasurementModel:
                                  invariance=self.invariance)
         model, built = plain._build(survey)
         names = [v.name for v in model.free_RVs] + [d.name for d in model.deterministics]
-        with model, warnings.catch_warnings():
+        with model, warnings.catch_warnings(), exact_kernels():
             warnings.simplefilter("ignore")
             pri = pm.sample_prior_predictive(draws=draws, var_names=names, random_seed=int(random_seed))
         P = posterior_params(pri, self.spec, group="prior")
