@@ -467,7 +467,7 @@ def _analyze(data, *, spec, seed, quick, group, invariance, robustness, checks, 
         det = run_deterministic(survey)
     with steps.step(STEPS[2]):
         model = MeasurementModel(spec_obj, group=group, invariance=invariance)
-        say(f"    {model.parameterization} parameterization, {fit_kw['chains']} chains x "
+        say(f"    {model.for_survey(survey).parameterization} parameterization, {fit_kw['chains']} chains x "
             f"{fit_kw['draws']} draws after {fit_kw['tune']} tuning, seed {seed}"
             + (" (quick run)" if quick else ""))
         idata = model.fit(survey, progressbar=progress, random_seed=seed, sampler=sampler, **fit_kw)

@@ -187,7 +187,7 @@ def cmd_fit(args) -> int:
     check_invariance(spec, not args.no_group, args.invariance)
     model = MeasurementModel(spec, group=not args.no_group, invariance=args.invariance)
     print(
-        f"fitting {spec.name} to {survey.n_firms} firms ({model.parameterization} parameterization, "
+        f"fitting {spec.name} to {survey.n_firms} firms ({model.for_survey(survey).parameterization} parameterization, "
         f"{kw['chains']} chains x {kw['draws']} draws after {kw['tune']} tuning, seed {args.seed})",
         flush=True,
     )

@@ -25,9 +25,12 @@ import pandas as pd
 
 from .. import compat
 
-__all__ = ["INTEGRATION_NODES", "INTEGRATION_CHECK_NODES", "INTEGRATED_MAX_DRAWS", "MAX_CONSTRUCTS", "KHAT_BAD",
+__all__ = ["INTEGRATED", "INTEGRATION_NODES", "INTEGRATION_CHECK_NODES", "INTEGRATED_MAX_DRAWS", "MAX_CONSTRUCTS", "KHAT_BAD",
            "FitLoo", "integrated_loglik", "integrated_fit", "fit_loo", "compare_models"]
 
+#: parameterizations whose stored per-firm log-likelihood (``responses``) is already
+#: integrated over the latent scores
+INTEGRATED = ("marginal", "quadrature")
 #: integrated LOO: Gauss-Hermite nodes per construct and the most draws used
 INTEGRATION_NODES = 15
 #: nodes of the convergence check of the quadrature (on a few draws)
@@ -75,8 +78,8 @@ def integrated_loglik(fit, spec=None, survey=None, *, nodes: int = INTEGRATION_N
     without them, or with ``group=False``).  ``draws``: the draws (chain-major stacked
     indices) at which to evaluate, default all; returns ``(len(draws), F)``.  The answers
     and groups come from ``survey`` or, without it, from the fit's ``observed_data``; the
-    spec from the fit when not given.  A fit with the marginal parameterization already
-    stores this quantity as ``responses``.
+    spec from the fit when not given.  A fit with the marginal or quadrature
+    parameterization already stores this quantity as ``responses``.
     """
     from numpy.polynomial.hermite_e import hermegauss
     from scipy.special import logsumexp
@@ -146,8 +149,8 @@ def integrated_fit(fit, spec=None, survey=None, *, group: bool = True, parameter
     per-firm log-likelihood as ``log_likelihood.responses``; with ``check`` also the
     largest and the mean difference, over up to 10 draws, between the quadrature with
     :data:`INTEGRATION_NODES` and with :data:`INTEGRATION_CHECK_NODES` nodes (else NaN).
-    ``parameterization``: the fit's (default its attrs'); a marginal fit's ``responses``
-    are already integrated."""
+    ``parameterization``: the fit's (default its attrs'); a marginal or quadrature fit's
+    ``responses`` are already integrated (:data:`INTEGRATED`)."""
     import xarray as xr
 
     fit = compat.as_fit(fit)
@@ -160,7 +163,7 @@ def integrated_fit(fit, spec=None, survey=None, *, group: bool = True, parameter
         keep = np.unique(np.round(np.linspace(0, nd - 1, max(1, INTEGRATED_MAX_DRAWS // nc))).astype(int))
     sub = post.isel(draw=keep)
     err = (float("nan"), float("nan"))
-    if parameterization == "marginal":  # responses are already marginal over the latent scores
+    if parameterization in INTEGRATED:  # responses are already marginal over the latent scores
         ll = compat.group(fit, "log_likelihood")["responses"].isel(draw=keep)
     else:
         sel = (np.arange(nc)[:, None] * nd + keep[None, :]).ravel()  # chain-major stacked indices
@@ -223,8 +226,13 @@ class FitLoo:
 
 
 def _method(fit) -> str:
-    if str(compat.as_fit(fit).attrs.get("parameterization", "latent")) == "marginal":
+    par = str(compat.as_fit(fit).attrs.get("parameterization", "latent"))
+    if par == "marginal":
         return "marginal likelihood, exact"
+    if par == "quadrature":
+        from .quadrature import HALF_WIDTH, POINTS
+
+        return f"quadrature as fitted, {POINTS} points on +-{HALF_WIDTH:g} sd"
     return f"adaptive Gauss-Hermite, {INTEGRATION_NODES} nodes per construct"
 
 

@@ -25,10 +25,14 @@ All-continuous instruments use the *marginal* parameterization: the latent score
 are integrated out (y_f ~ MvNormal(a + Lambda mu_g, Lambda R Lambda' + Psi) on each
 firm's observed items), so the cost does not grow with a per-firm parameter vector;
 latent scores are drawn afterwards from their exact conditional normal (:mod:`.posterior`).
+One-construct instruments whose rows of answers repeat across firms (a few binary or
+ordinal items, many firms) use the *quadrature* parameterization: the scores are
+integrated out on a grid, each distinct row of answers evaluated once (:mod:`.quadrature`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import warnings
@@ -47,9 +51,16 @@ from .generative import increasing_prior_rows, posterior_params
 from .invariance import deviations, draw_items_by_group
 from .latent import _centered_scores, _lkj_cholesky, _pattern_statistics, _split_scores
 from .layout import ItemLayout, standardization_of
+from .quadrature import add_quadrature, quadrature_problem
 from .sampling import resolve_draws, resolve_mass_matrix, resolve_sampler, resolve_target_accept
 
-__all__ = ["MeasurementModel", "Built", "no_traces", "exact_kernels", "INVARIANCE", "FREE_DEVIATION_SD"]
+__all__ = ["MeasurementModel", "Built", "no_traces", "exact_kernels", "INVARIANCE", "FREE_DEVIATION_SD",
+           "PARAMETERIZATIONS"]
+
+#: ``MeasurementModel(parameterization=...)``: the scores sampled per firm (``"latent"``),
+#: integrated out exactly for all-continuous instruments (``"marginal"``) or on a grid for
+#: one construct (``"quadrature"``); ``"auto"`` picks
+PARAMETERIZATIONS = ("auto", "latent", "marginal", "quadrature")
 
 #: the measurement invariance levels of ``MeasurementModel(invariance=...)``
 INVARIANCE = ("none", "configural", "metric", "scalar", "approximate")
@@ -171,9 +182,13 @@ class MeasurementModel:
     group : bool
         Partially pooled latent means per level of ``spec.group_column``
         (industry); ``False`` switches the level off.
-    parameterization : {"auto", "latent", "marginal"}
+    parameterization : {"auto", "latent", "marginal", "quadrature"}
         ``"marginal"`` integrates the latent scores out (all-continuous
-        instruments only); ``"auto"`` picks it where possible.
+        instruments only); ``"quadrature"`` integrates one construct's scores out on a
+        grid (:mod:`.quadrature`; no group-specific item parameters); ``"auto"`` picks
+        marginal where possible, quadrature for one construct where the survey's rows of
+        answers repeat enough (:attr:`QUADRATURE_ROWS_PER_FIRM`), else latent;
+        :meth:`for_survey` gives the model with the choice made for a survey.
     group_parameterization : {"auto", "centered", "noncentered"}
         How the group means are sampled (the same model); ``"auto"``: see ``CENTER_GROUPS_AT``.
     latent_parameterization : {"auto", "centered", "noncentered", "split"}
@@ -208,8 +223,9 @@ class MeasurementModel:
         if invariance not in INVARIANCE:
             raise ValueError(f"invariance must be one of {', '.join(map(repr, INVARIANCE))}, got {invariance!r}")
         self.invariance = invariance
-        if parameterization not in ("auto", "latent", "marginal"):
-            raise ValueError(f"parameterization must be 'auto', 'latent' or 'marginal', got {parameterization!r}")
+        if parameterization not in PARAMETERIZATIONS:
+            raise ValueError(f"parameterization must be one of {', '.join(map(repr, PARAMETERIZATIONS))}, "
+                             f"got {parameterization!r}")
         self.spec = spec
         self.layout = ItemLayout.from_spec(spec)
         self.group = bool(group) and spec.group_column is not None
@@ -218,14 +234,18 @@ class MeasurementModel:
                 "the marginal parameterization needs an all-continuous instrument; "
                 f"this spec has scales {sorted(set(self.layout.scales))}"
             )
+        if parameterization == "quadrature" and (why := self._no_quadrature()):
+            raise ValueError(f"the quadrature parameterization {why}")
         if self._deviations != (None, None):
             if not self.group:
                 raise ValueError(f"invariance={invariance!r} compares groups: it needs the group level (a spec "
                                  "group_column and group=True)")
-            if parameterization == "marginal":
+            if parameterization in ("marginal", "quadrature"):
                 raise ValueError(f"invariance={invariance!r} needs the latent parameterization (group-specific "
-                                 "item parameters are not in the marginal likelihood)")
+                                 f"item parameters are not in the {parameterization} likelihood)")
             parameterization = "latent"
+        #: "auto" resolved per survey where the choice depends on the data (:meth:`for_survey`)
+        self._auto = parameterization == "auto"
         if parameterization == "auto":
             parameterization = "marginal" if self.layout.all_continuous else "latent"
         self.parameterization = parameterization
@@ -256,7 +276,14 @@ class MeasurementModel:
     def for_survey(self, survey) -> "MeasurementModel":
         """The model that fits ``survey``: this one, or without the group level when the survey
         has fewer than two groups (one group's mean is not identified apart from the latent
-        scale, and its ``group_sd`` would be its prior alone)."""
+        scale, and its ``group_sd`` would be its prior alone), or with the quadrature
+        parameterization where ``"auto"`` picks it for this survey (:meth:`_prefers_quadrature`)."""
+        if self._auto and self.parameterization == "latent" and self._prefers_quadrature(survey):
+            return MeasurementModel(self.spec, group=self.group, parameterization="quadrature",
+                                    group_parameterization=self.group_parameterization,
+                                    latent_parameterization=self.latent_parameterization,
+                                    standardized_scores=self.standardized_scores,
+                                    invariance=self.invariance).for_survey(survey)
         if not self.group or len(survey.group_names) >= 2:
             return self
         if self._deviations != (None, None):
@@ -269,6 +296,38 @@ class MeasurementModel:
                                 group_parameterization=self.group_parameterization,
                                 latent_parameterization=self.latent_parameterization,
                                 standardized_scores=self.standardized_scores, invariance=self.invariance)
+
+    def _no_quadrature(self) -> str | None:
+        """Why the quadrature parameterization cannot fit this model (None: it can)."""
+        C = len(self.layout.constructs)
+        if C != 1:
+            return f"integrates one construct's scores; this spec has {C} constructs ({', '.join(self.layout.constructs)})"
+        if self._deviations != (None, None):
+            return f"needs item parameters equal across groups (invariance={self.invariance!r} lets them differ)"
+        kernel_less = sorted({b.family.name for b in self.layout.blocks() if b.family.kernel is None})
+        if kernel_less:
+            return f"needs each item family's likelihood kernel; {', '.join(kernel_less)} has none"
+        return None
+
+    #: ``parameterization="auto"`` integrates one construct's scores out by quadrature when
+    #: the distinct rows of answers times the grid points are at most this many times the
+    #: number of firms, i.e. when rows repeat across firms (few categorical items, many
+    #: firms).  The rows' sums over the grid cost a few additions per answer and point; the
+    #: sampler then moves the item parameters alone, in a third to a half of the leapfrog
+    #: steps.  Measured (nutpie, 4 x 1000 draws): eight binary items, 2,000 firms (at most
+    #: 256 rows, 7.8 per firm): sampling 12.9 s to a min bulk ESS of 3,116 against 52.4 s to
+    #: 1,872 with the scores sampled (6.7 vs 16.1 leapfrog steps per draw); the same
+    #: posterior means of the loadings to 0.01
+    QUADRATURE_ROWS_PER_FIRM = 8
+
+    def _prefers_quadrature(self, survey) -> bool:
+        from .quadrature import POINTS, answer_rows
+
+        if self.layout.all_continuous or self._no_quadrature():
+            return False
+        X = survey.items[list(self.layout.names)].to_numpy(dtype=float)
+        rows = answer_rows(X, np.asarray(survey.groups) if self.group else None)[0]
+        return rows.size * POINTS <= self.QUADRATURE_ROWS_PER_FIRM * X.shape[0]
 
     @property
     def _deviations(self) -> tuple[str | None, str | None]:
@@ -502,6 +561,9 @@ class MeasurementModel:
                     dev = self._group_deviations(pm, pt, inp, loading, reported, mean, group_codes,
                                                  len(survey.group_names))
                 self._likelihoods(pm, pt, inp, X, eta, loading, std, shift=shift, deviations=dev)
+            elif self.parameterization == "quadrature":
+                self._quadrature_likelihood(pm, pt, inp, X, gmean if self._group_means else None, G, loading,
+                                            std, group_codes)
             else:
                 self._marginal_likelihood(pm, pt, inp, X, mu_f, chol, loading, std, group_codes)
         return model, Built(latent_used, bool(standardized_used), std, group_codes)
@@ -616,6 +678,54 @@ class MeasurementModel:
         total = -0.5 * (pt.sum(n_p * logdet) + float(np.sum(n_p * O.sum(1))) * np.log(2 * np.pi) + quad)
         pm.Potential("marginal_loglik", total)
 
+    def _quadrature_likelihood(self, pm, pt, inp, X, gmean, G, loading, std, group_codes):
+        """One construct's scores integrated out on a grid (:mod:`.quadrature`).
+
+        Each family's kernel runs once per grid point q and distinct (group, item, answer)
+        of the block: its log-likelihood at the score ``mu_g + x_q`` (the table).  Each
+        distinct row u of answers (within its group) then sums its answers' entries of the
+        table per point, and the model adds ``n_u log sum_q w_q p(y_u | mu_g + x_q)`` with
+        ``n_u`` the row's number of firms.  With few categories the table is small (five
+        binary items: 10 entries per group and point), so a gradient costs about as much
+        as a handful of latent scores would."""
+        from ..families.kernels import cells_logp_elementwise
+        from .quadrature import answer_rows, grid
+
+        lay = self.layout
+        rows, _inverse, counts = answer_rows(X, group_codes if self.group else None)
+        Xu = X[rows]
+        gu = np.asarray(group_codes, dtype=np.int64)[rows] if gmean is not None else np.zeros(rows.size, np.int64)
+        x, lw = grid()
+        Q = x.size
+        n_rows = inp.add("data_quad_counts", counts, dtype=np.float64)
+        # the scores at every point and group, position q * G + g
+        if gmean is None:
+            eta, G = pt.as_tensor(x), 1
+        else:
+            eta = (pt.as_tensor(x)[:, None] + gmean[None, :, 0]).reshape((-1,))
+        signed = loading * lay.sign
+        ctx = fam.BuildContext(pm=pm, pt=pt, inputs=inp, priors=self.spec.priors, layout=lay, X=Xu, eta_flat=eta,
+                               signed=signed, shift=None, standardization=std, n_constructs=1)
+        at_points = pt.zeros((Q, 1)) + (n_rows * 0.0)[None, :]  # (Q, U)
+        for block in lay.blocks():
+            family = block.family
+            p1, p2, p3 = family.build_params(ctx, block)
+            u, j, v = family.observed_cells(lay, block, Xu, std)
+            entries, which = np.unique(np.column_stack([gu[u], j, v]), axis=0, return_inverse=True)
+            eg, ej, ev = entries[:, 0].astype(np.int64), entries[:, 1].astype(np.int64), entries[:, 2]
+            e = (np.arange(Q)[:, None] * G + eg[None, :]).ravel()
+            name = block.key
+            e_d, it, jj, pos = (inp.add(f"data_{name}_{k}", a, dtype=np.int64) for k, a in (
+                ("eta", e), ("item", np.tile(block.idx[ej], Q)), ("j", np.tile(ej, Q)),
+                ("pos", np.tile(np.asarray(family.positions(ej, ev, block)), Q))))
+            value = inp.add(f"data_{name}_y", np.tile(ev, Q), dtype=np.float64)
+            table = cells_logp_elementwise(family.kernel, eta, signed, p1, p2, p3, e_d, it, jj, pos, value)
+            row_d = inp.add(f"data_{name}_row", u, dtype=np.int64)
+            entry_d = inp.add(f"data_{name}_entry", np.asarray(which).reshape(-1), dtype=np.int64)
+            at_points = pt.inc_subtensor(at_points[:, row_d], table.reshape((Q, -1))[:, entry_d])
+        per_row = pt.logsumexp(at_points + lw[:, None], axis=0)
+        pm.Potential("quadrature_loglik", pt.sum(n_rows * per_row))
+
     # ---------------------------------------------------------------- fit
     def fit(
         self,
@@ -707,15 +817,21 @@ class MeasurementModel:
             if log_likelihood and self.parameterization == "latent":
                 post.add_firm_loglik(self, idata, survey, built.standardization)
         std = built.standardization
+        extra: dict[str, Any] = {}
         if self.parameterization == "marginal":
             if log_likelihood:
                 post.add_marginal_loglik(self, idata, survey, std)
             post.add_marginal_eta(self, idata, survey, std, random_seed)
+        elif self.parameterization == "quadrature":
+            check = add_quadrature(self, idata, survey, std, random_seed, log_likelihood=log_likelihood)
+            extra["quadrature"] = json.dumps(check)
         if posterior_predictive:
             post.add_posterior_predictive(self, idata, survey, std, random_seed)
         post.add_observed(self, idata, survey)
         post.add_constant_data(idata, model)
         diag = diagnose(idata)
+        if extra and (problem := quadrature_problem(check)):
+            diag = dataclasses.replace(diag, problems=diag.problems + (problem,))
         idata.attrs.update(
             post.fit_attrs(self, built, survey, random_seed, sampler, mass_matrix, draws, tune, chains, target_accept)
             | {
@@ -723,6 +839,7 @@ class MeasurementModel:
                 "failed": int(diag.failed),
                 "timing": json.dumps({"build_s": t_build, "sample_s": t_sample, **timing}),
             }
+            | extra
         )
         return idata
 

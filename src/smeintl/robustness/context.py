@@ -182,6 +182,8 @@ class RobustnessContext:
         par = self.fit_parameterization
         if par == "marginal" and not all(it.family.linear for it in spec.items):
             par = "auto"
+        if par == "quadrature":  # the variant may not allow it (two constructs); "auto" picks it where it pays
+            par = "auto"
         # the fit's invariance level where the refit keeps the group level (deviations need groups)
         inv = self.fit_invariance if group else "none"
         return MeasurementModel(spec, group=group, parameterization=par if par in ("latent", "marginal") else "auto",

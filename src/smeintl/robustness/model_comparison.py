@@ -21,6 +21,7 @@ from ..profiles import type_arrays
 from ..spec import Spec
 from .context import KHAT_MAX, RobustnessContext
 from .findings import industry_codes, posterior_verdicts
+from ..measurement.loo import INTEGRATED
 from .loo import INTEGRATED_MAX_DRAWS, INTEGRATION_CHECK_NODES, INTEGRATION_NODES, integrated_idata
 from .refit import comparison_plan
 from .result import Check, CheckResult, skip
@@ -200,8 +201,9 @@ def check_model_comparison(ctx: RobustnessContext) -> CheckResult:
         f"integrated out (adaptive Gauss-Hermite, {INTEGRATION_NODES} nodes per construct; at most "
         f"{INTEGRATED_MAX_DRAWS} evenly spaced draws), which predicts a new firm of the same industry. The verdict "
         "uses the integrated LOO when it is available."
-        + (" The given fit uses the marginal parameterization: its stored log-likelihood is already integrated "
-           "over the latent scores, so for it the two coincide." if ctx.fit_parameterization == "marginal" else "")
+        + (f" The given fit uses the {ctx.fit_parameterization} parameterization: its stored log-likelihood is "
+           "already integrated over the latent scores, so for it the two coincide."
+           if ctx.fit_parameterization in INTEGRATED else "")
         + (f" Quadrature check on the reference fit (10 draws): a firm's integrated log-likelihood changes by "
            f"at most {quad_err[0]:.3f} (mean {quad_err[1]:.4f}) with {INTEGRATION_CHECK_NODES} nodes."
            if np.isfinite(quad_err[0]) else ""),
