@@ -93,3 +93,16 @@ def test_bad_spec_exit_2(tmp_path, capsys):
 def test_missing_file_exit_2(tmp_path, capsys):
     assert main(["indices", str(tmp_path / "nope.csv")]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_fit_parameterization_the_spec_cannot_take_exit_2(tmp_path, capsys):
+    out = tmp_path / "fit.nc"
+    assert main(["fit", str(DATA), "--parameterization", "quadrature", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--parameterization quadrature" in err and "2 constructs" in err and "Traceback" not in err
+    assert not out.exists()
+    with pytest.raises(SystemExit) as exc:  # argparse's own check of the choices
+        main(["fit", str(DATA), "--parameterization", "grid", "--out", str(out)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'grid'" in err and "'quadrature'" in err

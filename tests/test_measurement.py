@@ -18,6 +18,7 @@ from smeintl.measurement import (
     save_fit,
     summarize_fit,
 )
+from smeintl.measurement.diagnostics import SCORES_TEXT
 from smeintl.simulate import simulate_survey, typical_params
 from smeintl.measurement.posterior import add_firm_loglik
 
@@ -68,7 +69,7 @@ def test_rhat_problem_counts_the_values_over_the_threshold():
     # two of 50 is within what chance allows two scores at the ESS threshold, but a score's
     # R-hat over 1.05 is not
     assert d.failed and d.scores["failed"] and d.scores["n_over"] == 2 and d.scores["n_over"] <= d.scores["bound_over"]
-    assert f"R-hat {d.scores['max_rhat']:.3f} > 1.05 on one of the per-firm scores (eta): chains disagree" \
+    assert f"R-hat {d.scores['max_rhat']:.3f} > 1.05 on one of the {SCORES_TEXT} (eta): chains disagree" \
         in d.problems, d.problems
     # the verdict round-trips through the stored record; a record stored before it was kept
     # (no "failed") takes it from its problems
@@ -79,7 +80,7 @@ def test_rhat_problem_counts_the_values_over_the_threshold():
     old = d.to_dict()
     old["scores"] = {k: v for k, v in old["scores"].items() if k != "failed"}
     assert Diagnostics.from_dict(old).scores["failed"] is True
-    old["problems"] = [p for p in old["problems"] if "per-firm scores" not in p]
+    old["problems"] = [p for p in old["problems"] if SCORES_TEXT not in p]
     assert Diagnostics.from_dict(old).scores["failed"] is False
     # a model parameter names its worst variable and how many of its values are over
     sd = rng.normal(size=(2, 2000, 3))

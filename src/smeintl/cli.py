@@ -185,7 +185,11 @@ def cmd_fit(args) -> int:
     kw = _fit_kwargs(args, spec)
     survey = _survey(args.data, spec, args)
     check_invariance(spec, not args.no_group, args.invariance)
-    model = MeasurementModel(spec, group=not args.no_group, invariance=args.invariance)
+    try:
+        model = MeasurementModel(spec, group=not args.no_group, invariance=args.invariance,
+                                 parameterization=args.parameterization)
+    except ValueError as exc:  # a parameterization the spec cannot take
+        raise UserError(f"--parameterization {args.parameterization}: {exc}") from None
     print(
         f"fitting {spec.name} to {survey.n_firms} firms ({model.for_survey(survey).parameterization} parameterization, "
         f"{kw['chains']} chains x {kw['draws']} draws after {kw['tune']} tuning, seed {args.seed})",
@@ -534,6 +538,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite an existing fit file")
     p.add_argument("--quick", action="store_true", help="short chains for a first look")
     _add_sampling(p)
+    from .measurement import PARAMETERIZATIONS
+
+    p.add_argument("--parameterization", choices=PARAMETERIZATIONS, default="auto",
+                   help="latent scores sampled per firm (latent), integrated out exactly (marginal: all-continuous "
+                        "instruments) or on a grid (quadrature: one construct); auto (default) picks per survey")
     p.set_defaults(func=cmd_fit)
 
     p = sub.add_parser("spec", help="write the spec of a lavaan-style model, the items' scales inferred from the data")

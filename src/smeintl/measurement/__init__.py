@@ -2,7 +2,8 @@
 
 Modules: :mod:`.layout` (the spec's items as arrays and likelihood blocks),
 :mod:`.latent` (LKJ correlation, score parameterizations, marginal statistics),
-:mod:`.model` (:class:`MeasurementModel`: build and fit), :mod:`.generative` (numpy
+:mod:`.model` (:class:`MeasurementModel`: build and fit), :mod:`.quadrature` (one
+construct's scores integrated out on a grid), :mod:`.generative` (numpy
 draws, expectations and log-likelihood, by item family), :mod:`.posterior` (what a fit
 adds to the draws), :mod:`.diagnostics`, :mod:`.io` (one netCDF file per fit) and
 :mod:`.summary` (parameter tables), :mod:`.loo` (leave-one-firm-out LOO with the latent
@@ -19,7 +20,7 @@ from .io import FitError, fit_standardization, load_fit, save_fit
 from .latent import lkj_cpc_alpha
 from .layout import ItemLayout, standardization_of
 from .loo import FitLoo, compare_models, fit_loo
-from .model import INVARIANCE, MeasurementModel, no_traces
+from .model import INVARIANCE, PARAMETERIZATIONS, MeasurementModel, no_traces
 from .posterior import versions
 from .sampling import (
     AUTO_TARGET_ACCEPT,
@@ -38,6 +39,7 @@ from .summary import FitSummary, parameter_table, summarize_fit
 
 __all__ = [
     "MeasurementModel",
+    "PARAMETERIZATIONS",
     "ItemLayout",
     "Diagnostics",
     "FitError",

@@ -9,7 +9,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-__all__ = ["THRESHOLDS", "SCORE_RULE", "Diagnostics", "diagnose", "fit_diagnostics", "is_score_variable",
+__all__ = ["THRESHOLDS", "SCORE_RULE", "SCORES_TEXT", "Diagnostics", "diagnose", "fit_diagnostics", "is_score_variable",
            "rhat_chance"]
 
 #: diagnostic thresholds: a fit failing any of them is marked failed.  R-hat applies to every
@@ -24,6 +24,10 @@ THRESHOLDS = {"rhat": 1.01, "ess_bulk": 400, "ess_tail": 400, "divergences": 0, 
 #: over ``max``: a disagreement no number of scores explains.  Their ESS has the same
 #: thresholds as the parameters'.
 SCORE_RULE = {"level": 0.99, "max": 1.05}
+
+#: what a problem of the per-firm scores' R-hat calls them; :meth:`Diagnostics.from_dict`
+#: finds the scores' verdict of records stored before it was kept by this text
+SCORES_TEXT = "per-firm scores"
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,7 @@ class Diagnostics:
         scores = dict(d["scores"]) if d.get("scores") else None
         if scores is not None and "failed" not in scores:
             # stored before the rule's verdict was recorded: its problem names the per-firm scores
-            scores["failed"] = any("per-firm scores" in p for p in problems)
+            scores["failed"] = any(SCORES_TEXT in p for p in problems)
         return cls(
             float(d["max_rhat"]),
             float(d["min_ess_bulk"]),
@@ -186,7 +190,7 @@ def diagnose(idata, var_names: list[str] | None = None) -> Diagnostics:
         n_over = int((r[ok] > THRESHOLDS["rhat"]).sum())
         worst = float(r[ok].max()) if ok.any() else float("nan")
         variables = ", ".join(map(str, scores))
-        what = f"per-firm scores ({variables})"
+        what = f"{SCORES_TEXT} ({variables})"
         score_problem = None
         if not ok.any():
             score_problem = f"R-hat of the {what} not defined (one chain?): convergence cannot be checked"
