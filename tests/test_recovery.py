@@ -104,7 +104,9 @@ def test_recovery_all_continuous():
 @pytest.mark.slow
 def test_recovery_one_construct_quadrature():
     """The sixteen-item binary instrument with the scores integrated out on the grid (the
-    scores themselves drawn after the fit): the latent fit's data and criteria."""
+    scores themselves drawn after the fit): the latent fit's data and criteria.  Measured:
+    coverage 104/128 against 106/128 with the scores sampled, on the same surveys; min
+    corr(eta) 0.925 in both."""
     cov, r = _recover(ROOT / "tests" / "data" / "specs" / "binary_long.toml", dict(loading=2.0), n_groups=1,
                       model_kw={"parameterization": "quadrature"})
     assert cov >= 0.8
