@@ -43,6 +43,11 @@ def test_run_a_2pl_from_the_syntax_alone(irt_csv, tmp_path, capsys):
     assert "comparison not run: the spec declares no ideal types" in captured.out
     report = (out / "report.md").read_text()
     assert "Not run: the spec declares no ideal types" in report
+    # 300 examinees, at most 32 distinct rows of answers: the scores integrated out on the grid,
+    # said on the console and in the methods appendix with the grid's check
+    assert "quadrature parameterization" in captured.out
+    assert "integrates each firm's latent score out of the likelihood" in report
+    assert "a firm's log-likelihood changed by at most" in report
     params = pd.read_csv(out / "parameters.csv")
     loadings = params[(params["block"] == "loading") & (params["scale"] == "logit")]
     assert sorted(loadings["item"]) == ["i1", "i2", "i3", "i4", "i5"]

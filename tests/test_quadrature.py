@@ -212,3 +212,17 @@ def test_quadrature_fit_repeats_to_the_bit(irt_fit, irt_spec):
             sim.survey, draws=300, tune=300, chains=2, random_seed=11, progressbar=False, sampler="nutpie")
     np.testing.assert_array_equal(again.posterior["loading"].values, fit.posterior["loading"].values)
     np.testing.assert_array_equal(again.posterior["eta"].values, fit.posterior["eta"].values)
+
+
+def test_methods_appendix_states_how_the_scores_were_integrated(irt_fit):
+    from types import SimpleNamespace
+
+    from smeintl.report.appendix import _integrated_text
+
+    _, _, fit = irt_fit
+    text = _integrated_text(fit)
+    check = json.loads(fit.attrs["quadrature"])
+    assert "parameterization quadrature" in text and f"{check['max_abs_error']:.2g}" in text
+    assert "61 equally spaced points" in text
+    assert "multivariate normal" in _integrated_text(SimpleNamespace(attrs={"parameterization": "marginal"}))
+    assert _integrated_text(SimpleNamespace(attrs={"parameterization": "latent"})) is None

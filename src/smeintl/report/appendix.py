@@ -106,6 +106,7 @@ def _section_methods(b: _Builder, r: ReportInputs) -> None:
         "sign * loading * mean, their priors moved with them): standardized_scores in the settings table; "
         "centred scores are then sampled as each construct's sample mean, log sd and standardized shape "
         "(latent_parameterization split). The parameterizations give the same model; they differ in how well the sampler moves.",
+        *([_integrated_text(idata)] if idata is not None and _integrated_text(idata) else []),
         "Item non-response: the likelihood runs over the answered cells only; nothing is imputed.",
         "Convergence thresholds: R-hat <= {rhat}, bulk and tail ESS >= {ess_bulk}, {divergences} divergent "
         "transitions, E-BFMI >= {ebfmi}.".format(**THRESHOLDS),
@@ -209,3 +210,30 @@ def _section_provenance(b: _Builder, r: ReportInputs) -> None:
     if timings:
         b.h(3, "Timings")
         b.add(_table(["step", "seconds"], [[k, _f(v, 1)] for k, v in timings.items()]))
+
+
+def _integrated_text(idata) -> str | None:
+    """How a fit with its latent scores integrated out computed its likelihood (None for
+    the latent parameterization)."""
+    import json
+
+    a = idata.attrs
+    par = str(a.get("parameterization", "latent"))
+    if par == "marginal":
+        return ("This fit integrates the latent scores out exactly (parameterization marginal): each firm's "
+                "standardized answers are multivariate normal with mean a + Lambda mu_g(f) and covariance "
+                "Lambda R Lambda' + Psi on its answered items; the scores reported are drawn after sampling from "
+                "their exact conditional normal given each draw's parameters.")
+    if par == "quadrature":
+        q = json.loads(a.get("quadrature", "{}") or "{}")
+        check = (f" Checked against {q['check_points']} points on +-{q['check_half_width']:g} sd at "
+                 f"{q['check_draws']} draws: a firm's log-likelihood changed by at most {q['max_abs_error']:.2g} "
+                 f"(tolerance {q['tolerance']})." if q else "")
+        return ("This fit integrates each firm's latent score out of the likelihood (parameterization "
+                "quadrature): p(y_f) = integral of prod_i p(y_fi | eta) N(eta | mu_g(f), 1) d eta, evaluated on "
+                f"{q.get('points', 61)} equally spaced points on mu_g(f) +- {q.get('half_width', 6.0):g} sd "
+                "(the trapezoidal rule), each distinct row of answers once." + check
+                + " The scores reported are drawn after sampling from their conditional distribution on the grid "
+                "given each draw's parameters.")
+    return None
+
