@@ -165,8 +165,9 @@ def add_quadrature(model, idata, survey, std, seed: int, *, log_likelihood: bool
     S, F = nc * nd, X.shape[0]
     Xu, gu = X[rows], codes[rows]
     x, lw = grid()
-    # the uniforms of every draw first: the scores do not depend on the number of threads
-    u = np.random.default_rng([int(seed), 2]).random((S, F, 2))
+    # the uniforms of each batch of draws from one generator, in order, outside the threads:
+    # the scores do not depend on the number of threads (the batches, on the survey's size only)
+    rng = np.random.default_rng([int(seed), 2])
     eta = np.empty((S, F))
     ll_rows = np.empty((S, rows.size))
 
@@ -195,7 +196,8 @@ def add_quadrature(model, idata, survey, std, seed: int, *, log_likelihood: bool
             ll_rows[sel] = logsumexp(part, axis=2)
             mu = np.stack([means(s)[codes] for s in sel])  # (b, F)
             which = (np.arange(sel.size)[:, None] * U + inverse[None, :]).ravel()
-            eta[sel] = mu + draw_on_grid(part.reshape(-1, Q), x, u[sel].reshape(-1, 2), which).reshape(sel.size, F)
+            u = rng.random((sel.size * F, 2))
+            eta[sel] = mu + draw_on_grid(part.reshape(-1, Q), x, u, which).reshape(sel.size, F)
 
     xc, lwc = grid(CHECK_POINTS, CHECK_HALF_WIDTH)
     few = np.unique(np.round(np.linspace(0, S - 1, min(CHECK_DRAWS, S))).astype(int))
