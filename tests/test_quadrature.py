@@ -187,6 +187,15 @@ def test_quadrature_fit_recovers_its_parameters(irt_fit):
     assert 0.4 < np.median(sd) < 0.9
 
 
+def test_diagnostics_fail_a_fit_whose_grid_check_is_over_its_tolerance(irt_fit):
+    _, _, fit = irt_fit
+    assert not any(p.startswith("quadrature:") for p in diagnose(fit).problems)
+    coarse = fit.copy()
+    coarse.attrs["quadrature"] = json.dumps(json.loads(fit.attrs["quadrature"]) | {"max_abs_error": 0.2})
+    d = diagnose(coarse)
+    assert d.failed and any("moves by 0.2 from 61 to 161 grid points" in p for p in d.problems)
+
+
 def test_quadrature_fit_stores_what_every_fit_does(irt_fit, irt_spec):
     _, sim, fit = irt_fit
     F = sim.survey.n_firms

@@ -128,7 +128,8 @@ def diagnose(idata, var_names: list[str] | None = None) -> Diagnostics:
     correlation, group means and sds, latent scores ``eta``); the internal
     non-centred variables are implied by these.  R-hat: :data:`THRESHOLDS` on the model
     parameters, :data:`SCORE_RULE` (against chance) on the per-firm scores; ESS and the
-    sampler's checks: :data:`THRESHOLDS` on both.
+    sampler's checks: :data:`THRESHOLDS` on both.  A quadrature fit also fails where its
+    grid check (the attrs' ``quadrature``) is over its tolerance.
     """
     from .. import compat
 
@@ -212,6 +213,11 @@ def diagnose(idata, var_names: list[str] | None = None) -> Diagnostics:
         problems.append(f"{div} divergent transitions: the sampler missed part of the posterior")
     if np.isfinite(ebfmi) and ebfmi < THRESHOLDS["ebfmi"]:
         problems.append(f"E-BFMI {ebfmi:.2f} < {THRESHOLDS['ebfmi']}: poor exploration of the energy")
+    if "quadrature" in getattr(idata, "attrs", {}):  # a quadrature fit's check of its grid (smeintl.measurement.quadrature)
+        from .quadrature import quadrature_problem
+
+        if problem := quadrature_problem(json.loads(idata.attrs["quadrature"])):
+            problems.append(problem)
     return Diagnostics(
         max_rhat, min_essb, min_esst, div, ebfmi, n_draws,
         {"rhat": w_rhat, "ess_bulk": w_essb, "ess_tail": w_esst}, tuple(problems), score_summary,

@@ -8,7 +8,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["lkj_cpc_alpha"]
+__all__ = ["lkj_cpc_alpha", "marginal_likelihood"]
 
 
 def lkj_cpc_alpha(C: int, eta: float) -> np.ndarray:
@@ -159,3 +159,55 @@ def _split_scores(pm, pt, mu_f, chol, constructs: Sequence[str], n_firms: int):
     pm.Potential("eta_prior", sum(logps) + (n_firms - 1) * logsd.sum())
     return eta, shape, loc, sd
 
+
+def marginal_likelihood(pm, pt, inp, lay, pri, X, mu_f, chol, loading, std, group_codes):
+    """All-continuous items with the latent scores integrated out, through sufficient
+    statistics (``MeasurementModel(parameterization="marginal")``; ``lay``: the item
+    layout, ``pri``: the spec's priors, ``mu_f``: each firm's group means, None without
+    the group level).
+
+    For the firms of one missingness pattern p (observed items o) and group g,
+    y_f ~ MvNormal(m_g, S_p) with m_g = a_o + Lambda_o mu_g and S_p = Lambda_o R
+    Lambda_o' + Psi_o, so the log-likelihood needs only n, sum y and sum y y' per
+    (pattern, group): the cost per gradient does not grow with the number of firms.
+
+    The patterns are batched rather than looped over: each pattern's covariance is
+    the full item covariance with the unobserved rows and columns replaced by those
+    of the identity (same determinant and, on the observed block, same inverse as the
+    observed submatrix), and the sufficient statistics are zero-padded.  The graph
+    therefore has the same few nodes whatever the number of patterns, which keeps
+    compile times short (a Python loop over about 100 pattern x group blocks made
+    nutpie's numba compile of a 500-firm, 6-item instrument take 7 to over 15 minutes
+    on new data; batched, it compiles and samples in about 75 s).
+    """
+    from ..families.model import prior
+
+    I = X.shape[1]
+    C = len(lay.constructs)
+    a = pm.Normal("cont_intercept", 0.0, 1.0, dims="cont_item")
+    sd = prior(pm, "cont_sigma", pri["residual_sd"], inp, dims="cont_item")
+    Z = (X - std["mean"]) / std["sd"]
+    onehot = np.zeros((I, C))
+    onehot[np.arange(I), lay.construct] = 1.0
+    Lam = onehot * (loading * lay.sign)[:, None]  # (I, C)
+    R = chol @ chol.T
+    cov = Lam @ R @ Lam.T + pt.diag(sd**2)
+
+    st = _pattern_statistics(Z, group_codes)
+    O = st["observed"].astype(float)  # (P, I)
+    M = O[:, :, None] * O[:, None, :]
+    S = M * cov[None] + (1.0 - M) * np.eye(I)[None]  # (P, I, I)
+    Sinv = pt.linalg.inv(S)
+    # log-determinant through the Cholesky factor (PyTensor's batched slogdet rewrite fails)
+    logdet = 2.0 * pt.sum(pt.log(pt.diagonal(pt.linalg.cholesky(S), axis1=-2, axis2=-1)), axis=-1)  # (P,)
+    Ob = O[st["pattern"]]  # (B, I)
+    m = a[None, :] + (mu_f[st["first_row"]] @ Lam.T if mu_f is not None else 0.0)
+    m = m * Ob  # (B, I): zero where unobserved
+    Sb = Sinv[st["pattern"]]  # (B, I, I)
+    n = st["n"]
+    quad = (pt.sum(Sinv * st["s2_pattern"])
+            - 2.0 * pt.sum(Sb * m[:, :, None] * st["s1"][:, None, :])
+            + pt.sum(Sb * (n[:, None, None] * m[:, :, None] * m[:, None, :])))
+    n_p = st["n_pattern"]
+    total = -0.5 * (pt.sum(n_p * logdet) + float(np.sum(n_p * O.sum(1))) * np.log(2 * np.pi) + quad)
+    pm.Potential("marginal_loglik", total)

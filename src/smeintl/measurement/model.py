@@ -32,7 +32,6 @@ integrated out on a grid, each distinct row of answers evaluated once (:mod:`.qu
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 import warnings
@@ -49,9 +48,9 @@ from . import posterior as post
 from .diagnostics import diagnose
 from .generative import increasing_prior_rows, posterior_params
 from .invariance import deviations, draw_items_by_group
-from .latent import _centered_scores, _lkj_cholesky, _pattern_statistics, _split_scores
+from .latent import _centered_scores, _lkj_cholesky, _split_scores, marginal_likelihood
 from .layout import ItemLayout, standardization_of
-from .quadrature import add_quadrature, quadrature_problem
+from .quadrature import add_quadrature, quadrature_likelihood
 from .sampling import resolve_draws, resolve_mass_matrix, resolve_sampler, resolve_target_accept
 
 __all__ = ["MeasurementModel", "Built", "no_traces", "exact_kernels", "INVARIANCE", "FREE_DEVIATION_SD",
@@ -565,10 +564,12 @@ class MeasurementModel:
                                                  len(survey.group_names))
                 self._likelihoods(pm, pt, inp, X, eta, loading, std, shift=shift, deviations=dev)
             elif self.parameterization == "quadrature":
-                self._quadrature_likelihood(pm, pt, inp, X, gmean if self._group_means else None, G, loading,
-                                            std, group_codes)
+                quadrature_likelihood(pm, pt, inp, self.layout, self.spec.priors, X,
+                                      gmean if self._group_means else None, G, loading, std,
+                                      group_codes if self.group else None)
             else:
-                self._marginal_likelihood(pm, pt, inp, X, mu_f, chol, loading, std, group_codes)
+                marginal_likelihood(pm, pt, inp, self.layout, self.spec.priors, X, mu_f if self.group else None,
+                                    chol, loading, std, group_codes)
         return model, Built(latent_used, bool(standardized_used), std, group_codes)
 
 
@@ -631,103 +632,6 @@ class MeasurementModel:
                                standardization=std, n_constructs=len(lay.constructs), **extra)
         for block in lay.blocks():
             block.family.build(ctx, block)
-
-    def _marginal_likelihood(self, pm, pt, inp, X, mu_f, chol, loading, std, group_codes):
-        """Latent scores integrated out, through sufficient statistics.
-
-        For the firms of one missingness pattern p (observed items o) and group g,
-        y_f ~ MvNormal(m_g, S_p) with m_g = a_o + Lambda_o mu_g and S_p = Lambda_o R
-        Lambda_o' + Psi_o, so the log-likelihood needs only n, sum y and sum y y' per
-        (pattern, group): the cost per gradient does not grow with the number of firms.
-
-        The patterns are batched rather than looped over: each pattern's covariance is
-        the full item covariance with the unobserved rows and columns replaced by those
-        of the identity (same determinant and, on the observed block, same inverse as the
-        observed submatrix), and the sufficient statistics are zero-padded.  The graph
-        therefore has the same few nodes whatever the number of patterns, which keeps
-        compile times short (a Python loop over about 100 pattern x group blocks made
-        nutpie's numba compile of a 500-firm, 6-item instrument take 7 to over 15 minutes
-        on new data; batched, it compiles and samples in about 75 s).
-        """
-        lay = self.layout
-        pri = self.spec.priors
-        I = X.shape[1]
-        C = len(lay.constructs)
-        a = pm.Normal("cont_intercept", 0.0, 1.0, dims="cont_item")
-        sd = prior(pm, "cont_sigma", pri["residual_sd"], inp, dims="cont_item")
-        Z = (X - std["mean"]) / std["sd"]
-        onehot = np.zeros((I, C))
-        onehot[np.arange(I), lay.construct] = 1.0
-        Lam = onehot * (loading * lay.sign)[:, None]  # (I, C)
-        R = chol @ chol.T
-        cov = Lam @ R @ Lam.T + pt.diag(sd**2)
-
-        st = _pattern_statistics(Z, group_codes)
-        O = st["observed"].astype(float)  # (P, I)
-        M = O[:, :, None] * O[:, None, :]
-        S = M * cov[None] + (1.0 - M) * np.eye(I)[None]  # (P, I, I)
-        Sinv = pt.linalg.inv(S)
-        # log-determinant through the Cholesky factor (PyTensor's batched slogdet rewrite fails)
-        logdet = 2.0 * pt.sum(pt.log(pt.diagonal(pt.linalg.cholesky(S), axis1=-2, axis2=-1)), axis=-1)  # (P,)
-        Ob = O[st["pattern"]]  # (B, I)
-        m = a[None, :] + (mu_f[st["first_row"]] @ Lam.T if self.group else 0.0)
-        m = m * Ob  # (B, I): zero where unobserved
-        Sb = Sinv[st["pattern"]]  # (B, I, I)
-        n = st["n"]
-        quad = (pt.sum(Sinv * st["s2_pattern"])
-                - 2.0 * pt.sum(Sb * m[:, :, None] * st["s1"][:, None, :])
-                + pt.sum(Sb * (n[:, None, None] * m[:, :, None] * m[:, None, :])))
-        n_p = st["n_pattern"]
-        total = -0.5 * (pt.sum(n_p * logdet) + float(np.sum(n_p * O.sum(1))) * np.log(2 * np.pi) + quad)
-        pm.Potential("marginal_loglik", total)
-
-    def _quadrature_likelihood(self, pm, pt, inp, X, gmean, G, loading, std, group_codes):
-        """One construct's scores integrated out on a grid (:mod:`.quadrature`).
-
-        Each family's kernel runs once per grid point q and distinct (group, item, answer)
-        of the block: its log-likelihood at the score ``mu_g + x_q`` (the table).  Each
-        distinct row u of answers (within its group) then sums its answers' entries of the
-        table per point, and the model adds ``n_u log sum_q w_q p(y_u | mu_g + x_q)`` with
-        ``n_u`` the row's number of firms.  With few categories the table is small (five
-        binary items: 10 entries per group and point), so a gradient costs about as much
-        as a handful of latent scores would."""
-        from ..families.kernels import cells_logp_elementwise
-        from .quadrature import answer_rows, grid
-
-        lay = self.layout
-        rows, _inverse, counts = answer_rows(X, group_codes if self.group else None)
-        Xu = X[rows]
-        gu = np.asarray(group_codes, dtype=np.int64)[rows] if gmean is not None else np.zeros(rows.size, np.int64)
-        x, lw = grid()
-        Q = x.size
-        n_rows = inp.add("data_quad_counts", counts, dtype=np.float64)
-        # the scores at every point and group, position q * G + g
-        if gmean is None:
-            eta, G = pt.as_tensor(x), 1
-        else:
-            eta = (pt.as_tensor(x)[:, None] + gmean[None, :, 0]).reshape((-1,))
-        signed = loading * lay.sign
-        ctx = fam.BuildContext(pm=pm, pt=pt, inputs=inp, priors=self.spec.priors, layout=lay, X=Xu, eta_flat=eta,
-                               signed=signed, shift=None, standardization=std, n_constructs=1)
-        at_points = pt.zeros((Q, 1)) + (n_rows * 0.0)[None, :]  # (Q, U)
-        for block in lay.blocks():
-            family = block.family
-            p1, p2, p3 = family.build_params(ctx, block)
-            u, j, v = family.observed_cells(lay, block, Xu, std)
-            entries, which = np.unique(np.column_stack([gu[u], j, v]), axis=0, return_inverse=True)
-            eg, ej, ev = entries[:, 0].astype(np.int64), entries[:, 1].astype(np.int64), entries[:, 2]
-            e = (np.arange(Q)[:, None] * G + eg[None, :]).ravel()
-            name = block.key
-            e_d, it, jj, pos = (inp.add(f"data_{name}_{k}", a, dtype=np.int64) for k, a in (
-                ("eta", e), ("item", np.tile(block.idx[ej], Q)), ("j", np.tile(ej, Q)),
-                ("pos", np.tile(np.asarray(family.positions(ej, ev, block)), Q))))
-            value = inp.add(f"data_{name}_y", np.tile(ev, Q), dtype=np.float64)
-            table = cells_logp_elementwise(family.kernel, eta, signed, p1, p2, p3, e_d, it, jj, pos, value)
-            row_d = inp.add(f"data_{name}_row", u, dtype=np.int64)
-            entry_d = inp.add(f"data_{name}_entry", np.asarray(which).reshape(-1), dtype=np.int64)
-            at_points = pt.inc_subtensor(at_points[:, row_d], table.reshape((Q, -1))[:, entry_d])
-        per_row = pt.logsumexp(at_points + lw[:, None], axis=0)
-        pm.Potential("quadrature_loglik", pt.sum(n_rows * per_row))
 
     # ---------------------------------------------------------------- fit
     def fit(
@@ -820,21 +724,17 @@ class MeasurementModel:
             if log_likelihood and self.parameterization == "latent":
                 post.add_firm_loglik(self, idata, survey, built.standardization)
         std = built.standardization
-        extra: dict[str, Any] = {}
         if self.parameterization == "marginal":
             if log_likelihood:
                 post.add_marginal_loglik(self, idata, survey, std)
             post.add_marginal_eta(self, idata, survey, std, random_seed)
-        elif self.parameterization == "quadrature":
-            check = add_quadrature(self, idata, survey, std, random_seed, log_likelihood=log_likelihood)
-            extra["quadrature"] = json.dumps(check)
+        elif self.parameterization == "quadrature":  # also records the grid's check, which diagnose reads
+            add_quadrature(self, idata, survey, std, random_seed, log_likelihood=log_likelihood)
         if posterior_predictive:
             post.add_posterior_predictive(self, idata, survey, std, random_seed)
         post.add_observed(self, idata, survey)
         post.add_constant_data(idata, model)
         diag = diagnose(idata)
-        if extra and (problem := quadrature_problem(check)):
-            diag = dataclasses.replace(diag, problems=diag.problems + (problem,))
         idata.attrs.update(
             post.fit_attrs(self, built, survey, random_seed, sampler, mass_matrix, draws, tune, chains, target_accept)
             | {
@@ -842,7 +742,6 @@ class MeasurementModel:
                 "failed": int(diag.failed),
                 "timing": json.dumps({"build_s": t_build, "sample_s": t_sample, **timing}),
             }
-            | extra
         )
         return idata
 

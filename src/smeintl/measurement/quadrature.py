@@ -39,7 +39,8 @@ from typing import Any
 import numpy as np
 
 __all__ = ["POINTS", "HALF_WIDTH", "CHECK_POINTS", "CHECK_HALF_WIDTH", "TOLERANCE", "grid", "answer_rows",
-           "draw_on_grid", "RowTable", "add_quadrature"]
+           "distinct_answers", "draw_on_grid", "RowTable", "quadrature_likelihood", "add_quadrature",
+           "quadrature_problem"]
 
 #: points of the grid and its half width in latent sd (mirt's default for one factor)
 POINTS = 61
@@ -78,6 +79,14 @@ def answer_rows(X: np.ndarray, groups: np.ndarray | None) -> tuple[np.ndarray, n
     rank = np.empty_like(order)
     rank[order] = np.arange(order.size)
     return first[order], rank[inverse], counts[order]
+
+
+def distinct_answers(groups: np.ndarray, item: np.ndarray, value: np.ndarray):
+    """The distinct (group, item, answer) of answered cells: ``(group, item, answer,
+    which)``, the first three per distinct entry, ``which`` each cell's entry."""
+    entries, which = np.unique(np.column_stack([groups, item, value]), axis=0, return_inverse=True)
+    return (entries[:, 0].astype(np.int64), entries[:, 1].astype(np.int64), entries[:, 2],
+            np.asarray(which, dtype=np.int64).reshape(-1))
 
 
 def draw_on_grid(lp: np.ndarray, x: np.ndarray, u: np.ndarray, which: np.ndarray | None = None,
@@ -122,12 +131,10 @@ class RowTable:
 
         U, I = Xu.shape
         r, i = np.nonzero(~np.isnan(Xu))
-        entries, which = np.unique(np.column_stack([gu[r], i, Xu[r, i]]), axis=0, return_inverse=True)
-        which = np.asarray(which).reshape(-1)
-        E = entries.shape[0]
+        self.groups, item, answer, which = distinct_answers(gu[r], i, Xu[r, i])
+        E = self.groups.size
         self.X = np.full((E, I), np.nan)
-        self.X[np.arange(E), entries[:, 1].astype(np.int64)] = entries[:, 2]
-        self.groups = entries[:, 0].astype(np.int64)
+        self.X[np.arange(E), item] = answer
         self.sum = csr_matrix((np.ones(r.size), (r, which)), shape=(U, E))
 
     def loglik(self, P, s: int, group_mean: np.ndarray, layout, std, x: np.ndarray) -> np.ndarray:
@@ -156,9 +163,10 @@ def add_quadrature(model, idata, survey, std, seed: int, *, log_likelihood: bool
     """After sampling a quadrature fit: the latent scores ``eta`` (drawn from their
     conditional distribution per draw, see the module docstring), the integrated per-firm
     log-likelihood ``responses`` (with ``log_likelihood``), and the check of the grid.
-    Returns the check (also what the fit's attrs record as ``quadrature``): the grids and
-    ``max_abs_error``, the largest difference of a firm's integrated log-likelihood
-    between them over :data:`CHECK_DRAWS` draws."""
+    Returns the check and records it in the fit's attrs as ``quadrature`` (JSON), where
+    :func:`~smeintl.measurement.diagnose` reads it: the grids and ``max_abs_error``, the
+    largest difference of a firm's integrated log-likelihood between them over
+    :data:`CHECK_DRAWS` draws."""
     import xarray as xr
     from scipy.special import logsumexp
 
@@ -222,9 +230,11 @@ def add_quadrature(model, idata, survey, std, seed: int, *, log_likelihood: bool
         ll = xr.DataArray(ll_rows[:, inverse].reshape(nc, nd, F), dims=("chain", "draw", "firm"),
                           coords={"chain": post.chain, "draw": post.draw, "firm": firms})
         compat.set_group(idata, "log_likelihood", xr.Dataset({"responses": ll}))
-    return {"points": POINTS, "half_width": HALF_WIDTH, "check_points": CHECK_POINTS,
-            "check_half_width": CHECK_HALF_WIDTH, "check_draws": int(few.size), "rows": int(rows.size),
-            "max_abs_error": err, "tolerance": TOLERANCE}
+    check = {"points": POINTS, "half_width": HALF_WIDTH, "check_points": CHECK_POINTS,
+             "check_half_width": CHECK_HALF_WIDTH, "check_draws": int(few.size), "rows": int(rows.size),
+             "max_abs_error": err, "tolerance": TOLERANCE}
+    idata.attrs["quadrature"] = json.dumps(check)
+    return check
 
 
 def quadrature_problem(check: dict[str, Any]) -> str | None:
@@ -236,5 +246,50 @@ def quadrature_problem(check: dict[str, Any]) -> str | None:
             "scores' posterior is narrower than the grid resolves: use parameterization='latent'")
 
 
-def attrs_entry(check: dict[str, Any]) -> str:
-    return json.dumps(check)
+def quadrature_likelihood(pm, pt, inp, lay, pri, X, gmean, G, loading, std, groups):
+    """The model's likelihood with one construct's scores integrated out on the grid
+    (``lay``: the item layout, ``pri``: the spec's priors, ``gmean``: the group means
+    (G, 1) or None without them, ``groups``: the firms' group codes or None).
+
+    Each family's kernel runs once per grid point q and distinct (group, item, answer)
+    of the block: its log-likelihood at the score ``mu_g + x_q`` (the table).  Each
+    distinct row u of answers (within its group) then sums its answers' entries of the
+    table per point, and the model adds ``n_u log sum_q w_q p(y_u | mu_g + x_q)`` with
+    ``n_u`` the row's number of firms.  With few categories the table is small (five
+    binary items: 10 entries per group and point), so a gradient costs about as much
+    as a handful of latent scores would."""
+    from .. import families as fam
+    from ..families.kernels import cells_logp_elementwise
+
+    rows, _inverse, counts = answer_rows(X, groups)
+    Xu = X[rows]
+    gu = np.asarray(groups, dtype=np.int64)[rows] if gmean is not None else np.zeros(rows.size, np.int64)
+    x, lw = grid()
+    Q = x.size
+    n_rows = inp.add("data_quad_counts", counts, dtype=np.float64)
+    # the scores at every point and group, position q * G + g
+    if gmean is None:
+        eta, G = pt.as_tensor(x), 1
+    else:
+        eta = (pt.as_tensor(x)[:, None] + gmean[None, :, 0]).reshape((-1,))
+    signed = loading * lay.sign
+    ctx = fam.BuildContext(pm=pm, pt=pt, inputs=inp, priors=pri, layout=lay, X=Xu, eta_flat=eta,
+                           signed=signed, shift=None, standardization=std, n_constructs=1)
+    at_points = pt.zeros((Q, 1)) + (n_rows * 0.0)[None, :]  # (Q, U)
+    for block in lay.blocks():
+        family = block.family
+        p1, p2, p3 = family.build_params(ctx, block)
+        u, j, v = family.observed_cells(lay, block, Xu, std)
+        eg, ej, ev, which = distinct_answers(gu[u], j, v)
+        e = (np.arange(Q)[:, None] * G + eg[None, :]).ravel()
+        name = block.key
+        e_d, it, jj, pos = (inp.add(f"data_{name}_{k}", a, dtype=np.int64) for k, a in (
+            ("eta", e), ("item", np.tile(block.idx[ej], Q)), ("j", np.tile(ej, Q)),
+            ("pos", np.tile(np.asarray(family.positions(ej, ev, block)), Q))))
+        value = inp.add(f"data_{name}_y", np.tile(ev, Q), dtype=np.float64)
+        table = cells_logp_elementwise(family.kernel, eta, signed, p1, p2, p3, e_d, it, jj, pos, value)
+        row_d = inp.add(f"data_{name}_row", u, dtype=np.int64)
+        entry_d = inp.add(f"data_{name}_entry", which, dtype=np.int64)
+        at_points = pt.inc_subtensor(at_points[:, row_d], table.reshape((Q, -1))[:, entry_d])
+    per_row = pt.logsumexp(at_points + lw[:, None], axis=0)
+    pm.Potential("quadrature_loglik", pt.sum(n_rows * per_row))

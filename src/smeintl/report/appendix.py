@@ -106,7 +106,7 @@ def _section_methods(b: _Builder, r: ReportInputs) -> None:
         "sign * loading * mean, their priors moved with them): standardized_scores in the settings table; "
         "centred scores are then sampled as each construct's sample mean, log sd and standardized shape "
         "(latent_parameterization split). The parameterizations give the same model; they differ in how well the sampler moves.",
-        *([_integrated_text(idata)] if idata is not None and _integrated_text(idata) else []),
+        *([text] if idata is not None and (text := _integrated_text(idata)) else []),
         "Item non-response: the likelihood runs over the answered cells only; nothing is imputed.",
         "Convergence thresholds: R-hat <= {rhat}, bulk and tail ESS >= {ess_bulk}, {divergences} divergent "
         "transitions, E-BFMI >= {ebfmi}.".format(**THRESHOLDS),
@@ -217,6 +217,8 @@ def _integrated_text(idata) -> str | None:
     the latent parameterization)."""
     import json
 
+    from ..measurement.quadrature import HALF_WIDTH, POINTS
+
     a = idata.attrs
     par = str(a.get("parameterization", "latent"))
     if par == "marginal":
@@ -231,7 +233,7 @@ def _integrated_text(idata) -> str | None:
                  f"(tolerance {q['tolerance']})." if q else "")
         return ("This fit integrates each firm's latent score out of the likelihood (parameterization "
                 "quadrature): p(y_f) = integral of prod_i p(y_fi | eta) N(eta | mu_g(f), 1) d eta, evaluated on "
-                f"{q.get('points', 61)} equally spaced points on mu_g(f) +- {q.get('half_width', 6.0):g} sd "
+                f"{q.get('points', POINTS)} equally spaced points on mu_g(f) +- {q.get('half_width', HALF_WIDTH):g} sd "
                 "(the trapezoidal rule), each distinct row of answers once." + check
                 + " The scores reported are drawn after sampling from their conditional distribution on the grid "
                 "given each draw's parameters.")
