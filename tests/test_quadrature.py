@@ -235,3 +235,24 @@ def test_methods_appendix_states_how_the_scores_were_integrated(irt_fit):
     assert "61 equally spaced points" in text
     assert "multivariate normal" in _integrated_text(SimpleNamespace(attrs={"parameterization": "marginal"}))
     assert _integrated_text(SimpleNamespace(attrs={"parameterization": "latent"})) is None
+
+
+@pytest.mark.slow
+def test_quadrature_fit_with_pymcs_own_sampler_agrees_with_nutpie(irt_fit, irt_spec):
+    """The quadrature's potential and the draws after sampling do not depend on nutpie:
+    PyMC's NUTS on the same survey gives the same posterior (about 70 s: its own compile)."""
+    _, sim, fit = irt_fit
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        other = MeasurementModel(irt_spec, parameterization="quadrature").fit(
+            sim.survey, draws=300, tune=300, chains=2, random_seed=11, progressbar=False, sampler="pymc")
+    assert other.attrs["parameterization"] == "quadrature" and other.attrs["sampler"] == "pymc"
+    assert json.loads(other.attrs["quadrature"])["max_abs_error"] < 1e-6
+    assert diagnose(other).max_rhat < 1.02
+    for name in ("loading", "binary_intercept", "cutpoints_4", "group_mean"):
+        a, b = fit.posterior[name], other.posterior[name]
+        # two posteriors of 600 draws each: their means differ by their Monte Carlo errors
+        se = np.hypot(a.std(("chain", "draw")), b.std(("chain", "draw"))) / np.sqrt(150)
+        diff = np.abs(a.mean(("chain", "draw")) - b.mean(("chain", "draw"))) / se
+        assert float(diff.max()) < 4, (name, np.round(diff.values, 2))
+    assert other.posterior["eta"].shape == fit.posterior["eta"].shape
