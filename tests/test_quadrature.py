@@ -18,7 +18,7 @@ from scipy import integrate, stats
 from scipy.special import logsumexp
 
 from smeintl import load_spec
-from smeintl.measurement import MeasurementModel, cell_loglik, diagnose, fit_loo
+from smeintl.measurement import Diagnostics, MeasurementModel, cell_loglik, diagnose, fit_loo
 from smeintl.measurement.quadrature import (
     POINTS,
     RowTable,
@@ -189,7 +189,12 @@ def test_quadrature_fit_recovers_its_parameters(irt_fit):
 
 def test_diagnostics_fail_a_fit_whose_grid_check_is_over_its_tolerance(irt_fit):
     _, _, fit = irt_fit
-    assert not any(p.startswith("quadrature:") for p in diagnose(fit).problems)
+    d = diagnose(fit)
+    assert not any(p.startswith("quadrature:") for p in d.problems)
+    # the scores were drawn after sampling, given each draw: said, not diagnosed again
+    assert d.scores is None and d.scores_drawn == "quadrature"
+    assert "drawn given each draw (quadrature)" in d.text()
+    assert Diagnostics.from_dict(json.loads(json.dumps(d.to_dict()))) == d
     coarse = fit.copy()
     coarse.attrs["quadrature"] = json.dumps(json.loads(fit.attrs["quadrature"]) | {"max_abs_error": 0.2})
     d = diagnose(coarse)

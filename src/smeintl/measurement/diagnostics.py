@@ -45,8 +45,12 @@ class Diagnostics:
     #: the per-firm scores' R-hat against chance (:data:`SCORE_RULE`): ``n`` scores,
     #: ``max_rhat``, ``n_over`` over the threshold, ``expected_over`` and ``bound_over``
     #: (the ``level`` quantile) by chance, ``failed`` (the rule's verdict); None for a fit
-    #: without scores
+    #: without scores or whose scores were drawn after sampling
     scores: dict[str, float] | None = None
+    #: the parameterization whose scores were drawn after sampling, exactly given each draw
+    #: of the model parameters ("marginal", "quadrature"): generated quantities, not
+    #: diagnosed ("" when the scores were sampled or there are none)
+    scores_drawn: str = ""
 
     @property
     def failed(self) -> bool:
@@ -65,6 +69,7 @@ class Diagnostics:
             "failed": self.failed,
             "thresholds": THRESHOLDS,
             "scores": self.scores,
+            "scores_drawn": self.scores_drawn,
             "score_rule": SCORE_RULE,
         }
 
@@ -75,7 +80,7 @@ class Diagnostics:
         lines = [
             head,
             f"  max R-hat       {self.max_rhat:8.4f}  (threshold {THRESHOLDS['rhat']}; model parameters)",
-            *([self.score_line()] if self.scores else []),
+            *([self.score_line()] if self.scores or self.scores_drawn else []),
             f"  min bulk ESS    {self.min_ess_bulk:8.0f}  (threshold {THRESHOLDS['ess_bulk']})",
             f"  min tail ESS    {self.min_ess_tail:8.0f}  (threshold {THRESHOLDS['ess_tail']})",
             f"  divergences     {self.divergences:8d}  (threshold 0)",
@@ -85,7 +90,9 @@ class Diagnostics:
         return "\n".join(lines)
 
     def score_line(self) -> str:
-        """One line on the per-firm scores' R-hat against chance."""
+        """One line on the per-firm scores' R-hat against chance (or on how they were drawn)."""
+        if self.scores_drawn:
+            return f"  scores          drawn given each draw ({self.scores_drawn}): converge with the model parameters"
         c = self.scores or {}
         return (f"  scores' R-hat   {c['max_rhat']:8.4f}  (max of {int(c['n'])}; {int(c['n_over'])} over "
                 f"{THRESHOLDS['rhat']}, chance gives {c['expected_over']:.1f}, at most {int(c['bound_over'])} at "
@@ -108,6 +115,7 @@ class Diagnostics:
             dict(d.get("worst", {})),
             problems,
             scores,
+            str(d.get("scores_drawn", "") or ""),
         )
 
 
@@ -130,15 +138,27 @@ def diagnose(idata, var_names: list[str] | None = None) -> Diagnostics:
     parameters, :data:`SCORE_RULE` (against chance) on the per-firm scores; ESS and the
     sampler's checks: :data:`THRESHOLDS` on both.  A quadrature fit also fails where its
     grid check (the attrs' ``quadrature``) is over its tolerance.
+
+    The scores of a fit that integrated them out (``parameterization`` "marginal" or
+    "quadrature") were drawn after sampling, one exact draw from their conditional
+    posterior given each draw of the model parameters.  Such generated quantities agree
+    between chains exactly when the parameters do, and their autocorrelation is at most
+    that of their conditional mean, a function of the parameters: they are not diagnosed
+    again (``scores_drawn`` says so; by default only; ``var_names`` may name ``eta``).
     """
     from .. import compat
+    from .loo import INTEGRATED
 
     post = compat.group(idata, "posterior")
+    drawn = str(getattr(idata, "attrs", {}).get("parameterization", ""))
+    drawn = drawn if drawn in INTEGRATED else ""
     if var_names is None:
         # the centred scores' per-construct columns eta_<construct> duplicate eta; the item
         # parameters on standardized scores (<name>_std) are implied by the reported ones
         var_names = [v for v in post.data_vars if v not in _DIAG_SKIP and not str(v).endswith(("__", "_std"))
-                     and not is_score_variable(str(v))]
+                     and not is_score_variable(str(v)) and not (drawn and _is_per_firm(post[v]))]
+    else:
+        drawn = ""
     sub = post[var_names]
     # the diagonal of a correlation matrix is constant 1: leave it out
     with warnings.catch_warnings():
@@ -221,6 +241,7 @@ def diagnose(idata, var_names: list[str] | None = None) -> Diagnostics:
     return Diagnostics(
         max_rhat, min_essb, min_esst, div, ebfmi, n_draws,
         {"rhat": w_rhat, "ess_bulk": w_essb, "ess_tail": w_esst}, tuple(problems), score_summary,
+        drawn if score_summary is None and any(_is_per_firm(post[v]) for v in post.data_vars) else "",
     )
 
 

@@ -265,6 +265,9 @@ def _section_model(b: _Builder, r: ReportInputs) -> None:
                        f"{_int(c['n_over'])} of {_int(c['n'])} (max {_f(c['max_rhat'], 3)})",
                        f"<= {_int(c['bound_over'])} (chance: {c['expected_over']:.1f}); max <= {SCORE_RULE['max']}",
                        not c["failed"], c.get("variables", "")))
+    elif d.scores_drawn:
+        checks.append(("per-firm scores", f"drawn given each draw ({d.scores_drawn})",
+                       "converge with the model parameters", None, "eta"))
     checks += [
         ("min bulk ESS", _f(d.min_ess_bulk, 0), f">= {THRESHOLDS['ess_bulk']}", d.min_ess_bulk >= THRESHOLDS["ess_bulk"],
          d.worst.get("ess_bulk", "")),
@@ -275,7 +278,7 @@ def _section_model(b: _Builder, r: ReportInputs) -> None:
         ("min E-BFMI", _f(d.min_ebfmi, 3), f">= {THRESHOLDS['ebfmi']}",
          (not np.isfinite(d.min_ebfmi)) or d.min_ebfmi >= THRESHOLDS["ebfmi"], ""),
     ]
-    rows = [[n, v, t, "ok" if ok else "FAILED", w] for n, v, t, ok, w in checks]
+    rows = [[n, v, t, "not diagnosed" if ok is None else "ok" if ok else "FAILED", w] for n, v, t, ok, w in checks]
     b.add(_table(["check", "value", "threshold", "status", "worst parameter"], rows,
                  numeric=[False, True, False, False, False], caption=f"{d.n_draws} posterior draws."))
     if d.failed:
