@@ -193,6 +193,7 @@ def test_diagnostics_fail_a_fit_whose_grid_check_is_over_its_tolerance(irt_fit):
     assert not any(p.startswith("quadrature:") for p in d.problems)
     # the scores were drawn after sampling, given each draw: said, not diagnosed again
     assert d.scores is None and d.scores_drawn == "quadrature"
+    assert json.loads(fit.attrs["diagnostics"])["scores_drawn"] == "quadrature"  # the fit's own verdict
     assert "drawn given each draw (quadrature)" in d.text()
     assert Diagnostics.from_dict(json.loads(json.dumps(d.to_dict()))) == d
     coarse = fit.copy()

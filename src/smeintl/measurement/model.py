@@ -734,15 +734,15 @@ class MeasurementModel:
             post.add_posterior_predictive(self, idata, survey, std, random_seed)
         post.add_observed(self, idata, survey)
         post.add_constant_data(idata, model)
-        diag = diagnose(idata)
+        # the attrs first: diagnose reads the parameterization (scores drawn after sampling)
         idata.attrs.update(
-            post.fit_attrs(self, built, survey, random_seed, sampler, mass_matrix, draws, tune, chains, target_accept)
-            | {
-                "diagnostics": json.dumps(diag.to_dict()),
-                "failed": int(diag.failed),
-                "timing": json.dumps({"build_s": t_build, "sample_s": t_sample, **timing}),
-            }
-        )
+            post.fit_attrs(self, built, survey, random_seed, sampler, mass_matrix, draws, tune, chains, target_accept))
+        diag = diagnose(idata)
+        idata.attrs.update({
+            "diagnostics": json.dumps(diag.to_dict()),
+            "failed": int(diag.failed),
+            "timing": json.dumps({"build_s": t_build, "sample_s": t_sample, **timing}),
+        })
         return idata
 
     # ---------------------------------------------------------------- prior predictive
