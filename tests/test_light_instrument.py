@@ -48,6 +48,8 @@ def test_run_a_2pl_from_the_syntax_alone(irt_csv, tmp_path, capsys):
     assert "quadrature parameterization" in captured.out
     assert "integrates each firm's latent score out of the likelihood" in report
     assert "a firm's log-likelihood changed by at most" in report
+    # the scores drawn after sampling are named in the diagnostics table, not diagnosed again
+    assert "drawn given each draw (quadrature)" in report and "not diagnosed" in report
     params = pd.read_csv(out / "parameters.csv")
     loadings = params[(params["block"] == "loading") & (params["scale"] == "logit")]
     assert sorted(loadings["item"]) == ["i1", "i2", "i3", "i4", "i5"]
