@@ -147,7 +147,7 @@ def diagnose(idata, var_names: list[str] | None = None) -> Diagnostics:
     again (``scores_drawn`` says so; by default only; ``var_names`` may name ``eta``).
     """
     from .. import compat
-    from .loo import INTEGRATED
+    from .latent import INTEGRATED
 
     post = compat.group(idata, "posterior")
     drawn = str(getattr(idata, "attrs", {}).get("parameterization", ""))

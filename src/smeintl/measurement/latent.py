@@ -8,7 +8,12 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["lkj_cpc_alpha", "marginal_likelihood"]
+__all__ = ["INTEGRATED", "lkj_cpc_alpha", "marginal_likelihood"]
+
+#: parameterizations that integrate the scores out of the likelihood: the stored per-firm
+#: log-likelihood (``responses``) is already integrated over them, and the scores are drawn
+#: after sampling, given each draw of the parameters
+INTEGRATED = ("marginal", "quadrature")
 
 
 def lkj_cpc_alpha(C: int, eta: float) -> np.ndarray:

@@ -24,13 +24,11 @@ import numpy as np
 import pandas as pd
 
 from .. import compat
+from .latent import INTEGRATED
 
 __all__ = ["INTEGRATED", "INTEGRATION_NODES", "INTEGRATION_CHECK_NODES", "INTEGRATED_MAX_DRAWS", "MAX_CONSTRUCTS", "KHAT_BAD",
            "FitLoo", "integrated_loglik", "integrated_fit", "fit_loo", "compare_models"]
 
-#: parameterizations whose stored per-firm log-likelihood (``responses``) is already
-#: integrated over the latent scores
-INTEGRATED = ("marginal", "quadrature")
 #: integrated LOO: Gauss-Hermite nodes per construct and the most draws used
 INTEGRATION_NODES = 15
 #: nodes of the convergence check of the quadrature (on a few draws)
