@@ -654,12 +654,12 @@ def test_ctrl_c_swallowed_while_the_report_is_written(tiny_data, tmp_path, monke
 # ---------------------------------------------------------------------------
 # 14. Ctrl-C (and SIGTERM) at several moments of `fit` and `run`, in a real process
 # ---------------------------------------------------------------------------
-def _interrupt(argv, *, after: str | None, delay: float, sig=signal.SIGINT, group=False, timeout=240):
+def _interrupt(argv, *, after: str | None, delay: float, sig=signal.SIGINT, group=False, timeout=240, env=None):
     """Start ``smeintl ARGV``, wait for the stdout line containing ``after`` (None: the start),
     sleep ``delay`` s, send ``sig``; return (exit status, stdout, stderr, seen)."""
     import threading
 
-    p = subprocess.Popen([sys.executable, "-u", "-m", "smeintl.cli", *argv], cwd=ROOT, text=True,
+    p = subprocess.Popen([sys.executable, "-u", "-m", "smeintl.cli", *argv], cwd=ROOT, text=True, env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     out, err, seen = [], [], threading.Event()
 
@@ -727,6 +727,22 @@ def test_run_interrupted(tiny_data, tmp_path, after, delay):
     argv = ["run", str(data), "--spec", str(TINY), "--quick", "--out", str(tmp_path / "report"),
             "--draws", draws, "--tune", "200", "--chains", "1", "--sampler", "pymc", "--no-progress"]
     _assert_interrupted(*_interrupt(argv, after=after, delay=delay), tmp_path, "run")
+
+
+def test_run_interrupted_while_the_refits_run_ahead(tiny_data, tmp_path, tmp_path_factory):
+    """Ctrl-C during the fit, to the whole group as a terminal sends it, while the
+    model-comparison refits run ahead in a second process: exit 130, no traceback from either
+    process, and the second process's folder is gone (it is removed once that process ended)."""
+    data = tmp_path / "tiny.csv"
+    data.write_bytes(tiny_data.read_bytes())
+    tmp = tmp_path_factory.mktemp("tmp")
+    argv = ["run", str(data), "--spec", str(TINY), "--out", str(tmp_path / "report"), "--draws", "20000",
+            "--tune", "200", "--chains", "1", "--no-progress"]
+    res = _interrupt(argv, after="[3/8] fit the measurement model ...", delay=3.0, group=True,
+                     env=dict(os.environ, TMPDIR=str(tmp)))
+    _assert_interrupted(*res, tmp_path, "run")
+    assert "the model-comparison refits run meanwhile in a second process" in res[1]
+    assert [p.name for p in tmp.iterdir() if p.name.startswith("smeintl-refits-")] == []
 
 
 def test_killed_run_leaves_a_partial_folder_the_next_run_removes(tiny_data, tmp_path, capsys):

@@ -28,7 +28,7 @@ import shutil
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
@@ -414,6 +414,10 @@ def analyze(
     or a file-like object); ``sheet`` and ``encoding``: how to read the survey file (see
     :func:`smeintl.data.read_table`).
 
+    With the robustness checks that refit the model (not ``quick``) on a machine with two or
+    more cores, the model-comparison refits run in a second process while the model is fitted
+    (:mod:`smeintl.robustness.ahead`; the same draws as refitting afterwards).
+
     Raises :class:`~smeintl.data.DataError`, :class:`~smeintl.spec.SpecError`,
     :class:`~smeintl.errors.UserError` (a mismatch of data and spec, a sampler setting
     out of range) for the user's mistakes, and lets KeyboardInterrupt through, also one
@@ -441,8 +445,22 @@ def check_invariance(spec: Spec, group: bool, invariance: str) -> None:
                        f"(the spec {spec.name!r} has no group column; name one, e.g. --group-column)"))
 
 
-def _analyze(data, *, spec, seed, quick, group, invariance, robustness, checks, draws, tune, chains, sampler, progress, log,
-             sheet, encoding) -> Analysis:
+def _analyze(data, **kw) -> Analysis:
+    # what the run starts beside itself (the refits ahead) ends with it, however it ends
+    with ExitStack() as stack:
+        return _analyze_in(stack, data, **kw)
+
+
+def _refits_ahead(survey) -> bool:
+    """Whether ``smeintl run`` starts the model-comparison refits in a second process during the
+    fit (:mod:`smeintl.robustness.ahead`): with two or more cores and enough firms to refit."""
+    from .robustness.context import MIN_FIRMS
+
+    return (os.cpu_count() or 1) >= 2 and survey.n_firms >= MIN_FIRMS["model"]
+
+
+def _analyze_in(stack: ExitStack, data, *, spec, seed, quick, group, invariance, robustness, checks, draws, tune, chains,
+                sampler, progress, log, sheet, encoding) -> Analysis:
     from .data import load_survey
     from . import compat
     from .measurement import MeasurementModel, fit_checks, summarize_fit
@@ -470,6 +488,15 @@ def _analyze(data, *, spec, seed, quick, group, invariance, robustness, checks, 
         say(f"    {model.for_survey(survey).parameterization} parameterization, {fit_kw['chains']} chains x "
             f"{fit_kw['draws']} draws after {fit_kw['tune']} tuning, seed {seed}"
             + (" (quick run)" if quick else ""))
+        ahead = None
+        if robustness and not quick and "robustness" not in spec_obj.skipped_steps() and _refits_ahead(survey):
+            from .robustness.ahead import start
+
+            try:
+                ahead = stack.enter_context(start(model, survey, spec_obj, seed=seed))
+                say("    the model-comparison refits run meanwhile in a second process")
+            except OSError as exc:  # no second process here: the check refits afterwards, as without one
+                say(f"    (the model-comparison refits will run after the fit: no second process, {exc})")
         idata = model.fit(survey, progressbar=progress, random_seed=seed, sampler=sampler, **fit_kw)
     with steps.step(STEPS[3]):
         fit_summary = summarize_fit(idata, spec_obj)
@@ -505,7 +532,7 @@ def _analyze(data, *, spec, seed, quick, group, invariance, robustness, checks, 
             if quick:
                 say(f"    quick run: skipping the checks that refit the model ({', '.join(REFIT_CHECKS)})")
             robustness_result = run_robustness(idata, survey, spec_obj, checks=checks, seed=seed,
-                                               progress=progress)
+                                               progress=progress, ahead=ahead)
 
     return Analysis(
         spec=spec_obj,

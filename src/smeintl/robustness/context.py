@@ -52,6 +52,8 @@ class RobustnessContext:
     prob: float = 0.9
     models: tuple[str, ...] = MODEL_VARIANTS
     prior_refits: str = "auto"
+    #: model-comparison refits started ahead in a second process (:mod:`.ahead`), or None
+    ahead: Any = None
     _cache: dict = field(default_factory=dict, repr=False)
 
     # ---- fit ---------------------------------------------------------------

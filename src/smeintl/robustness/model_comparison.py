@@ -23,7 +23,7 @@ from .context import KHAT_MAX, RobustnessContext
 from .findings import industry_codes, posterior_verdicts
 from ..measurement.loo import INTEGRATED
 from .loo import INTEGRATED_MAX_DRAWS, INTEGRATION_CHECK_NODES, INTEGRATION_NODES, integrated_idata
-from .refit import comparison_plan
+from .refit import comparison_plan, refit_offsets
 from .result import Check, CheckResult, skip
 from .variants import ORDINAL_LEVELS
 from .verdict import Verdict, aggregate, na_verdicts
@@ -81,15 +81,17 @@ def check_model_comparison(ctx: RobustnessContext) -> CheckResult:
     plan, skipped = comparison_plan(ctx)
     fits: dict[str, Any] = {"reference": idata}
     meta: dict[str, dict[str, Any]] = {"reference": {"refit": False, "seconds": np.nan}}
+    offset = refit_offsets(plan)
+    # refits made ahead in a second process during the fit (smeintl run: .ahead), if any
+    ahead = ctx.ahead.fits(ctx, [m for m, _ in plan]) if ctx.ahead is not None else {}
     bar = ctx.bar(len(plan), "model-comparison refits")
-    # each refit's seed offset by its place in the plan, whatever order they run in
-    offset = {m: 201 + j for j, (m, _) in enumerate(plan)}
     try:
         for m, (surv, sv, group) in plan:
             t0 = time.perf_counter()
             try:
-                fits[m] = ctx.refit(sv, surv, group=group, offset=offset[m])
-                meta[m] = {"refit": True, "seconds": time.perf_counter() - t0, "survey": surv, "spec": sv}
+                fits[m], seconds = ahead[m] if m in ahead else (ctx.refit(sv, surv, group=group, offset=offset[m]),
+                                                                time.perf_counter() - t0)
+                meta[m] = {"refit": True, "seconds": seconds, "survey": surv, "spec": sv}
             except Exception as exc:  # noqa: BLE001 - one failed refit must not sink the comparison
                 skipped[m] = f"the refit failed: {type(exc).__name__}: {exc}"
             bar.update(1)

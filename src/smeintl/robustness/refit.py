@@ -1,4 +1,5 @@
-"""The model-comparison refits: which models it refits, and on what (:func:`comparison_plan`)."""
+"""The model-comparison refits: which models it refits, and on what (:func:`comparison_plan`),
+with which seed offsets (:func:`refit_offsets`)."""
 
 from __future__ import annotations
 
@@ -40,3 +41,9 @@ def comparison_plan(ctx: RobustnessContext) -> tuple[list[tuple[str, tuple[Any, 
                 continue
             plan.append((m, (ordinal_survey(sv, ctx.survey), sv, ctx.fit_group)))
     return plan, skipped
+
+
+def refit_offsets(plan) -> dict[str, int]:
+    """Each refit's seed offset, by its place in the plan, whatever order (or process) the
+    refits run in."""
+    return {m: 201 + j for j, (m, _) in enumerate(plan)}

@@ -31,6 +31,7 @@ def run_robustness(
     prob: float = 0.9,
     models: Sequence[str] = MODEL_VARIANTS,
     prior_refits: str = "auto",
+    ahead=None,
 ) -> RobustnessResult:
     """Run robustness checks and build the findings matrix.
 
@@ -40,7 +41,8 @@ def run_robustness(
     ``refit_kwargs``: sampler settings of every refit (default :data:`~.context.DEFAULT_REFIT`);
     ``models``: the alternative models of ``model_comparison``; ``prior_refits``:
     ``"auto"`` (refit with wider and narrower priors when importance weights are
-    unreliable), ``"always"`` or ``"never"``.  A check that cannot run returns a result
+    unreliable), ``"always"`` or ``"never"``; ``ahead``: the model-comparison refits started
+    in a second process during the fit (:func:`.ahead.start`), used where they match.  A check that cannot run returns a result
     with ``passed=None`` whose text says why; unexpected errors in one check are caught
     and reported the same way, so the other checks still run.
     """
@@ -64,7 +66,7 @@ def run_robustness(
         raise ValueError(f"prior_refits must be 'auto', 'always' or 'never', got {prior_refits!r}")
     ctx = RobustnessContext(idata=idata, survey=survey, spec=spec, seed=int(seed), bootstrap_draws=int(bootstrap_draws),
                             refit_kwargs=dict(refit_kwargs or {}), progress=progress, prob=float(prob),
-                            models=tuple(models), prior_refits=prior_refits)
+                            models=tuple(models), prior_refits=prior_refits, ahead=ahead)
     results = []
     notes = []
     for check in selected:

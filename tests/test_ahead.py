@@ -1,0 +1,77 @@
+"""The model-comparison refits that ``smeintl run`` starts ahead, in a second process, while
+it fits the model (``smeintl.robustness.ahead``): the same refits as the check's own, used
+only for the fit they were started for, and nothing left behind."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from smeintl import load_spec
+from smeintl.measurement import MeasurementModel
+from smeintl.resources import bundled
+from smeintl.robustness import run_robustness
+from smeintl.robustness.ahead import KEYS, fit_attrs_ahead, start
+from smeintl.robustness.context import RobustnessContext
+from smeintl.robustness.refit import comparison_plan, refit_offsets
+from smeintl.simulate import simulate_survey, typical_params
+
+MODELS = ("no_industry",)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    spec = load_spec(bundled("tiny_instrument.toml"))
+    survey = simulate_survey(spec, 120, typical_params(spec, n_groups=2, random_seed=5), n_groups=2,
+                             random_seed=5).survey
+    model = MeasurementModel(spec)
+    with start(model, survey, spec, seed=7, models=MODELS) as ahead:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fit = model.fit(survey, draws=200, tune=200, chains=2, random_seed=7, progressbar=False)
+        yield spec, survey, model, fit, ahead
+
+
+def test_the_fit_records_what_the_refits_were_started_for(tiny):
+    spec, survey, model, fit, _ = tiny
+    assert {k: fit.attrs.get(k) for k in KEYS} == {k: fit_attrs_ahead(model, survey).get(k) for k in KEYS}
+
+
+def test_refits_made_ahead_are_the_checks_own(tiny):
+    spec, survey, _, fit, ahead = tiny
+    ctx = RobustnessContext(idata=fit, survey=survey, spec=spec, seed=7, progress=False, models=MODELS)
+    got = ahead.fits(ctx, list(MODELS))
+    assert set(got) == set(MODELS) and got["no_industry"][1] > 0
+    plan, _ = comparison_plan(ctx)
+    (m, (surv, sv, group)), = plan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        own = ctx.refit(sv, surv, group=group, offset=refit_offsets(plan)[m])
+    for name in ("loading", "eta"):  # the same draws in either process
+        np.testing.assert_array_equal(got[m][0].posterior[name].values, own.posterior[name].values)
+    # the check takes them (their time is the second process's; the same draws give it the same
+    # numbers as its own refit would)
+    res = run_robustness(fit, survey, spec, checks=["model_comparison"], seed=7, models=MODELS, progress=False,
+                         ahead=ahead).checks[0]
+    table = res.table.set_index("model")
+    assert res.passed is not None and table.loc["no_industry", "seconds"] == pytest.approx(got[m][1])
+    assert np.isfinite(table.loc["no_industry", "elpd_loo"])
+
+
+def test_refits_started_for_another_fit_are_not_used(tiny):
+    spec, survey, _, fit, ahead = tiny
+    for other in (dict(seed=8), dict(seed=7, refit_kwargs={"draws": 100})):
+        ctx = RobustnessContext(idata=fit, survey=survey, spec=spec, progress=False, models=MODELS, **other)
+        assert ahead.fits(ctx, list(MODELS)) == {}
+
+
+def test_closing_stops_the_second_process_and_removes_its_folder(tiny):
+    spec, survey, model, _, _ = tiny
+    ahead = start(model, survey, spec, seed=9, models=MODELS)
+    process, folder = ahead.process, ahead.folder
+    assert folder.is_dir() and process.is_alive()
+    ahead.close()
+    assert not process.is_alive() and not folder.exists()
+    ahead.close()  # twice is harmless
