@@ -4,7 +4,9 @@ The refits of ``model_comparison`` (:func:`.refit.comparison_plan`) depend on th
 specs, the seed, the refit settings and what the fit will be (its spec, group level,
 invariance and parameterization), not on the fit's draws.  :func:`start` runs them in a
 second process while the main one fits the model: each compile of a model structure keeps
-one core busy for 10-15 s, and the main fit's compile leaves the other core idle.
+one core busy for 10-15 s, and the main fit's compile leaves the other core idle.  The second
+process runs at a lower priority (:data:`NICE`), so the main fit keeps the cores it would have
+alone and the refits take what it leaves.
 :meth:`Ahead.fits` hands the refits to the check when the fit being checked is the one they
 were started for (the same attrs, data, specs, seed, settings and models; otherwise the check
 refits in its own process, as without them).  The refits are the ones the check would make:
@@ -32,6 +34,8 @@ __all__ = ["Ahead", "start", "fit_attrs_ahead", "KEYS"]
 
 #: the fit's attrs on which the refits depend
 KEYS = ("spec_text", "group", "invariance", "parameterization")
+#: the second process's niceness (added to the main process's)
+NICE = 10
 
 
 def fit_attrs_ahead(model, survey) -> dict[str, Any]:
@@ -64,6 +68,9 @@ def _run(folder: str, attrs, survey, spec, seed, refit_kwargs, models, parent: i
     import warnings
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # (ignored from the start, see start): the parent stops this one
+    # below the main process: its fit keeps the cores it would have alone, these refits take
+    # what it leaves (its compile leaves a core idle, and so do most of the steps after it)
+    os.nice(NICE)
     null = os.open(os.devnull, os.O_WRONLY)
     os.dup2(null, 1)
     os.dup2(null, 2)
