@@ -70,7 +70,8 @@ def _run(folder: str, attrs, survey, spec, seed, refit_kwargs, models, parent: i
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # (ignored from the start, see start): the parent stops this one
     # below the main process: its fit keeps the cores it would have alone, these refits take
     # what it leaves (its compile leaves a core idle, and so do most of the steps after it)
-    os.nice(NICE)
+    if hasattr(os, "nice"):  # POSIX
+        os.nice(NICE)
     null = os.open(os.devnull, os.O_WRONLY)
     os.dup2(null, 1)
     os.dup2(null, 2)
