@@ -738,7 +738,7 @@ def test_run_interrupted_while_the_refits_run_ahead(tiny_data, tmp_path, tmp_pat
     tmp = tmp_path_factory.mktemp("tmp")
     argv = ["run", str(data), "--spec", str(TINY), "--out", str(tmp_path / "report"), "--draws", "20000",
             "--tune", "200", "--chains", "1", "--no-progress"]
-    res = _interrupt(argv, after="[3/8] fit the measurement model ...", delay=3.0, group=True,
+    res = _interrupt(argv, after="[3/8] fit the measurement model ...", delay=1.5, group=True,
                      env=dict(os.environ, TMPDIR=str(tmp)))
     _assert_interrupted(*res, tmp_path, "run")
     assert "the model-comparison refits run meanwhile in a second process" in res[1]
