@@ -62,9 +62,10 @@ def _context(attrs, survey, spec, seed, refit_kwargs, models):
                              refit_kwargs=dict(refit_kwargs or {}), progress=False, models=tuple(models))
 
 
-def _run(folder: str, attrs, survey, spec, seed, refit_kwargs, models, parent: int) -> None:
-    """The second process: every refit of the plan, each written to ``<model>.nc`` (or its
-    error to ``<model>.json``), then ``done``."""
+def _run(folder: str, parent: int) -> None:
+    """The second process: every refit of the plan (its inputs in ``inputs.pickle``), each
+    written to ``<model>.nc`` (or its error to ``<model>.json``), then ``done``."""
+    import pickle
     import warnings
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # (ignored from the start, see start): the parent stops this one
@@ -80,7 +81,7 @@ def _run(folder: str, attrs, survey, spec, seed, refit_kwargs, models, parent: i
     from .refit import comparison_plan, refit_offsets
 
     out = Path(folder)
-    ctx = _context(attrs, survey, spec, seed, refit_kwargs, models)
+    ctx = _context(*pickle.loads((out / "inputs.pickle").read_bytes()))
     plan, _ = comparison_plan(ctx)
     offset = refit_offsets(plan)
     for m, (surv, sv, group) in plan:
@@ -144,18 +145,24 @@ def start(model, survey, spec, *, seed: int, refit_kwargs: Mapping[str, Any] | N
     """Start the model-comparison refits of a fit of ``model`` on ``survey`` (evaluated with
     ``spec``) in a second process; see the module docstring."""
     import multiprocessing
+    import pickle
 
     from .context import MODEL_VARIANTS
 
     models = tuple(MODEL_VARIANTS if models is None else models)
     attrs = fit_attrs_ahead(model, survey)
     folder = Path(tempfile.mkdtemp(prefix="smeintl-refits-"))
-    process = multiprocessing.get_context("spawn").Process(
-        target=_run, args=(str(folder), attrs, survey, spec, int(seed), dict(refit_kwargs or {}), models, os.getpid()),
-        daemon=True, name="smeintl-refits")
+    try:  # the inputs go through a file: start() then only sends a path, and returns at once
+        (folder / "inputs.pickle").write_bytes(
+            pickle.dumps((attrs, survey, spec, int(seed), dict(refit_kwargs or {}), models)))
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    process = multiprocessing.get_context("spawn").Process(target=_run, args=(str(folder), os.getpid()),
+                                                           daemon=True, name="smeintl-refits")
     # started with Ctrl-C ignored, so that the new interpreter ignores it from its first line
     # (a Ctrl-C during its imports would otherwise print a traceback); the parent's handler
-    # is back right after
+    # is back right after (a Ctrl-C in those milliseconds is lost)
     main = threading.current_thread() is threading.main_thread()
     before = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
     try:
