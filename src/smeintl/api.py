@@ -424,8 +424,9 @@ def analyze(
     that the samplers swallowed (they stop and return the draws so far): an interrupted
     analysis returns nothing (:func:`smeintl.errors.interrupt_signals`).
     """
-    with interrupt_signals(sigterm=False):
-        return _analyze(data, spec=spec, seed=seed, quick=quick, group=group, invariance=invariance,
+    # what the run starts beside itself (the refits ahead) ends with it, however it ends
+    with interrupt_signals(sigterm=False), ExitStack() as stack:
+        return _analyze(stack, data, spec=spec, seed=seed, quick=quick, group=group, invariance=invariance,
                         robustness=robustness, checks=checks,
                         draws=draws, tune=tune, chains=chains, sampler=sampler, progress=progress, log=log,
                         sheet=sheet, encoding=encoding)
@@ -445,21 +446,7 @@ def check_invariance(spec: Spec, group: bool, invariance: str) -> None:
                        f"(the spec {spec.name!r} has no group column; name one, e.g. --group-column)"))
 
 
-def _analyze(data, **kw) -> Analysis:
-    # what the run starts beside itself (the refits ahead) ends with it, however it ends
-    with ExitStack() as stack:
-        return _analyze_in(stack, data, **kw)
-
-
-def _refits_ahead(survey) -> bool:
-    """Whether ``smeintl run`` starts the model-comparison refits in a second process during the
-    fit (:mod:`smeintl.robustness.ahead`): with two or more cores and enough firms to refit."""
-    from .robustness.context import MIN_FIRMS
-
-    return (os.cpu_count() or 1) >= 2 and survey.n_firms >= MIN_FIRMS["model"]
-
-
-def _analyze_in(stack: ExitStack, data, *, spec, seed, quick, group, invariance, robustness, checks, draws, tune, chains,
+def _analyze(stack: ExitStack, data, *, spec, seed, quick, group, invariance, robustness, checks, draws, tune, chains,
                 sampler, progress, log, sheet, encoding) -> Analysis:
     from .data import load_survey
     from . import compat
@@ -489,14 +476,10 @@ def _analyze_in(stack: ExitStack, data, *, spec, seed, quick, group, invariance,
             f"{fit_kw['draws']} draws after {fit_kw['tune']} tuning, seed {seed}"
             + (" (quick run)" if quick else ""))
         ahead = None
-        if robustness and not quick and "robustness" not in spec_obj.skipped_steps() and _refits_ahead(survey):
-            from .robustness.ahead import start
+        if robustness and not quick and "robustness" not in spec_obj.skipped_steps():
+            from .robustness.ahead import start_if_worthwhile
 
-            try:
-                ahead = stack.enter_context(start(model, survey, spec_obj, seed=seed))
-                say("    the model-comparison refits run meanwhile in a second process")
-            except OSError as exc:  # no second process here: the check refits afterwards, as without one
-                say(f"    (the model-comparison refits will run after the fit: no second process, {exc})")
+            ahead = start_if_worthwhile(stack, model, survey, spec_obj, seed=seed, say=say)
         idata = model.fit(survey, progressbar=progress, random_seed=seed, sampler=sampler, **fit_kw)
     with steps.step(STEPS[3]):
         fit_summary = summarize_fit(idata, spec_obj)

@@ -30,7 +30,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Mapping, Sequence
 
-__all__ = ["Ahead", "start", "fit_attrs_ahead", "KEYS"]
+__all__ = ["Ahead", "start", "start_if_worthwhile", "fit_attrs_ahead", "KEYS"]
 
 #: the fit's attrs on which the refits depend
 KEYS = ("spec_text", "group", "invariance", "parameterization")
@@ -174,3 +174,20 @@ def start(model, survey, spec, *, seed: int, refit_kwargs: Mapping[str, Any] | N
         if main and before is not None:
             signal.signal(signal.SIGINT, before)
     return Ahead(process, folder, _key(attrs, survey, spec, seed, refit_kwargs, models))
+
+
+def start_if_worthwhile(stack, model, survey, spec, *, seed: int, say) -> Ahead | None:
+    """:func:`start` for ``smeintl run``, on two or more cores and enough firms to refit, its
+    :meth:`Ahead.close` on ``stack`` (an :class:`contextlib.ExitStack`); ``say`` tells the
+    console.  None where it is not started: the check then refits after the fit."""
+    from .context import MIN_FIRMS
+
+    if (os.cpu_count() or 1) < 2 or survey.n_firms < MIN_FIRMS["model"]:
+        return None
+    try:
+        ahead = stack.enter_context(start(model, survey, spec, seed=seed))
+    except OSError as exc:  # no second process here: the check refits afterwards, as without one
+        say(f"    (the model-comparison refits will run after the fit: no second process, {exc})")
+        return None
+    say("    the model-comparison refits run meanwhile in a second process")
+    return ahead
