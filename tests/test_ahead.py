@@ -52,9 +52,8 @@ def test_the_check_takes_the_refits_made_ahead(tiny):
     assert np.isfinite(table.loc["no_industry", "elpd_loo"])
 
 
-@pytest.mark.slow
 def test_refits_made_ahead_are_the_checks_own(tiny):
-    """The same draws as the check's own refit in this process (slow: it costs that refit)."""
+    """The same draws as the check's own refit in this process (it costs that refit)."""
     spec, survey, _, fit, ahead = tiny
     ctx = RobustnessContext(idata=fit, survey=survey, spec=spec, seed=7, progress=False, models=MODELS)
     got = ahead.fits(ctx, list(MODELS))

@@ -108,7 +108,7 @@ def _ar1(rng, shape, rho):
     return x
 
 
-@pytest.mark.parametrize("chains, draws, rho", [pytest.param(2, 900, 0.5, marks=pytest.mark.slow),
+@pytest.mark.parametrize("chains, draws, rho", [(2, 900, 0.5),
                                                  pytest.param(4, 1000, 0.7, marks=pytest.mark.slow), (2, 500, 0.3)])
 def test_score_rhat_chance_matches_converged_chains(chains, draws, rho):
     """The chance count of scores over R-hat 1.01 (rhat_chance) matches converged

@@ -219,7 +219,6 @@ def test_quadrature_fit_stores_what_every_fit_does(irt_fit, irt_spec):
     assert not np.array_equal(eta[..., twins[0]], eta[..., twins[1]])
 
 
-@pytest.mark.slow
 def test_quadrature_fit_repeats_to_the_bit(irt_fit, irt_spec):
     _, sim, fit = irt_fit
     with warnings.catch_warnings():
