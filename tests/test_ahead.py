@@ -77,7 +77,40 @@ def test_closing_stops_the_second_process_and_removes_its_folder(tiny):
     spec, survey, model, _, _ = tiny
     ahead = start(model, survey, spec, seed=9, models=MODELS)
     process, folder = ahead.process, ahead.folder
-    assert folder.is_dir() and process.is_alive()
+    assert folder.is_dir() and process.poll() is None
     ahead.close()
-    assert not process.is_alive() and not folder.exists()
+    assert process.poll() is not None and not folder.exists()
     ahead.close()  # twice is harmless
+
+
+def test_a_script_without_a_main_guard_is_not_run_again(tmp_path):
+    """The second process imports smeintl and runs the refits, nothing of the caller's script:
+    a script calling ``analyze`` (which starts it) at its top level runs once.  (With
+    multiprocessing's spawn, the child ran the script again up to that call and failed there.)"""
+    import subprocess
+    import sys
+
+    marker = tmp_path / "ran.txt"
+    script = tmp_path / "no_guard.py"
+    script.write_text(
+        "import pathlib, warnings\n"
+        "warnings.simplefilter('ignore')\n"
+        f"with open({str(marker)!r}, 'a') as f:\n"
+        "    f.write('ran\\n')\n"
+        "from smeintl import load_spec\n"
+        "from smeintl.measurement import MeasurementModel\n"
+        "from smeintl.resources import bundled\n"
+        "from smeintl.robustness.ahead import start\n"
+        "from smeintl.simulate import simulate_survey, typical_params\n"
+        "spec = load_spec(bundled('tiny_instrument.toml'))\n"
+        "survey = simulate_survey(spec, 60, typical_params(spec, n_groups=2, random_seed=5), n_groups=2,\n"
+        "                         random_seed=5).survey\n"
+        "ahead = start(MeasurementModel(spec), survey, spec, seed=7, models=())\n"
+        "rc = ahead.process.wait(timeout=300)\n"
+        "print('child', rc, (ahead.folder / 'done').exists())\n"
+        "ahead.close()\n", encoding="utf-8")
+    r = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "child 0 True" in r.stdout, r.stdout + r.stderr[-3000:]
+    assert marker.read_text() == "ran\n"
+    assert "Traceback" not in r.stderr, r.stderr[-3000:]

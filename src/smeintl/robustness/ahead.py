@@ -14,7 +14,10 @@ the same seeds give the same draws in either process (``tests/test_ahead.py``).
 
 :meth:`Ahead.close` stops the second process and removes its folder; an interrupted or failed
 run calls it on the way out.  The second process ignores Ctrl-C (its parent stops it), writes
-nothing to the console, and stops by itself between two refits once its parent is gone.
+nothing to the console, and stops by itself between two refits once its parent is gone.  It is
+a new interpreter that imports smeintl from the parent's ``sys.path`` and nothing else: unlike
+:mod:`multiprocessing`'s spawn, it does not run the caller's script again, so a script that
+calls :func:`smeintl.analyze` needs no ``if __name__ == "__main__":`` guard.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ import json
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -62,6 +67,11 @@ def _context(attrs, survey, spec, seed, refit_kwargs, models):
                              refit_kwargs=dict(refit_kwargs or {}), progress=False, models=tuple(models))
 
 
+#: the second process's program: the parent's import path, then :func:`_run`
+_CHILD = ("import json, sys; sys.path[:] = json.loads(sys.argv[3]); "
+          "from smeintl.robustness.ahead import _run; _run(sys.argv[1], int(sys.argv[2]))")
+
+
 def _run(folder: str, parent: int) -> None:
     """The second process: every refit of the plan (its inputs in ``inputs.pickle``), each
     written to ``<model>.nc`` (or its error to ``<model>.json``), then ``done``."""
@@ -73,9 +83,6 @@ def _run(folder: str, parent: int) -> None:
     # what it leaves (its compile leaves a core idle, and so do most of the steps after it)
     if hasattr(os, "nice"):  # POSIX
         os.nice(NICE)
-    null = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(null, 1)
-    os.dup2(null, 2)
     warnings.simplefilter("ignore")
     from ..measurement.io import save_fit
     from .refit import comparison_plan, refit_offsets
@@ -102,7 +109,7 @@ def _run(folder: str, parent: int) -> None:
 class Ahead:
     """The refits running (or run) in a second process; see the module docstring."""
 
-    def __init__(self, process, folder: Path, key: str):
+    def __init__(self, process: subprocess.Popen | None, folder: Path, key: str):
         self.process, self.folder, self.key = process, Path(folder), key
 
     def fits(self, ctx, models: Sequence[str]) -> dict[str, tuple[Any, float]]:
@@ -114,7 +121,7 @@ class Ahead:
         attrs = getattr(ctx.idata, "attrs", None) or {}
         if self.process is None or _key(attrs, ctx.survey, ctx.spec, ctx.seed, ctx.refit_kwargs, ctx.models) != self.key:
             return {}
-        self.process.join()
+        self.process.wait()
         if not (self.folder / "done").exists():
             return {}
         got = {}
@@ -128,9 +135,13 @@ class Ahead:
         """Stop the second process (if it still runs) and remove its folder."""
         p, self.process = self.process, None
         if p is not None:
-            if p.is_alive():
+            if p.poll() is None:
                 p.terminate()
-            p.join(10)
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def __enter__(self) -> "Ahead":
@@ -144,7 +155,6 @@ def start(model, survey, spec, *, seed: int, refit_kwargs: Mapping[str, Any] | N
           models: Sequence[str] | None = None) -> Ahead:
     """Start the model-comparison refits of a fit of ``model`` on ``survey`` (evaluated with
     ``spec``) in a second process; see the module docstring."""
-    import multiprocessing
     import pickle
 
     from .context import MODEL_VARIANTS
@@ -158,15 +168,15 @@ def start(model, survey, spec, *, seed: int, refit_kwargs: Mapping[str, Any] | N
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    process = multiprocessing.get_context("spawn").Process(target=_run, args=(str(folder), os.getpid()),
-                                                           daemon=True, name="smeintl-refits")
+    argv = [sys.executable, "-c", _CHILD, str(folder), str(os.getpid()), json.dumps(sys.path)]
     # started with Ctrl-C ignored, so that the new interpreter ignores it from its first line
     # (a Ctrl-C during its imports would otherwise print a traceback); the parent's handler
     # is back right after (a Ctrl-C in those milliseconds is lost)
     main = threading.current_thread() is threading.main_thread()
     before = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
     try:
-        process.start()
+        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL, close_fds=True)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
