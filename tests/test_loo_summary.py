@@ -111,3 +111,33 @@ def test_compare_models_table_of_equal_fits(hitachi_fit):
     assert set(table.index) == {"a", "b"} and sorted(table["rank"]) == [0, 1]
     assert table["elpd_loo"]["a"] == table["elpd_loo"]["b"] and (table["elpd_diff"] == 0).all()
     assert table["weight"].sum() == pytest.approx(1.0)
+
+
+def test_integrated_loglik_is_computed_once_per_process_for_the_same_inputs(hitachi_fit, hitachi_spec,
+                                                                            hitachi_survey, monkeypatch):
+    """The model comparison (answers from the survey) and the report's LOO (answers from the
+    fit's observed data) of one fit share the computation; other draws, nodes or posterior
+    values are computed anew."""
+    from smeintl.measurement import invariance, loo
+
+    calls = []
+    real = invariance.cell_loglik_by_group
+    monkeypatch.setattr(invariance, "cell_loglik_by_group", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(loo, "_MEMO", type(loo._MEMO)())
+    sel = np.arange(0, 40, 4)
+    first = loo.integrated_loglik(hitachi_fit, hitachi_spec, hitachi_survey, draws=sel)
+    assert len(calls) == sel.size
+    again = loo.integrated_loglik(hitachi_fit, hitachi_spec, None, draws=sel)  # answers from observed_data
+    assert len(calls) == sel.size
+    np.testing.assert_array_equal(again, first)
+    again[:] = 0  # the caller's copy: the memo keeps its own
+    np.testing.assert_array_equal(loo.integrated_loglik(hitachi_fit, hitachi_spec, draws=sel), first)
+    loo.integrated_loglik(hitachi_fit, hitachi_spec, draws=sel, nodes=11)
+    assert len(calls) == 2 * sel.size
+    fit = compat.as_fit(hitachi_fit)
+    post = compat.group(fit, "posterior")
+    moved = post.assign(loading=post["loading"] * 1.01)
+    other = compat.new_fit({"posterior": moved, "observed_data": compat.group(fit, "observed_data")})
+    other.attrs.update(fit.attrs)
+    changed = loo.integrated_loglik(other, hitachi_spec, hitachi_survey, draws=sel)
+    assert len(calls) == 3 * sel.size and not np.array_equal(changed, first)

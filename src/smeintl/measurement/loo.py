@@ -13,10 +13,13 @@ fits of the same data (ArviZ's comparison with stacking weights).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import itertools
 import os
+import threading
 import time
 import warnings
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Mapping
 
@@ -38,6 +41,35 @@ INTEGRATED_MAX_DRAWS = 1000
 MAX_CONSTRUCTS = 3
 #: a firm's PSIS-LOO term is unreliable above this Pareto k
 KHAT_BAD = 0.7
+
+
+#: integrated log-likelihoods computed in this process, by a hash of all they depend on (the
+#: fit's posterior draws, the answers and groups, the spec, the standardization, the nodes, the
+#: scale and the draws): the model comparison of ``smeintl run`` and the report's LOO of the same
+#: fit compute it once.  At most :data:`MEMO_BYTES` of results are kept, the oldest dropped first.
+_MEMO: OrderedDict[str, np.ndarray] = OrderedDict()
+_MEMO_LOCK = threading.Lock()
+MEMO_BYTES = 256 * 2**20
+
+
+def _memo_key(post, spec, X, codes, std, sel, *options) -> str:
+    h = hashlib.blake2b(digest_size=20)
+    h.update(repr((spec.hash, options)).encode())
+    arrays = [(f"post.{n}", post[n].values) for n in sorted(post.data_vars)]
+    arrays += [("X", X), ("codes", np.zeros(0) if codes is None else codes), ("sel", sel)]
+    arrays += [(f"std.{k}", np.asarray(v)) for k, v in sorted((std or {}).items())]
+    for name, a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{name}{a.dtype}{a.shape}".encode())
+        h.update(memoryview(a).cast("B"))
+    return h.hexdigest()
+
+
+def _memo_put(key: str, value: np.ndarray) -> None:
+    with _MEMO_LOCK:
+        _MEMO[key] = value
+        while sum(v.nbytes for v in _MEMO.values()) > MEMO_BYTES and len(_MEMO) > 1:
+            _MEMO.popitem(last=False)
 
 
 def _observed(fit, spec, survey=None) -> tuple[np.ndarray, list[str], np.ndarray | None]:
@@ -77,7 +109,8 @@ def integrated_loglik(fit, spec=None, survey=None, *, nodes: int = INTEGRATION_N
     indices) at which to evaluate, default all; returns ``(len(draws), F)``.  The answers
     and groups come from ``survey`` or, without it, from the fit's ``observed_data``; the
     spec from the fit when not given.  A fit with the marginal or quadrature
-    parameterization already stores this quantity as ``responses``.
+    parameterization already stores this quantity as ``responses``.  The same inputs give the
+    same values, computed once per process (:data:`MEMO_BYTES`).
     """
     from numpy.polynomial.hermite_e import hermegauss
     from scipy.special import logsumexp
@@ -115,6 +148,11 @@ def integrated_loglik(fit, spec=None, survey=None, *, nodes: int = INTEGRATION_N
         raise ValueError("the fit has group deviations of its item parameters but no group codes")
     by_group = params_by_group(P, devs, lay, compat.group(fit, "posterior").sizes["group"] if devs else 0)
     sel = np.arange(S) if draws is None else np.asarray(draws, dtype=int)
+    key = _memo_key(compat.group(fit, "posterior"), spec, X, codes, std, sel, int(nodes), float(scale), bool(group))
+    with _MEMO_LOCK:
+        known = _MEMO.get(key)
+    if known is not None:
+        return known.copy()
     out = np.empty((sel.size, F))
 
     def one(j: int) -> None:
@@ -137,6 +175,7 @@ def integrated_loglik(fit, spec=None, survey=None, *, nodes: int = INTEGRATION_N
     else:
         for j in range(sel.size):
             one(j)
+    _memo_put(key, out.copy())
     return out
 
 
