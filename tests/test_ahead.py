@@ -39,8 +39,19 @@ def test_the_fit_records_what_the_refits_were_started_for(tiny):
     assert {k: fit.attrs.get(k) for k in KEYS} == {k: fit_attrs_ahead(model, survey).get(k) for k in KEYS}
 
 
+def _started(ahead, model, timeout=120):
+    """Wait until the second process has claimed ``model`` (it starts that refit)."""
+    import time
+
+    deadline = time.time() + timeout
+    while not (ahead.folder / f"{model}.claim").exists() and ahead.process.poll() is None and time.time() < deadline:
+        time.sleep(0.1)
+    assert (ahead.folder / f"{model}.claim").exists()
+
+
 def test_the_check_takes_the_refits_made_ahead(tiny):
     spec, survey, _, fit, ahead = tiny
+    _started(ahead, "no_industry")  # else the check would take the refit over (next test)
     ctx = RobustnessContext(idata=fit, survey=survey, spec=spec, seed=7, progress=False, models=MODELS)
     got = ahead.fits(ctx, list(MODELS))
     assert set(got) == set(MODELS) and got["no_industry"][1] > 0
@@ -114,3 +125,21 @@ def test_a_script_without_a_main_guard_is_not_run_again(tmp_path):
     assert "child 0 True" in r.stdout, r.stdout + r.stderr[-3000:]
     assert marker.read_text() == "ran\n"
     assert "Traceback" not in r.stderr, r.stderr[-3000:]
+
+
+def test_the_check_refits_what_the_second_process_has_not_started(tiny):
+    """Once the fit is done, the check takes the refits the second process has not started
+    (from the end of the plan) and refits them itself; the second process skips them."""
+    spec, survey, model, fit, _ = tiny
+    with start(model, survey, spec, seed=7, models=MODELS) as ahead:
+        assert ahead.take("no_industry")  # before the new process has imported anything
+        assert not ahead.take("no_industry")  # once only
+        assert ahead.process.wait(timeout=300) == 0 and (ahead.folder / "done").exists()
+        assert not (ahead.folder / "no_industry.nc").exists()
+        ctx = RobustnessContext(idata=fit, survey=survey, spec=spec, seed=7, progress=False, models=MODELS)
+        assert ahead.matches(ctx) and ahead.fits(ctx, list(MODELS)) == {}
+        # the check refits it in this process
+        res = run_robustness(fit, survey, spec, checks=["model_comparison"], seed=7, models=MODELS, progress=False,
+                             ahead=ahead).checks[0]
+    table = res.table.set_index("model")
+    assert np.isfinite(table.loc["no_industry", "elpd_loo"]) and table.loc["no_industry", "seconds"] > 0

@@ -95,6 +95,8 @@ def _run(folder: str, parent: int) -> None:
         if os.getppid() != parent:  # the parent is gone: nobody will read these
             shutil.rmtree(out, ignore_errors=True)
             return
+        if not _claim(out, m):  # the check took it (Ahead.take): it refits it in its own process
+            continue
         t0 = time.perf_counter()
         try:
             fit = ctx.refit(sv, surv, group=group, offset=offset[m])
@@ -106,20 +108,41 @@ def _run(folder: str, parent: int) -> None:
     (out / "done").write_text("")
 
 
+def _claim(folder: Path, model: str) -> bool:
+    """Claim ``model``'s refit for the calling process: True for the first process to ask."""
+    try:
+        os.close(os.open(Path(folder) / f"{model}.claim", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    return True
+
+
 class Ahead:
     """The refits running (or run) in a second process; see the module docstring."""
 
     def __init__(self, process: subprocess.Popen | None, folder: Path, key: str):
         self.process, self.folder, self.key = process, Path(folder), key
 
+    def matches(self, ctx) -> bool:
+        """Whether the refits were started for ``ctx``'s fit (and the process was started)."""
+        attrs = getattr(ctx.idata, "attrs", None) or {}
+        return self.process is not None and self.key == _key(attrs, ctx.survey, ctx.spec, ctx.seed, ctx.refit_kwargs,
+                                                             ctx.models)
+
+    def take(self, model: str) -> bool:
+        """Take ``model``'s refit from the second process if it has not started it (True: the
+        caller refits it, and the second process skips it).  The check takes the refits left
+        at the end of the plan while the second process works through it from the front, so
+        that the two processes share the refits that remain once the fit is done."""
+        return self.process is not None and self.folder.is_dir() and _claim(self.folder, model)
+
     def fits(self, ctx, models: Sequence[str]) -> dict[str, tuple[Any, float]]:
         """``{model: (fit, seconds)}`` of the refits made for ``ctx``'s fit (waits for the second
         process); empty when they were made for another fit, or when the process failed.
-        A model whose refit failed there is left out (the check refits it itself)."""
+        A model whose refit failed there, or that was taken (:meth:`take`), is left out."""
         from .. import compat
 
-        attrs = getattr(ctx.idata, "attrs", None) or {}
-        if self.process is None or _key(attrs, ctx.survey, ctx.spec, ctx.seed, ctx.refit_kwargs, ctx.models) != self.key:
+        if not self.matches(ctx):
             return {}
         self.process.wait()
         if not (self.folder / "done").exists():

@@ -82,19 +82,34 @@ def check_model_comparison(ctx: RobustnessContext) -> CheckResult:
     fits: dict[str, Any] = {"reference": idata}
     meta: dict[str, dict[str, Any]] = {"reference": {"refit": False, "seconds": np.nan}}
     offset = refit_offsets(plan)
-    # refits made ahead in a second process during the fit (smeintl run: .ahead), if any
-    ahead = ctx.ahead.fits(ctx, [m for m, _ in plan]) if ctx.ahead is not None else {}
     bar = ctx.bar(len(plan), "model-comparison refits")
+
+    def refit(m, surv, sv, group, made=None) -> None:
+        t0 = time.perf_counter()
+        try:
+            fits[m], seconds = made if made is not None else (ctx.refit(sv, surv, group=group, offset=offset[m]),
+                                                              time.perf_counter() - t0)
+            meta[m] = {"refit": True, "seconds": seconds, "survey": surv, "spec": sv}
+        except Exception as exc:  # noqa: BLE001 - one failed refit must not sink the comparison
+            skipped[m] = f"the refit failed: {type(exc).__name__}: {exc}"
+        bar.update(1)
+
     try:
-        for m, (surv, sv, group) in plan:
-            t0 = time.perf_counter()
-            try:
-                fits[m], seconds = ahead[m] if m in ahead else (ctx.refit(sv, surv, group=group, offset=offset[m]),
-                                                                time.perf_counter() - t0)
-                meta[m] = {"refit": True, "seconds": seconds, "survey": surv, "spec": sv}
-            except Exception as exc:  # noqa: BLE001 - one failed refit must not sink the comparison
-                skipped[m] = f"the refit failed: {type(exc).__name__}: {exc}"
-            bar.update(1)
+        # refits made ahead in a second process during the fit (smeintl run: .ahead), if any:
+        # the ones it has not started are refitted here, from the end of the plan, while it
+        # finishes the others
+        ahead = ctx.ahead if ctx.ahead is not None and ctx.ahead.matches(ctx) else None
+        taken: set[str] = set()
+        if ahead is not None:
+            for m, args in reversed(plan):
+                if not ahead.take(m):
+                    break
+                refit(m, *args)
+                taken.add(m)
+        made = ahead.fits(ctx, [m for m, _ in plan if m not in taken]) if ahead is not None else {}
+        for m, args in plan:
+            if m not in taken:
+                refit(m, *args, made=made.get(m))
     finally:
         bar.close()
     plan = [p for p in plan if p[0] not in skipped]
