@@ -447,7 +447,7 @@ def check_invariance(spec: Spec, group: bool, invariance: str) -> None:
 
 
 def _analyze(stack: ExitStack, data, *, spec, seed, quick, group, invariance, robustness, checks, draws, tune, chains,
-                sampler, progress, log, sheet, encoding) -> Analysis:
+             sampler, progress, log, sheet, encoding) -> Analysis:
     from .data import load_survey
     from . import compat
     from .measurement import MeasurementModel, fit_checks, summarize_fit

@@ -106,9 +106,11 @@ def check_model_comparison(ctx: RobustnessContext) -> CheckResult:
                     break
                 refit(m, *args)
                 taken.add(m)
-        made = ahead.fits(ctx, [m for m, _ in plan if m not in taken]) if ahead is not None else {}
+        rest = [m for m, _ in plan if m not in taken]
+        # (nothing left to wait for when this process took every refit)
+        made = ahead.fits(ctx, rest) if ahead is not None and rest else {}
         for m, args in plan:
-            if m not in taken:
+            if m in rest:
                 refit(m, *args, made=made.get(m))
     finally:
         bar.close()
