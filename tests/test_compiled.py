@@ -144,10 +144,17 @@ def test_mass_matrix_choice_is_used_and_recorded(tiny, monkeypatch):
         auto_small = MeasurementModel(spec).fit(a, random_seed=7, **SHORT)
         monkeypatch.setattr(sampling, "LOW_RANK_MIN_FIRMS", a.n_firms)
         auto_large = MeasurementModel(spec).fit(a, random_seed=7, **SHORT)
+        # the eigenvalue cutoff reaches nutpie: another cutoff, other draws
+        monkeypatch.setattr(sampling, "LOW_RANK_EIGVAL_CUTOFF", 1.01)
+        other_cutoff = MeasurementModel(spec).fit(a, random_seed=7, mass_matrix="low_rank", **SHORT)
     assert [f.attrs["mass_matrix"] for f in (diag, low, auto_small, auto_large)] == ["diag", "low_rank", "diag",
                                                                                      "low_rank"]
+    assert "mass_matrix_eigval_cutoff" not in diag.attrs
+    assert low.attrs["mass_matrix_eigval_cutoff"] == auto_large.attrs["mass_matrix_eigval_cutoff"] == 3.0
+    assert other_cutoff.attrs["mass_matrix_eigval_cutoff"] == 1.01
     assert spec.sampler["target_accept"] == "auto" and diag.attrs["target_accept"] == 0.9  # auto, nutpie
     assert not np.array_equal(diag.posterior["loading"].values, low.posterior["loading"].values)
+    assert not np.array_equal(other_cutoff.posterior["loading"].values, low.posterior["loading"].values)
     np.testing.assert_array_equal(diag.posterior["loading"].values, auto_small.posterior["loading"].values)
     np.testing.assert_array_equal(low.posterior["loading"].values, auto_large.posterior["loading"].values)
 

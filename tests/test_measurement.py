@@ -234,19 +234,19 @@ def test_unknown_prior_key_is_a_spec_error(hitachi_spec):
 
 def test_large_surveys_take_the_large_draws(hitachi_spec):
     """From the spec's large_firms firms a fit not given draws, tune or chains takes the
-    large_* settings (default 2 x (150 + 900) from 5,000 firms); given ones always win."""
+    large_* settings (default 2 x (150 + 750) from 5,000 firms); given ones always win."""
     from smeintl.measurement import LARGE_SURVEY, resolve_draws
 
     s = hitachi_spec.sampler
-    assert {k: s[k] for k in LARGE_SURVEY} == LARGE_SURVEY == {"large_firms": 5000, "large_draws": 900,
+    assert {k: s[k] for k in LARGE_SURVEY} == LARGE_SURVEY == {"large_firms": 5000, "large_draws": 750,
                                                               "large_tune": 150, "large_chains": 2}
     assert resolve_draws(s, 4999) == (s["draws"], s["tune"], s["chains"]) == (1000, 1000, 4)
-    assert resolve_draws(s, 5000) == (900, 150, 2)
+    assert resolve_draws(s, 5000) == (750, 150, 2)
     assert resolve_draws(s, 10000, draws=2000) == (2000, 150, 2)
     assert resolve_draws(s, 10000, 300, 0, 1) == (300, 0, 1)
     spec = parse_spec(hitachi_spec.text.replace("chains = 4\n", "chains = 4\nlarge_firms = 100\nlarge_chains = 3\n"),
                       "large.toml")
-    assert resolve_draws(spec.sampler, 100) == (900, 150, 3) and resolve_draws(spec.sampler, 99)[2] == 4
+    assert resolve_draws(spec.sampler, 100) == (750, 150, 3) and resolve_draws(spec.sampler, 99)[2] == 4
 
 
 def test_target_accept_auto_and_bad_values(hitachi_spec):
@@ -291,6 +291,18 @@ def test_sampler_and_mass_matrix_auto_and_bad_values(monkeypatch):
         resolve_mass_matrix("dense", "nutpie", 10)
     with pytest.raises(ValueError, match="needs the nutpie sampler"):
         resolve_mass_matrix("low_rank", "pymc", 10)
+
+
+def test_low_rank_eigenvalue_cutoff_by_number_of_firms():
+    """The low-rank mass matrix keeps more eigen-directions (a lower cutoff) from LARGE_FIRMS
+    firms; a diagonal one has no cutoff."""
+    from smeintl.measurement import (LARGE_FIRMS, LOW_RANK_EIGVAL_CUTOFF, LOW_RANK_EIGVAL_CUTOFF_LARGE,
+                                     resolve_eigval_cutoff)
+
+    assert (LOW_RANK_EIGVAL_CUTOFF, LOW_RANK_EIGVAL_CUTOFF_LARGE) == (3.0, 2.0)
+    assert resolve_eigval_cutoff("low_rank", LARGE_FIRMS - 1) == 3.0
+    assert resolve_eigval_cutoff("low_rank", LARGE_FIRMS) == resolve_eigval_cutoff("low_rank", 10_000) == 2.0
+    assert resolve_eigval_cutoff("diag", 10_000) is None
 
 # ---------------------------------------------------------------- LKJ prior
 def test_lkj_prior_marginals_three_constructs():

@@ -240,32 +240,29 @@ def one_blas_thread():
     return threadpool_limits(limits=1, user_api="blas")
 
 
-#: nutpie's low-rank mass matrix keeps the posterior's eigen-directions whose variance is off
-#: from the diagonal's by more than this factor (nutpie's default: 100).  With many firms
-#: the directions that matter (the latent scores' mean and spread against the item
-#: parameters) are off by less: default instrument, 2 x (300 + 200) draws, min bulk ESS
-#: at 2,000 firms 67 -> 115 (113 -> 174 on standardized scores), at 10,000 firms on
-#: standardized scores 50 -> 85 (2 x (250 + 250)), in the same sampling time.
-LOW_RANK_EIGVAL_CUTOFF = 3.0
-
-
 def sample(model, *, draws: int, tune: int, chains: int, target_accept: float, random_seed: int,
-           progressbar: bool, low_rank: bool = False) -> tuple[Any, dict[str, Any]]:
+           progressbar: bool, low_rank: bool = False, eigval_cutoff: float | None = None) -> tuple[Any, dict[str, Any]]:
     """Sample ``model`` with nutpie through the compile cache.
 
     Returns the fit (an :class:`xarray.DataTree`: posterior and sample stats, see
     :mod:`smeintl.compat`) and ``{"compile_s", "compile_reused"}``.
-    ``low_rank``: nutpie's diagonal plus low-rank mass matrix adaptation.
+    ``low_rank``: nutpie's diagonal plus low-rank mass matrix adaptation, keeping the
+    eigen-directions whose variance is off from the diagonal's by more than ``eigval_cutoff``
+    (default :data:`smeintl.measurement.sampling.LOW_RANK_EIGVAL_CUTOFF`).
     """
     import nutpie
 
+    if low_rank and eigval_cutoff is None:
+        from .measurement.sampling import LOW_RANK_EIGVAL_CUTOFF
+
+        eigval_cutoff = LOW_RANK_EIGVAL_CUTOFF
     compiled, reused, t_compile = compiled_model(model)
     t0 = time.perf_counter()
     with one_blas_thread():  # the chains are the threads (module docstring)
         draws_ = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, target_accept=target_accept,
                                seed=int(random_seed), progress_bar=progressbar,
                                low_rank_modified_mass_matrix=bool(low_rank),
-                               **({"mass_matrix_eigval_cutoff": LOW_RANK_EIGVAL_CUTOFF} if low_rank else {}))
+                               **({"mass_matrix_eigval_cutoff": float(eigval_cutoff)} if low_rank else {}))
     t_sample = time.perf_counter() - t0
     fit = compat.as_fit(draws_)
     # the model's own coordinates (a reused compiled model carries its first model's labels)

@@ -51,7 +51,7 @@ from .invariance import deviations, draw_items_by_group
 from .latent import _centered_scores, _lkj_cholesky, _split_scores, marginal_likelihood
 from .layout import ItemLayout, standardization_of
 from .quadrature import add_quadrature, quadrature_likelihood
-from .sampling import resolve_draws, resolve_mass_matrix, resolve_sampler, resolve_target_accept
+from .sampling import resolve_draws, resolve_eigval_cutoff, resolve_mass_matrix, resolve_sampler, resolve_target_accept
 
 __all__ = ["MeasurementModel", "Built", "no_traces", "exact_kernels", "INVARIANCE", "FREE_DEVIATION_SD",
            "PARAMETERIZATIONS"]
@@ -687,6 +687,7 @@ class MeasurementModel:
         sampler = resolve_sampler(sampler or s["sampler"])
         target_accept = resolve_target_accept(target_accept or s["target_accept"], sampler, survey.n_firms)
         mass_matrix = resolve_mass_matrix(mass_matrix, sampler, survey.n_firms)
+        cutoff = resolve_eigval_cutoff(mass_matrix, survey.n_firms)
         t0 = time.perf_counter()
         # nutpie: one compiled model per structure (_compiled); PyMC NUTS: constants run faster
         with no_traces():
@@ -704,7 +705,8 @@ class MeasurementModel:
                 # one compiled model per structure in this process (data and priors are inputs)
                 idata, timing = _compiled.sample(model, draws=draws, tune=tune, chains=chains,
                                                  target_accept=target_accept, random_seed=int(random_seed),
-                                                 progressbar=progressbar, low_rank=mass_matrix == "low_rank")
+                                                 progressbar=progressbar, low_rank=mass_matrix == "low_rank",
+                                                 eigval_cutoff=cutoff)
             else:
                 idata = compat.as_fit(pm.sample(
                     # PyMC's own NUTS: PyMC 6 would otherwise run nutpie where it is installed
@@ -736,7 +738,8 @@ class MeasurementModel:
         post.add_constant_data(idata, model)
         # the attrs first: diagnose reads the parameterization (scores drawn after sampling)
         idata.attrs.update(
-            post.fit_attrs(self, built, survey, random_seed, sampler, mass_matrix, draws, tune, chains, target_accept))
+            post.fit_attrs(self, built, survey, random_seed, sampler, mass_matrix, draws, tune, chains, target_accept,
+                           eigval_cutoff=cutoff))
         diag = diagnose(idata)
         idata.attrs.update({
             "diagnostics": json.dumps(diag.to_dict()),

@@ -37,8 +37,10 @@ def versions() -> dict[str, str]:
     return out
 
 
-def fit_attrs(self, built, survey, seed, sampler, mass_matrix, draws, tune, chains, target_accept) -> dict[str, Any]:
-    """The attrs of a fit: spec, data hash, seed, sampler settings, what was chosen, versions."""
+def fit_attrs(self, built, survey, seed, sampler, mass_matrix, draws, tune, chains, target_accept,
+              eigval_cutoff=None) -> dict[str, Any]:
+    """The attrs of a fit: spec, data hash, seed, sampler settings, what was chosen, versions
+    (``eigval_cutoff``: a low-rank mass matrix's, recorded as ``mass_matrix_eigval_cutoff``)."""
     std = built.standardization
     a = {
         "smeintl_fit": 1,
@@ -63,6 +65,8 @@ def fit_attrs(self, built, survey, seed, sampler, mass_matrix, draws, tune, chai
         "versions": json.dumps(versions()),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    if eigval_cutoff is not None:
+        a["mass_matrix_eigval_cutoff"] = float(eigval_cutoff)
     if self.invariance != "none":
         a["invariance"] = self.invariance
     if std is not None:

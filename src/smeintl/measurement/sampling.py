@@ -7,14 +7,30 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-__all__ = ["LOW_RANK_MIN_FIRMS", "AUTO_TARGET_ACCEPT", "LARGE_FIRMS", "AUTO_TARGET_ACCEPT_LARGE", "LARGE_SURVEY",
+__all__ = ["LOW_RANK_MIN_FIRMS", "LOW_RANK_EIGVAL_CUTOFF", "LOW_RANK_EIGVAL_CUTOFF_LARGE",
+           "AUTO_TARGET_ACCEPT", "LARGE_FIRMS", "AUTO_TARGET_ACCEPT_LARGE", "LARGE_SURVEY",
            "MASS_MATRICES", "auto_sampler", "resolve_sampler", "resolve_draws", "resolve_target_accept",
-           "resolve_mass_matrix"]
+           "resolve_mass_matrix", "resolve_eigval_cutoff"]
 
 #: from this many firms ``mass_matrix="auto"`` takes nutpie's low-rank mass-matrix adaptation
 #: (correlations between the item parameters and the scores' mean and spread), below it the
 #: diagonal one
 LOW_RANK_MIN_FIRMS = 200
+
+#: nutpie's low-rank mass matrix keeps the posterior's eigen-directions whose variance is off
+#: from the diagonal's by more than this factor (nutpie's default: 100).  With many firms
+#: the directions that matter (the latent scores' mean and spread against the item
+#: parameters) are off by less: default instrument, 2 x (300 + 200) draws, min bulk ESS
+#: at 2,000 firms 67 -> 115 (113 -> 174 on standardized scores), at 10,000 firms on
+#: standardized scores 50 -> 85 (2 x (250 + 250)), in the same sampling time.
+LOW_RANK_EIGVAL_CUTOFF = 3.0
+#: ... and from :data:`LARGE_FIRMS` firms, where the percent items' loading and Beta precision
+#: are correlated by about 0.6 (the factor model's communality ridge: a larger loading leaves
+#: less spread to the residual), an eigenvalue ratio of 1.6 / 0.4 = 4 that a cutoff of 3
+#: splits into two directions the diagonal keeps.  Default instrument, 2 x (150 + 900),
+#: seed 1: min bulk ESS at 2,000 firms 564 -> 598 (the reported export-share loading 654 ->
+#: 793), at 10,000 firms 329 -> 579 (benchmarks/RESULTS.md, twenty-first round).
+LOW_RANK_EIGVAL_CUTOFF_LARGE = 2.0
 
 #: ``target_accept="auto"`` per sampler.  Bundled data, nutpie, 4 x 1000 draws, nine seeds:
 #: at 0.9 sampling took 15-23 s (about 50 leapfrog steps), min bulk ESS 620-920, and three
@@ -31,12 +47,15 @@ LARGE_FIRMS = 2000
 AUTO_TARGET_ACCEPT_LARGE: dict[str, float] = {"nutpie": 0.8, "pymc": 0.95}
 #: The draws of a large survey (the spec's ``[sampler]`` ``large_*`` keys; these are their
 #: defaults): from ``large_firms`` firms a fit not given draws, tune or chains samples
-#: 2 x (150 + 900).  The likelihood's gradient grows with the firms: at 10,000 firms the
-#: default 4 x (1000 + 1000) would take about half an hour on two cores.  2 x (150 + 900)
-#: took 494 s to a min bulk ESS of 520 in the ninth round, and 663 s to 329 on the current
-#: likelihood (benchmarks/RESULTS.md, fifteenth round): the best measured trade-off, and
-#: a fit that says when its ESS is short.
-LARGE_SURVEY: dict[str, int] = {"large_firms": 5000, "large_draws": 900, "large_tune": 150, "large_chains": 2}
+#: 2 x (150 + 750).  The likelihood's gradient grows with the firms: at 10,000 firms the
+#: default 4 x (1000 + 1000) would take about half an hour on two cores.  With the low-rank
+#: cutoff of large surveys (:data:`LOW_RANK_EIGVAL_CUTOFF_LARGE`), seed 1: 2 x (150 + 900)
+#: took 598 s to a min bulk ESS of 579, 2 x (150 + 750) 508 s to 491, which leaves the
+#: 20,000 scores' diagnostics and saving inside 10 minutes (benchmarks/RESULTS.md,
+#: twenty-first round; with the cutoff 3, 2 x (150 + 900) reached 329 in 519 s).  With seed 2
+#: one chain ended its warm-up far from the posterior, with either cutoff and with 250 tuning
+#: steps: the fit is flagged, and a reliable warm-up at this size is still open.
+LARGE_SURVEY: dict[str, int] = {"large_firms": 5000, "large_draws": 750, "large_tune": 150, "large_chains": 2}
 
 
 def resolve_draws(sampler: Mapping[str, Any], n_firms: int, draws: int | None = None, tune: int | None = None,
@@ -85,6 +104,14 @@ def resolve_mass_matrix(value: str, sampler: str, n_firms: int) -> str:
     if value == "auto":
         return "low_rank" if sampler == "nutpie" and n_firms >= LOW_RANK_MIN_FIRMS else "diag"
     return value
+
+
+def resolve_eigval_cutoff(mass_matrix: str, n_firms: int) -> float | None:
+    """The eigenvalue cutoff of a low-rank mass matrix (:data:`LOW_RANK_EIGVAL_CUTOFF`, from
+    :data:`LARGE_FIRMS` firms :data:`LOW_RANK_EIGVAL_CUTOFF_LARGE`); None for a diagonal one."""
+    if mass_matrix != "low_rank":
+        return None
+    return LOW_RANK_EIGVAL_CUTOFF_LARGE if n_firms >= LARGE_FIRMS else LOW_RANK_EIGVAL_CUTOFF
 
 
 def auto_sampler() -> str:
