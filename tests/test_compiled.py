@@ -129,6 +129,38 @@ def test_reuse_leaves_the_first_models_values_alone(tiny):
     np.testing.assert_array_equal(x0, own)
 
 
+def test_start_offsets_reach_the_initial_points(tiny):
+    """``start``: offsets added to the named free variables' jittered initial points, for a
+    new and a reused structure alike, the cached entry left with PyMC's own; an unknown
+    name and a low-rank mass matrix without its cutoff are refused."""
+    from smeintl import _compiled
+    from smeintl.measurement import MeasurementModel
+
+    spec, a, b = tiny
+    _compiled.clear_cache()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        first = MeasurementModel(spec).build(a)
+        name = first.rvs_to_values[first.free_RVs[-1]].name
+        plain, _r, _s = _compiled.compiled_model(first)
+        size = int(np.prod(plain.shapes[name]))
+        offset = np.arange(size, dtype=float).reshape(plain.shapes[name]) + 5.0
+        new, reused_new, _s = _compiled.compiled_model(first, {name: offset})
+        second = MeasurementModel(spec).build(b)
+        again, reused, _s = _compiled.compiled_model(second, {name: offset})
+        own, _r2, _s = _compiled.compiled_model(second)
+    assert reused and _r2 and reused_new
+    for with_start, without in ((new, plain), (again, own)):
+        diff = with_start.initial_point_func(4) - without.initial_point_func(4)
+        np.testing.assert_allclose(diff[-size:], offset.ravel(), rtol=1e-12)  # the last free variable
+        np.testing.assert_array_equal(diff[:-size], 0.0)
+    with pytest.raises(ValueError, match="no free variable"):
+        _compiled.compiled_model(first, {"nonexistent": np.zeros(1)})
+    with pytest.raises(ValueError, match="eigval_cutoff"):
+        _compiled.sample(first, draws=5, tune=5, chains=1, target_accept=0.8, random_seed=1, progressbar=False,
+                         low_rank=True)
+
+
 def test_mass_matrix_choice_is_used_and_recorded(tiny, monkeypatch):
     """``mass_matrix``: "low_rank" reaches nutpie (other draws than the diagonal with the
     same seed), "auto" switches at LOW_RANK_MIN_FIRMS, and the fit records what it used."""
@@ -157,6 +189,24 @@ def test_mass_matrix_choice_is_used_and_recorded(tiny, monkeypatch):
     assert not np.array_equal(other_cutoff.posterior["loading"].values, low.posterior["loading"].values)
     np.testing.assert_array_equal(diag.posterior["loading"].values, auto_small.posterior["loading"].values)
     np.testing.assert_array_equal(low.posterior["loading"].values, auto_large.posterior["loading"].values)
+
+
+def test_large_surveys_cap_the_tree_depth(tiny, monkeypatch):
+    """From LARGE_FIRMS firms the tree depth cap reaches nutpie (no draw takes more than
+    2^depth leapfrog steps) and the fit records it; below, nutpie's own cap, not recorded."""
+    from smeintl.measurement import MeasurementModel
+    from smeintl.measurement import sampling
+
+    spec, a, _b = tiny
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plain = MeasurementModel(spec).fit(a, random_seed=7, **SHORT)
+        monkeypatch.setattr(sampling, "LARGE_FIRMS", a.n_firms)
+        monkeypatch.setattr(sampling, "MAX_TREE_DEPTH_LARGE", 1)
+        capped = MeasurementModel(spec).fit(a, random_seed=7, **SHORT)
+    assert "max_tree_depth" not in plain.attrs and capped.attrs["max_tree_depth"] == 1
+    steps = [compat.group(f, "sample_stats")["n_steps"].values for f in (plain, capped)]
+    assert steps[1].max() <= 2 < steps[0].max()
 
 
 def test_mass_matrix_refuses_unknown_values_and_pymc_low_rank(tiny):

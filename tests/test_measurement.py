@@ -12,6 +12,7 @@ from smeintl import compat, load_spec, parse_spec
 from smeintl.measurement import (
     FitError,
     MeasurementModel,
+    answer_scores,
     diagnose,
     load_fit,
     lkj_cpc_alpha,
@@ -304,6 +305,17 @@ def test_low_rank_eigenvalue_cutoff_by_number_of_firms():
     assert resolve_eigval_cutoff("low_rank", LARGE_FIRMS) == resolve_eigval_cutoff("low_rank", 10_000) == 2.0
     assert resolve_eigval_cutoff("diag", 10_000) is None
 
+
+def test_max_tree_depth_by_number_of_firms():
+    """nutpie's trajectories are capped at 2^7 leapfrog steps from LARGE_FIRMS firms; below,
+    and with PyMC's NUTS, the sampler keeps its own cap."""
+    from smeintl.measurement import LARGE_FIRMS, MAX_TREE_DEPTH_LARGE, resolve_max_tree_depth
+
+    assert MAX_TREE_DEPTH_LARGE == 7
+    assert resolve_max_tree_depth("nutpie", LARGE_FIRMS - 1) is None
+    assert resolve_max_tree_depth("nutpie", LARGE_FIRMS) == resolve_max_tree_depth("nutpie", 10_000) == 7
+    assert resolve_max_tree_depth("pymc", 10_000) is None
+
 # ---------------------------------------------------------------- LKJ prior
 def test_lkj_prior_marginals_three_constructs():
     """Under LKJ(eta) in d dimensions each correlation has (r+1)/2 ~ Beta(eta-1+d/2)."""
@@ -449,19 +461,62 @@ def test_marginal_loglik_equals_per_firm_multivariate_normal(group):
     assert float(vals["marginal_loglik"]) == pytest.approx(expected, rel=1e-10, abs=1e-8)
 
 
-def test_centered_latent_scores_for_large_groups(hitachi_spec):
+def test_answer_scores_track_the_true_scores(hitachi_spec):
+    """The split scores' start: rank-based, oriented by the reverse-coded items, standardized,
+    0 for a firm with no answers on a construct, and close to the true scores."""
+    import dataclasses
+
+    spec = hitachi_spec
+    lay = MeasurementModel(spec).layout
+    assert (lay.sign < 0).any()  # the default instrument has reverse-coded items
+    sim = simulate_survey(spec, 2000, typical_params(spec), missing=0.05, random_seed=8)
+    X = sim.survey.items[list(lay.names)].to_numpy(dtype=float, copy=True)
+    s = answer_scores(X, lay)
+    np.testing.assert_allclose(s.mean(axis=0), 0.0, atol=1e-12)
+    np.testing.assert_allclose(s.std(axis=0), 1.0, rtol=1e-12)
+    for c in range(len(lay.constructs)):
+        assert np.corrcoef(s[:, c], sim.eta[:, c])[0, 1] > 0.85
+    # ignoring the reverse coding gives a worse start: it is the orientation that matters
+    unsigned = answer_scores(X, dataclasses.replace(lay, sign=np.ones_like(lay.sign)))
+    c = int(lay.construct[np.argmin(lay.sign)])
+    assert np.corrcoef(unsigned[:, c], sim.eta[:, c])[0, 1] < np.corrcoef(s[:, c], sim.eta[:, c])[0, 1] - 0.15
+    # ranks: a monotone recoding of an item changes nothing
+    Y = X.copy()
+    Y[:, 1] = np.exp(Y[:, 1] / 10.0)
+    np.testing.assert_allclose(answer_scores(Y, lay), s, atol=1e-12)
+    # a firm without answers on the first construct scores 0 there, the others are
+    # standardized among themselves, and its other score stands
+    X[0, lay.construct == 0] = np.nan
+    out = answer_scores(X, lay)
+    assert out[0, 0] == 0.0 and out[0, 1] == s[0, 1]
+    assert out[1:, 0].mean() == pytest.approx(0.0, abs=1e-12) and out[1:, 0].std() == pytest.approx(1.0)
+    # no answers at all on a construct: every firm scores 0 there
+    X[:, lay.construct == 0] = np.nan
+    np.testing.assert_array_equal(answer_scores(X, lay)[:, 0], 0.0)
+
+
+def test_centered_latent_scores_for_large_groups(hitachi_spec, monkeypatch):
     """With >= CENTER_LATENT_AT firms per group and >= CENTER_LATENT_ITEMS items per construct
     the scores are sampled centred (split into their sample mean, log sd and shape, as the
-    item parameters are standardized from STANDARDIZE_AT firms), the choice is recorded,
-    and a short fit recovers the truth."""
+    item parameters are standardized from STANDARDIZE_AT firms), starting at the answers'
+    scores; the choice is recorded, and a short fit recovers the truth."""
+    from smeintl import _compiled
+
     spec = hitachi_spec
     truth = typical_params(spec, n_groups=2, random_seed=3)
     sim = simulate_survey(spec, 2 * MeasurementModel.CENTER_LATENT_AT + 20, truth, n_groups=2, missing=0.03,
                           random_seed=3)
+    starts = []
+    real_sample = _compiled.sample
+    monkeypatch.setattr(_compiled, "sample", lambda *a, **kw: starts.append(kw["start"]) or real_sample(*a, **kw))
     # seed 4: with seed 3 Python 3.13 gave 51 divergences (R-hat 1.058) once the kernels were
     # compiled without fastmath; seeds 4-8 gave none on either stack, seed 3 none on 3.11
     idata = _fit(spec, sim.survey, 4, draws=200, tune=300, sampler="nutpie")
     assert idata.attrs["latent_parameterization"] == "split"
+    lay = MeasurementModel(spec).layout
+    expected = answer_scores(sim.survey.items[list(lay.names)].to_numpy(dtype=float), lay)
+    assert len(starts) == 1 and set(starts[0]) == {"eta_u"}
+    np.testing.assert_array_equal(starts[0]["eta_u"], expected)
     post = idata.posterior
     assert "z" not in post and {"eta_u", "eta_mean", "eta_logsd"} <= set(post.data_vars)
     np.testing.assert_allclose(post["eta"].values.mean(axis=2), post["eta_mean"].values, atol=1e-10)

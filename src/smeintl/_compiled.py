@@ -121,11 +121,15 @@ def _init_fn(model):
                                  return_transformed=True)
 
 
-def _flat_init(model, init, shapes: dict[str, tuple[int, ...]]):
+def _flat_init(model, init, shapes: dict[str, tuple[int, ...]], offsets: dict[str, np.ndarray] | None = None):
     """``init`` flattened into nutpie's vector of free parameters (the free variables in
     the model's order, each raveled; one call at a time: nutpie calls it from its chains'
-    threads)."""
+    threads).  ``offsets``: added to the named free variables' initial values (on the
+    sampler's scale), as PyMC adds its jitter to an ``initval``."""
     names = [model.rvs_to_values[rv].name for rv in model.free_RVs]
+    unknown = sorted(set(offsets or {}) - set(names))
+    if unknown:
+        raise ValueError(f"no free variable(s) {unknown} to offset; the model has {names}")
     lock = threading.Lock()
 
     def flat(seed=None) -> np.ndarray:
@@ -134,6 +138,8 @@ def _flat_init(model, init, shapes: dict[str, tuple[int, ...]]):
         parts = []
         for name in names:
             value = np.asarray(point[name])
+            if offsets and name in offsets:
+                value = value + np.asarray(offsets[name], dtype="float64")
             if tuple(value.shape) != tuple(shapes[name]):
                 raise ValueError(f"initial value of {name} has shape {value.shape}, expected {shapes[name]}")
             parts.append(value.ravel().astype("float64"))
@@ -150,13 +156,14 @@ def _values_for(names, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {n: values[n] for n in names}
 
 
-def _rebind(compiled, model, values: dict[str, np.ndarray], init):
+def _rebind(compiled, model, values: dict[str, np.ndarray], init, offsets=None):
     """The compiled model of another model of the same structure, bound to ``model``
-    (``values``: its shared values; ``init``: its initial-point function)."""
+    (``values``: its shared values; ``init``: its initial-point function; ``offsets``:
+    see :func:`_flat_init`)."""
     out = compiled.with_data(**_values_for(compat.shared_names(compiled), values))
     # the new model's initial points (they depend on its priors); its coordinates are
     # set on the draws (:func:`sample`)
-    return dataclasses.replace(out, initial_point_func=_flat_init(model, init, compiled.shapes))
+    return dataclasses.replace(out, initial_point_func=_flat_init(model, init, compiled.shapes, offsets))
 
 
 
@@ -196,8 +203,9 @@ def _shapes(init) -> dict[str, tuple[int, ...]]:
     return {name: tuple(np.shape(v)) for name, v in init(0).items()}
 
 
-def compiled_model(model) -> tuple[Any, bool, float]:
-    """``(compiled nutpie model, reused?, seconds)`` for ``model``.
+def compiled_model(model, start: dict[str, np.ndarray] | None = None) -> tuple[Any, bool, float]:
+    """``(compiled nutpie model, reused?, seconds)`` for ``model`` (``start``: offsets of
+    initial values, :func:`_flat_init`).
 
     A structure seen before in this process reuses its compiled model and its
     initial-point function (new shared values swapped in): neither the log-density nor
@@ -218,7 +226,7 @@ def compiled_model(model) -> tuple[Any, bool, float]:
         init = cached.init_for(values)
         # the compiled functions are built for these shapes (fixed by the key's dimensions)
         if all(cached.compiled.shapes.get(n) == sh for n, sh in _shapes(init).items()):
-            return _rebind(cached.compiled, model, values, init), True, time.perf_counter() - t0
+            return _rebind(cached.compiled, model, values, init, start), True, time.perf_counter() - t0
     init = _init_fn(model)
     compiled = nutpie.compile_pymc_model(model)
     # the initial points of PyMC's function kept for this structure (evaluated at the shared
@@ -229,6 +237,8 @@ def compiled_model(model) -> tuple[Any, bool, float]:
         _CACHE.move_to_end(key)
         while len(_CACHE) > CACHE_SIZE:
             _CACHE.popitem(last=False)
+    if start:  # this model's own starts (the cached entry keeps PyMC's)
+        compiled = dataclasses.replace(compiled, initial_point_func=_flat_init(model, init, compiled.shapes, start))
     return compiled, False, time.perf_counter() - t0
 
 
@@ -241,28 +251,31 @@ def one_blas_thread():
 
 
 def sample(model, *, draws: int, tune: int, chains: int, target_accept: float, random_seed: int,
-           progressbar: bool, low_rank: bool = False, eigval_cutoff: float | None = None) -> tuple[Any, dict[str, Any]]:
+           progressbar: bool, low_rank: bool = False, eigval_cutoff: float | None = None,
+           start: dict[str, np.ndarray] | None = None, max_tree_depth: int | None = None) -> tuple[Any, dict[str, Any]]:
     """Sample ``model`` with nutpie through the compile cache.
 
     Returns the fit (an :class:`xarray.DataTree`: posterior and sample stats, see
     :mod:`smeintl.compat`) and ``{"compile_s", "compile_reused"}``.
     ``low_rank``: nutpie's diagonal plus low-rank mass matrix adaptation, keeping the
     eigen-directions whose variance is off from the diagonal's by more than ``eigval_cutoff``
-    (default :data:`smeintl.measurement.sampling.LOW_RANK_EIGVAL_CUTOFF`).
+    (required with ``low_rank``; :func:`smeintl.measurement.sampling.resolve_eigval_cutoff`).
+    ``start``: offsets added to the named free variables' jittered initial points
+    (:func:`_flat_init`), as PyMC's ``initvals`` are jittered.  ``max_tree_depth``: nutpie's
+    ``maxdepth`` (None: its default).
     """
     import nutpie
 
     if low_rank and eigval_cutoff is None:
-        from .measurement.sampling import LOW_RANK_EIGVAL_CUTOFF
-
-        eigval_cutoff = LOW_RANK_EIGVAL_CUTOFF
-    compiled, reused, t_compile = compiled_model(model)
+        raise ValueError("a low-rank mass matrix needs its eigval_cutoff")
+    compiled, reused, t_compile = compiled_model(model, start)
     t0 = time.perf_counter()
     with one_blas_thread():  # the chains are the threads (module docstring)
         draws_ = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, target_accept=target_accept,
                                seed=int(random_seed), progress_bar=progressbar,
                                low_rank_modified_mass_matrix=bool(low_rank),
-                               **({"mass_matrix_eigval_cutoff": float(eigval_cutoff)} if low_rank else {}))
+                               **({"mass_matrix_eigval_cutoff": float(eigval_cutoff)} if low_rank else {}),
+                               **({"maxdepth": int(max_tree_depth)} if max_tree_depth is not None else {}))
     t_sample = time.perf_counter() - t0
     fit = compat.as_fit(draws_)
     # the model's own coordinates (a reused compiled model carries its first model's labels)

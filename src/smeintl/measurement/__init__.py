@@ -17,7 +17,7 @@ from .fit_checks import FitChecks, fit_checks
 from .generative import cell_loglik, draw_items, expected_raw, expected_scaled, param_names, posterior_params
 from .invariance import item_invariance
 from .io import FitError, fit_standardization, load_fit, save_fit
-from .latent import lkj_cpc_alpha
+from .latent import answer_scores, lkj_cpc_alpha
 from .layout import ItemLayout, standardization_of
 from .loo import FitLoo, compare_models, fit_loo
 from .model import INVARIANCE, PARAMETERIZATIONS, MeasurementModel, no_traces
@@ -29,11 +29,13 @@ from .sampling import (
     LARGE_SURVEY,
     LOW_RANK_EIGVAL_CUTOFF,
     LOW_RANK_EIGVAL_CUTOFF_LARGE,
+    MAX_TREE_DEPTH_LARGE,
     LOW_RANK_MIN_FIRMS,
     _has_nutpie,
     auto_sampler,
     resolve_draws,
     resolve_eigval_cutoff,
+    resolve_max_tree_depth,
     resolve_mass_matrix,
     resolve_sampler,
     resolve_target_accept,
@@ -58,6 +60,7 @@ __all__ = [
     "param_names",
     "standardization_of",
     "lkj_cpc_alpha",
+    "answer_scores",
     "load_fit",
     "save_fit",
     "fit_standardization",
@@ -77,6 +80,7 @@ __all__ = [
     "resolve_sampler",
     "resolve_mass_matrix",
     "resolve_eigval_cutoff",
+    "resolve_max_tree_depth",
     "no_traces",
     "THRESHOLDS",
     "SCORE_RULE",
@@ -88,4 +92,5 @@ __all__ = [
     "LOW_RANK_MIN_FIRMS",
     "LOW_RANK_EIGVAL_CUTOFF",
     "LOW_RANK_EIGVAL_CUTOFF_LARGE",
+    "MAX_TREE_DEPTH_LARGE",
 ]

@@ -8,7 +8,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["INTEGRATED", "lkj_cpc_alpha", "marginal_likelihood"]
+__all__ = ["INTEGRATED", "answer_scores", "lkj_cpc_alpha", "marginal_likelihood"]
 
 #: parameterizations that integrate the scores out of the likelihood: the stored per-firm
 #: log-likelihood (``responses``) is already integrated over them, and the scores are drawn
@@ -163,6 +163,42 @@ def _split_scores(pm, pt, mu_f, chol, constructs: Sequence[str], n_firms: int):
     _normal_chain(mu_f, chol, len(constructs), column)
     pm.Potential("eta_prior", sum(logps) + (n_firms - 1) * logsd.sum())
     return eta, shape, loc, sd
+
+
+def answer_scores(X: np.ndarray, layout) -> np.ndarray:
+    """Each firm's standardized score per construct from its answers alone: the mean, over
+    the construct's items the firm answered, of each answer's normal score (the normal
+    quantile of its mid-rank among the item's answers, ties sharing a rank; reversed for
+    reverse-coded items), standardized across firms.  ``X``: (firm, item) answers in the
+    layout's item order, NaN where missing; ``layout``: the instrument's
+    :class:`~smeintl.measurement.ItemLayout`.  Standardized over the firms that answered
+    a construct's items; a firm without answers there scores 0, the construct's mean.
+
+    Rank-based, so every item family is read alike, and oriented as the loadings are.
+    The split scores start here (``MeasurementModel.fit``): with thousands of firms a start
+    unrelated to the answers lies hundreds of thousands of log-density units from the
+    posterior, and a chain can end its warm-up there.
+    """
+    from scipy.stats import norm, rankdata
+
+    X = np.asarray(X, dtype=float)
+    F = X.shape[0]
+    observed = ~np.isnan(X)
+    Z = np.zeros_like(X)
+    for i in range(X.shape[1]):
+        o = observed[:, i]
+        if o.any():
+            Z[o, i] = layout.sign[i] * norm.ppf((rankdata(X[o, i]) - 0.5) / o.sum())
+    out = np.zeros((F, len(layout.constructs)))
+    for c in range(out.shape[1]):
+        items = np.asarray(layout.construct) == c
+        n = observed[:, items].sum(axis=1)
+        answered = n > 0
+        mean = Z[answered][:, items].sum(axis=1) / n[answered]
+        sd = mean.std()
+        if sd > 0:
+            out[answered, c] = (mean - mean.mean()) / sd
+    return out
 
 
 def marginal_likelihood(pm, pt, inp, lay, pri, X, mu_f, chol, loading, std, group_codes):

@@ -48,10 +48,11 @@ from . import posterior as post
 from .diagnostics import diagnose
 from .generative import increasing_prior_rows, posterior_params
 from .invariance import deviations, draw_items_by_group
-from .latent import _centered_scores, _lkj_cholesky, _split_scores, marginal_likelihood
+from .latent import _centered_scores, _lkj_cholesky, _split_scores, answer_scores, marginal_likelihood
 from .layout import ItemLayout, standardization_of
 from .quadrature import add_quadrature, quadrature_likelihood
-from .sampling import resolve_draws, resolve_eigval_cutoff, resolve_mass_matrix, resolve_sampler, resolve_target_accept
+from .sampling import (resolve_draws, resolve_eigval_cutoff, resolve_mass_matrix, resolve_max_tree_depth,
+                       resolve_sampler, resolve_target_accept)
 
 __all__ = ["MeasurementModel", "Built", "no_traces", "exact_kernels", "INVARIANCE", "FREE_DEVIATION_SD",
            "PARAMETERIZATIONS"]
@@ -688,11 +689,15 @@ class MeasurementModel:
         target_accept = resolve_target_accept(target_accept or s["target_accept"], sampler, survey.n_firms)
         mass_matrix = resolve_mass_matrix(mass_matrix, sampler, survey.n_firms)
         cutoff = resolve_eigval_cutoff(mass_matrix, survey.n_firms)
+        depth = resolve_max_tree_depth(sampler, survey.n_firms)
         t0 = time.perf_counter()
         # nutpie: one compiled model per structure (_compiled); PyMC NUTS: constants run faster
         with no_traces():
             model, built = self._build(survey, inputs="shared" if sampler == "nutpie" else "constant")
         t_build = time.perf_counter() - t0
+        # split scores start at the answers' scores (answer_scores), jittered as usual
+        start = None if built.latent != "split" else {"eta_u": answer_scores(
+            survey.items[list(self.layout.names)].to_numpy(dtype=float), self.layout)}
         with model, warnings.catch_warnings(), no_traces(), exact_kernels():
             warnings.filterwarnings("ignore", category=UserWarning, module="pymc")
             warnings.filterwarnings("ignore", category=FutureWarning)
@@ -706,7 +711,7 @@ class MeasurementModel:
                 idata, timing = _compiled.sample(model, draws=draws, tune=tune, chains=chains,
                                                  target_accept=target_accept, random_seed=int(random_seed),
                                                  progressbar=progressbar, low_rank=mass_matrix == "low_rank",
-                                                 eigval_cutoff=cutoff)
+                                                 eigval_cutoff=cutoff, start=start, max_tree_depth=depth)
             else:
                 idata = compat.as_fit(pm.sample(
                     # PyMC's own NUTS: PyMC 6 would otherwise run nutpie where it is installed
@@ -720,7 +725,7 @@ class MeasurementModel:
                     # chains run one after another by default: on small machines PyMC's
                     # multiprocess sampling was measured 5-50x slower than sequential chains
                     cores=cores if cores is not None else 1,
-                    target_accept=target_accept,
+                    target_accept=target_accept, initvals=start,
                 ))
             t_sample = time.perf_counter() - t1
             if log_likelihood and self.parameterization == "latent":
@@ -739,7 +744,7 @@ class MeasurementModel:
         # the attrs first: diagnose reads the parameterization (scores drawn after sampling)
         idata.attrs.update(
             post.fit_attrs(self, built, survey, random_seed, sampler, mass_matrix, draws, tune, chains, target_accept,
-                           eigval_cutoff=cutoff))
+                           eigval_cutoff=cutoff, max_tree_depth=depth))
         diag = diagnose(idata)
         idata.attrs.update({
             "diagnostics": json.dumps(diag.to_dict()),

@@ -38,9 +38,10 @@ def versions() -> dict[str, str]:
 
 
 def fit_attrs(self, built, survey, seed, sampler, mass_matrix, draws, tune, chains, target_accept,
-              eigval_cutoff=None) -> dict[str, Any]:
+              eigval_cutoff=None, max_tree_depth=None) -> dict[str, Any]:
     """The attrs of a fit: spec, data hash, seed, sampler settings, what was chosen, versions
-    (``eigval_cutoff``: a low-rank mass matrix's, recorded as ``mass_matrix_eigval_cutoff``)."""
+    (``eigval_cutoff``: a low-rank mass matrix's, recorded as ``mass_matrix_eigval_cutoff``;
+    ``max_tree_depth``: where not the sampler's own)."""
     std = built.standardization
     a = {
         "smeintl_fit": 1,
@@ -67,6 +68,8 @@ def fit_attrs(self, built, survey, seed, sampler, mass_matrix, draws, tune, chai
     }
     if eigval_cutoff is not None:
         a["mass_matrix_eigval_cutoff"] = float(eigval_cutoff)
+    if max_tree_depth is not None:
+        a["max_tree_depth"] = int(max_tree_depth)
     if self.invariance != "none":
         a["invariance"] = self.invariance
     if std is not None:

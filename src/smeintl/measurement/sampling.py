@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from ..spec import DEFAULT_SAMPLER
+
 __all__ = ["LOW_RANK_MIN_FIRMS", "LOW_RANK_EIGVAL_CUTOFF", "LOW_RANK_EIGVAL_CUTOFF_LARGE",
            "AUTO_TARGET_ACCEPT", "LARGE_FIRMS", "AUTO_TARGET_ACCEPT_LARGE", "LARGE_SURVEY",
            "MASS_MATRICES", "auto_sampler", "resolve_sampler", "resolve_draws", "resolve_target_accept",
-           "resolve_mass_matrix", "resolve_eigval_cutoff"]
+           "resolve_mass_matrix", "resolve_eigval_cutoff", "MAX_TREE_DEPTH_LARGE", "resolve_max_tree_depth"]
 
 #: from this many firms ``mass_matrix="auto"`` takes nutpie's low-rank mass-matrix adaptation
 #: (correlations between the item parameters and the scores' mean and spread), below it the
@@ -46,16 +48,16 @@ AUTO_TARGET_ACCEPT: dict[str, float] = {"nutpie": 0.9, "pymc": 0.95}
 LARGE_FIRMS = 2000
 AUTO_TARGET_ACCEPT_LARGE: dict[str, float] = {"nutpie": 0.8, "pymc": 0.95}
 #: The draws of a large survey (the spec's ``[sampler]`` ``large_*`` keys; these are their
-#: defaults): from ``large_firms`` firms a fit not given draws, tune or chains samples
+#: defaults, as :data:`smeintl.spec.DEFAULT_SAMPLER` writes them): from ``large_firms`` firms a fit not given draws, tune or chains samples
 #: 2 x (150 + 750).  The likelihood's gradient grows with the firms: at 10,000 firms the
 #: default 4 x (1000 + 1000) would take about half an hour on two cores.  With the low-rank
 #: cutoff of large surveys (:data:`LOW_RANK_EIGVAL_CUTOFF_LARGE`), seed 1: 2 x (150 + 900)
 #: took 598 s to a min bulk ESS of 579, 2 x (150 + 750) 508 s to 491, which leaves the
 #: 20,000 scores' diagnostics and saving inside 10 minutes (benchmarks/RESULTS.md,
-#: twenty-first round; with the cutoff 3, 2 x (150 + 900) reached 329 in 519 s).  With seed 2
-#: one chain ended its warm-up far from the posterior, with either cutoff and with 250 tuning
-#: steps: the fit is flagged, and a reliable warm-up at this size is still open.
-LARGE_SURVEY: dict[str, int] = {"large_firms": 5000, "large_draws": 750, "large_tune": 150, "large_chains": 2}
+#: twenty-first round; with the cutoff 3, 2 x (150 + 900) reached 329 in 519 s).  With the
+#: start at the answers' scores and the tree depth capped (:data:`MAX_TREE_DEPTH_LARGE`), seeds
+#: 1-3 sampled in 449-504 s to 403, 466 and 334 on a slower day (twenty-second round).
+LARGE_SURVEY: dict[str, int] = {k: int(v) for k, v in DEFAULT_SAMPLER.items() if k.startswith("large_")}
 
 
 def resolve_draws(sampler: Mapping[str, Any], n_firms: int, draws: int | None = None, tune: int | None = None,
@@ -112,6 +114,21 @@ def resolve_eigval_cutoff(mass_matrix: str, n_firms: int) -> float | None:
     if mass_matrix != "low_rank":
         return None
     return LOW_RANK_EIGVAL_CUTOFF_LARGE if n_firms >= LARGE_FIRMS else LOW_RANK_EIGVAL_CUTOFF
+
+
+#: With nutpie from :data:`LARGE_FIRMS` firms a trajectory stops after 2^7 = 127 leapfrog steps
+#: (nutpie's own cap is 2^10).  A large survey's draws need 31 steps each; its warm-up, before
+#: the step size and mass matrix are adapted, ran trajectories of hundreds of steps at about
+#: 12-15 ms a gradient.  Default instrument, 10,000 firms, 2 x (150 + 750), seed 1, the same
+#: code and machine: 449 s of sampling (compile included) to a min bulk ESS of 403 with the
+#: cap, 724 s to 325 without (benchmarks/RESULTS.md, twenty-second round).
+MAX_TREE_DEPTH_LARGE = 7
+
+
+def resolve_max_tree_depth(sampler: str, n_firms: int) -> int | None:
+    """nutpie's maximum tree depth: :data:`MAX_TREE_DEPTH_LARGE` from :data:`LARGE_FIRMS`
+    firms, else None (the sampler's own, 10; PyMC's NUTS keeps its own)."""
+    return MAX_TREE_DEPTH_LARGE if sampler == "nutpie" and n_firms >= LARGE_FIRMS else None
 
 
 def auto_sampler() -> str:

@@ -121,7 +121,7 @@ def _section_methods(b: _Builder, r: ReportInputs) -> None:
     if idata is not None:
         a = idata.attrs
         keys = ["sampler", "parameterization", "latent_parameterization", "standardized_scores", "mass_matrix",
-                "mass_matrix_eigval_cutoff", "chains", "tune", "draws",
+                "mass_matrix_eigval_cutoff", "max_tree_depth", "chains", "tune", "draws",
                 "target_accept", "random_seed", "group", "created"]
         rows = [[k, str(a.get(k, _DASH))] for k in keys if k in a]
         b.add(_table(["sampler setting", "value"], rows, numeric=[False, False],
