@@ -145,17 +145,22 @@ def test_start_offsets_reach_the_initial_points(tiny):
         plain, _r, _s = _compiled.compiled_model(first)
         size = int(np.prod(plain.shapes[name]))
         offset = np.arange(size, dtype=float).reshape(plain.shapes[name]) + 5.0
-        new, reused_new, _s = _compiled.compiled_model(first, {name: offset})
+        new = _compiled.with_start(plain, first, {name: offset})
         second = MeasurementModel(spec).build(b)
-        again, reused, _s = _compiled.compiled_model(second, {name: offset})
-        own, _r2, _s = _compiled.compiled_model(second)
-    assert reused and _r2 and reused_new
+        own, reused, _s = _compiled.compiled_model(second)
+        again = _compiled.with_start(own, second, {name: offset})
+        cached, reused_cached, _s = _compiled.compiled_model(first)
+    assert reused and reused_cached
     for with_start, without in ((new, plain), (again, own)):
         diff = with_start.initial_point_func(4) - without.initial_point_func(4)
         np.testing.assert_allclose(diff[-size:], offset.ravel(), rtol=1e-12)  # the last free variable
         np.testing.assert_array_equal(diff[:-size], 0.0)
+    # the cache keeps PyMC's own start
+    np.testing.assert_array_equal(cached.initial_point_func(4), plain.initial_point_func(4))
     with pytest.raises(ValueError, match="no free variable"):
-        _compiled.compiled_model(first, {"nonexistent": np.zeros(1)})
+        _compiled.with_start(plain, first, {"nonexistent": np.zeros(1)})
+    with pytest.raises(ValueError, match="has shape"):
+        _compiled.with_start(plain, first, {name: np.zeros(size + 1)})
     with pytest.raises(ValueError, match="eigval_cutoff"):
         _compiled.sample(first, draws=5, tune=5, chains=1, target_accept=0.8, random_seed=1, progressbar=False,
                          low_rank=True)

@@ -495,6 +495,36 @@ def test_answer_scores_track_the_true_scores(hitachi_spec):
     np.testing.assert_array_equal(answer_scores(X, lay)[:, 0], 0.0)
 
 
+def test_pymc_nuts_starts_the_split_scores_at_the_answers(hitachi_spec, monkeypatch):
+    """With PyMC's NUTS the split scores' start reaches ``pm.sample`` as ``initvals``, and
+    PyMC's initial-point function (the one ``pm.sample`` jitters) starts there."""
+    import pymc as pm
+    from pymc.initial_point import make_initial_point_fn
+
+    spec = hitachi_spec
+    sim = simulate_survey(spec, 2 * MeasurementModel.CENTER_LATENT_AT + 20,
+                          typical_params(spec, n_groups=2, random_seed=3), n_groups=2, random_seed=3)
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def capture(**kw):  # stops the fit before PyMC compiles its sampler
+        seen.update(kw, model=pm.modelcontext(None))
+        raise Stop
+
+    monkeypatch.setattr(pm, "sample", capture)
+    with pytest.raises(Stop), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        MeasurementModel(spec).fit(sim.survey, random_seed=1, sampler="pymc", draws=5, tune=5, chains=1)
+    lay = MeasurementModel(spec).layout
+    expected = answer_scores(sim.survey.items[list(lay.names)].to_numpy(dtype=float), lay)
+    assert set(seen["initvals"]) == {"eta_u"}
+    np.testing.assert_array_equal(seen["initvals"]["eta_u"], expected)
+    init = make_initial_point_fn(model=seen["model"], overrides=seen["initvals"], jitter_rvs=set())
+    np.testing.assert_allclose(init(0)["eta_u"], expected)
+
+
 def test_centered_latent_scores_for_large_groups(hitachi_spec, monkeypatch):
     """With >= CENTER_LATENT_AT firms per group and >= CENTER_LATENT_ITEMS items per construct
     the scores are sampled centred (split into their sample mean, log sd and shape, as the
@@ -545,6 +575,7 @@ def test_centered_latent_scores_for_large_groups(hitachi_spec, monkeypatch):
     tiny = load_spec(BUNDLE_DIR / "tiny_instrument.toml")
     tiny_sim = simulate_survey(tiny, 420, typical_params(tiny, n_groups=2), n_groups=2, random_seed=3)
     assert "z" in MeasurementModel(tiny).build(tiny_sim.survey).named_vars
+    assert MeasurementModel(tiny)._build(tiny_sim.survey)[1].start is None  # PyMC's own start
     assert "z" in MeasurementModel(spec, latent_parameterization="noncentered").build(sim.survey).named_vars
     # forced centred: one free eta_<construct> per construct, standardized in the graph
     centred = MeasurementModel(spec, latent_parameterization="centered").build(sim.survey)

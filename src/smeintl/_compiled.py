@@ -121,15 +121,16 @@ def _init_fn(model):
                                  return_transformed=True)
 
 
-def _flat_init(model, init, shapes: dict[str, tuple[int, ...]], offsets: dict[str, np.ndarray] | None = None):
+def _free_names(model) -> list[str]:
+    """The names of ``model``'s free variables on the sampler's scale, in nutpie's order."""
+    return [model.rvs_to_values[rv].name for rv in model.free_RVs]
+
+
+def _flat_init(model, init, shapes: dict[str, tuple[int, ...]]):
     """``init`` flattened into nutpie's vector of free parameters (the free variables in
     the model's order, each raveled; one call at a time: nutpie calls it from its chains'
-    threads).  ``offsets``: added to the named free variables' initial values (on the
-    sampler's scale), as PyMC adds its jitter to an ``initval``."""
-    names = [model.rvs_to_values[rv].name for rv in model.free_RVs]
-    unknown = sorted(set(offsets or {}) - set(names))
-    if unknown:
-        raise ValueError(f"no free variable(s) {unknown} to offset; the model has {names}")
+    threads)."""
+    names = _free_names(model)
     lock = threading.Lock()
 
     def flat(seed=None) -> np.ndarray:
@@ -138,14 +139,31 @@ def _flat_init(model, init, shapes: dict[str, tuple[int, ...]], offsets: dict[st
         parts = []
         for name in names:
             value = np.asarray(point[name])
-            if offsets and name in offsets:
-                value = value + np.asarray(offsets[name], dtype="float64")
             if tuple(value.shape) != tuple(shapes[name]):
                 raise ValueError(f"initial value of {name} has shape {value.shape}, expected {shapes[name]}")
             parts.append(value.ravel().astype("float64"))
         return np.ascontiguousarray(np.concatenate(parts) if parts else np.zeros(0))
 
     return flat
+
+
+def with_start(compiled, model, offsets: dict[str, np.ndarray]):
+    """``compiled`` with ``offsets`` added to the named free variables' initial values (on
+    the sampler's scale, after the jitter), as PyMC adds its jitter to an ``initval``."""
+    names = _free_names(model)
+    unknown = sorted(set(offsets) - set(names))
+    if unknown:
+        raise ValueError(f"no free variable(s) {unknown} to offset; the model has {names}")
+    parts = []
+    for name in names:
+        shape = tuple(compiled.shapes[name])
+        value = np.asarray(offsets.get(name, np.zeros(shape)), dtype="float64")
+        if value.shape != shape:
+            raise ValueError(f"offset of {name} has shape {value.shape}, expected {shape}")
+        parts.append(value.ravel())
+    shift = np.concatenate(parts) if parts else np.zeros(0)
+    base = compiled.initial_point_func
+    return dataclasses.replace(compiled, initial_point_func=lambda seed=None: base(seed) + shift)
 
 
 def _values_for(names, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -156,14 +174,13 @@ def _values_for(names, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {n: values[n] for n in names}
 
 
-def _rebind(compiled, model, values: dict[str, np.ndarray], init, offsets=None):
+def _rebind(compiled, model, values: dict[str, np.ndarray], init):
     """The compiled model of another model of the same structure, bound to ``model``
-    (``values``: its shared values; ``init``: its initial-point function; ``offsets``:
-    see :func:`_flat_init`)."""
+    (``values``: its shared values; ``init``: its initial-point function)."""
     out = compiled.with_data(**_values_for(compat.shared_names(compiled), values))
     # the new model's initial points (they depend on its priors); its coordinates are
     # set on the draws (:func:`sample`)
-    return dataclasses.replace(out, initial_point_func=_flat_init(model, init, compiled.shapes, offsets))
+    return dataclasses.replace(out, initial_point_func=_flat_init(model, init, compiled.shapes))
 
 
 
@@ -203,9 +220,8 @@ def _shapes(init) -> dict[str, tuple[int, ...]]:
     return {name: tuple(np.shape(v)) for name, v in init(0).items()}
 
 
-def compiled_model(model, start: dict[str, np.ndarray] | None = None) -> tuple[Any, bool, float]:
-    """``(compiled nutpie model, reused?, seconds)`` for ``model`` (``start``: offsets of
-    initial values, :func:`_flat_init`).
+def compiled_model(model) -> tuple[Any, bool, float]:
+    """``(compiled nutpie model, reused?, seconds)`` for ``model``.
 
     A structure seen before in this process reuses its compiled model and its
     initial-point function (new shared values swapped in): neither the log-density nor
@@ -226,7 +242,7 @@ def compiled_model(model, start: dict[str, np.ndarray] | None = None) -> tuple[A
         init = cached.init_for(values)
         # the compiled functions are built for these shapes (fixed by the key's dimensions)
         if all(cached.compiled.shapes.get(n) == sh for n, sh in _shapes(init).items()):
-            return _rebind(cached.compiled, model, values, init, start), True, time.perf_counter() - t0
+            return _rebind(cached.compiled, model, values, init), True, time.perf_counter() - t0
     init = _init_fn(model)
     compiled = nutpie.compile_pymc_model(model)
     # the initial points of PyMC's function kept for this structure (evaluated at the shared
@@ -237,8 +253,6 @@ def compiled_model(model, start: dict[str, np.ndarray] | None = None) -> tuple[A
         _CACHE.move_to_end(key)
         while len(_CACHE) > CACHE_SIZE:
             _CACHE.popitem(last=False)
-    if start:  # this model's own starts (the cached entry keeps PyMC's)
-        compiled = dataclasses.replace(compiled, initial_point_func=_flat_init(model, init, compiled.shapes, start))
     return compiled, False, time.perf_counter() - t0
 
 
@@ -261,14 +275,16 @@ def sample(model, *, draws: int, tune: int, chains: int, target_accept: float, r
     eigen-directions whose variance is off from the diagonal's by more than ``eigval_cutoff``
     (required with ``low_rank``; :func:`smeintl.measurement.sampling.resolve_eigval_cutoff`).
     ``start``: offsets added to the named free variables' jittered initial points
-    (:func:`_flat_init`), as PyMC's ``initvals`` are jittered.  ``max_tree_depth``: nutpie's
+    (:func:`with_start`), as PyMC's ``initvals`` are jittered.  ``max_tree_depth``: nutpie's
     ``maxdepth`` (None: its default).
     """
     import nutpie
 
     if low_rank and eigval_cutoff is None:
         raise ValueError("a low-rank mass matrix needs its eigval_cutoff")
-    compiled, reused, t_compile = compiled_model(model, start)
+    compiled, reused, t_compile = compiled_model(model)
+    if start:  # this model's own start (the cache keeps PyMC's)
+        compiled = with_start(compiled, model, start)
     t0 = time.perf_counter()
     with one_blas_thread():  # the chains are the threads (module docstring)
         draws_ = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, target_accept=target_accept,

@@ -80,12 +80,15 @@ FREE_DEVIATION_SD = {"loading": 0.5, "location": 1.0}
 class Built:
     """What :meth:`MeasurementModel._build` chose for one survey: the latent
     parameterization used, whether the item parameters are on standardized scores, the
-    continuous items' standardization and each firm's group code."""
+    continuous items' standardization, each firm's group code and the sampler's start
+    (offsets of free variables' initial values; the split scores start at the answers'
+    scores, :func:`~.latent.answer_scores`; None: PyMC's own start)."""
 
     latent: str
     standardized: bool
     standardization: Mapping[str, np.ndarray] | None
     group_codes: np.ndarray
+    start: Mapping[str, np.ndarray] | None = None
 
 
 class _Inputs:
@@ -571,7 +574,8 @@ class MeasurementModel:
             else:
                 marginal_likelihood(pm, pt, inp, self.layout, self.spec.priors, X, mu_f if self.group else None,
                                     chol, loading, std, group_codes)
-        return model, Built(latent_used, bool(standardized_used), std, group_codes)
+        start = {"eta_u": answer_scores(X, lay)} if latent_used == "split" else None
+        return model, Built(latent_used, bool(standardized_used), std, group_codes, start)
 
 
     def _group_deviations(self, pm, pt, inp, loading, reported, mean, group_codes: np.ndarray, G: int):
@@ -695,9 +699,7 @@ class MeasurementModel:
         with no_traces():
             model, built = self._build(survey, inputs="shared" if sampler == "nutpie" else "constant")
         t_build = time.perf_counter() - t0
-        # split scores start at the answers' scores (answer_scores), jittered as usual
-        start = None if built.latent != "split" else {"eta_u": answer_scores(
-            survey.items[list(self.layout.names)].to_numpy(dtype=float), self.layout)}
+        start = built.start  # jittered as usual
         with model, warnings.catch_warnings(), no_traces(), exact_kernels():
             warnings.filterwarnings("ignore", category=UserWarning, module="pymc")
             warnings.filterwarnings("ignore", category=FutureWarning)

@@ -48,8 +48,8 @@ AUTO_TARGET_ACCEPT: dict[str, float] = {"nutpie": 0.9, "pymc": 0.95}
 LARGE_FIRMS = 2000
 AUTO_TARGET_ACCEPT_LARGE: dict[str, float] = {"nutpie": 0.8, "pymc": 0.95}
 #: The draws of a large survey (the spec's ``[sampler]`` ``large_*`` keys; these are their
-#: defaults, as :data:`smeintl.spec.DEFAULT_SAMPLER` writes them): from ``large_firms`` firms a fit not given draws, tune or chains samples
-#: 2 x (150 + 750).  The likelihood's gradient grows with the firms: at 10,000 firms the
+#: defaults, as :data:`smeintl.spec.DEFAULT_SAMPLER` writes them): from ``large_firms``
+#: firms a fit not given draws, tune or chains samples 2 x (150 + 750).  The likelihood's gradient grows with the firms: at 10,000 firms the
 #: default 4 x (1000 + 1000) would take about half an hour on two cores.  With the low-rank
 #: cutoff of large surveys (:data:`LOW_RANK_EIGVAL_CUTOFF_LARGE`), seed 1: 2 x (150 + 900)
 #: took 598 s to a min bulk ESS of 579, 2 x (150 + 750) 508 s to 491, which leaves the
