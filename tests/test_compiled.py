@@ -214,6 +214,26 @@ def test_large_surveys_cap_the_tree_depth(tiny, monkeypatch):
     assert steps[1].max() <= 2 < steps[0].max()
 
 
+def test_a_given_max_tree_depth_reaches_either_sampler(tiny):
+    """``max_tree_depth`` given to the fit caps nutpie's trajectories and PyMC's NUTS's trees
+    at any number of firms, and is recorded; anything but 1-20 or "auto" is refused."""
+    from smeintl.measurement import MeasurementModel
+
+    spec, a, _b = tiny
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        given = MeasurementModel(spec).fit(a, random_seed=7, max_tree_depth=1, **SHORT)
+        pymc_fit = MeasurementModel(spec).fit(a, random_seed=9, sampler="pymc", draws=30, tune=30, chains=1,
+                                              progressbar=False, max_tree_depth=1)
+    assert given.attrs["max_tree_depth"] == pymc_fit.attrs["max_tree_depth"] == 1
+    assert compat.group(given, "sample_stats")["n_steps"].values.max() <= 2
+    stats = compat.group(pymc_fit, "sample_stats")
+    assert stats["tree_depth"].values.max() <= 1 and stats["reached_max_treedepth"].values.any()
+    for bad in (0, 21, 2.5, True, "deep"):
+        with pytest.raises(ValueError, match="max_tree_depth must be 'auto' or an integer from 1 to 20"):
+            MeasurementModel(spec).fit(a, random_seed=7, max_tree_depth=bad, **SHORT)
+
+
 def test_mass_matrix_refuses_unknown_values_and_pymc_low_rank(tiny):
     from smeintl.measurement import MeasurementModel
 

@@ -315,6 +315,8 @@ def test_max_tree_depth_by_number_of_firms():
     assert resolve_max_tree_depth("nutpie", LARGE_FIRMS - 1) is None
     assert resolve_max_tree_depth("nutpie", LARGE_FIRMS) == resolve_max_tree_depth("nutpie", 10_000) == 7
     assert resolve_max_tree_depth("pymc", 10_000) is None
+    # a given depth, for either sampler and any number of firms
+    assert resolve_max_tree_depth("pymc", 41, 5) == resolve_max_tree_depth("nutpie", 10_000, 5) == 5
 
 # ---------------------------------------------------------------- LKJ prior
 def test_lkj_prior_marginals_three_constructs():

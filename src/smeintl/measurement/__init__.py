@@ -30,6 +30,7 @@ from .sampling import (
     LOW_RANK_EIGVAL_CUTOFF,
     LOW_RANK_EIGVAL_CUTOFF_LARGE,
     LOW_RANK_MIN_FIRMS,
+    MAX_TREE_DEPTH,
     MAX_TREE_DEPTH_LARGE,
     _has_nutpie,
     auto_sampler,
@@ -92,5 +93,6 @@ __all__ = [
     "LOW_RANK_MIN_FIRMS",
     "LOW_RANK_EIGVAL_CUTOFF",
     "LOW_RANK_EIGVAL_CUTOFF_LARGE",
+    "MAX_TREE_DEPTH",
     "MAX_TREE_DEPTH_LARGE",
 ]

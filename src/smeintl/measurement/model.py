@@ -654,6 +654,7 @@ class MeasurementModel:
         log_likelihood: bool = True,
         posterior_predictive: bool = True,
         mass_matrix: str = "auto",
+        max_tree_depth: int | str = "auto",
     ):
         """Sample the posterior and return the fit, an :class:`xarray.DataTree` (:mod:`smeintl.compat`).
 
@@ -677,6 +678,9 @@ class MeasurementModel:
         2 x 400 draws: min bulk ESS 15 diagonal, 132 low-rank; 300 firms: 39 vs
         239); with few firms the group sd's geometry dominates and the diagonal mixes
         better (41 firms, 4 x 1000: 656 vs 234; 100 firms: 203 vs 84).
+
+        ``max_tree_depth``: NUTS's maximum tree depth (1 to :data:`~.sampling.MAX_TREE_DEPTH`), or
+        ``"auto"``: 7 with nutpie from :data:`~.sampling.LARGE_FIRMS` firms, else the sampler's own (10).
         """
         import pymc as pm
 
@@ -684,7 +688,7 @@ class MeasurementModel:
             return own.fit(survey, draws=draws, tune=tune, chains=chains, random_seed=random_seed, sampler=sampler,
                            target_accept=target_accept, cores=cores, progressbar=progressbar,
                            log_likelihood=log_likelihood, posterior_predictive=posterior_predictive,
-                           mass_matrix=mass_matrix)
+                           mass_matrix=mass_matrix, max_tree_depth=max_tree_depth)
         if random_seed is None:
             raise ValueError("random_seed is required: every fit takes an explicit seed")
         s = self.spec.sampler
@@ -693,7 +697,7 @@ class MeasurementModel:
         target_accept = resolve_target_accept(target_accept or s["target_accept"], sampler, survey.n_firms)
         mass_matrix = resolve_mass_matrix(mass_matrix, sampler, survey.n_firms)
         cutoff = resolve_eigval_cutoff(mass_matrix, survey.n_firms)
-        depth = resolve_max_tree_depth(sampler, survey.n_firms)
+        depth = resolve_max_tree_depth(sampler, survey.n_firms, max_tree_depth)
         t0 = time.perf_counter()
         # nutpie: one compiled model per structure (_compiled); PyMC NUTS: constants run faster
         with no_traces():
@@ -718,16 +722,13 @@ class MeasurementModel:
                 idata = compat.as_fit(pm.sample(
                     # PyMC's own NUTS: PyMC 6 would otherwise run nutpie where it is installed
                     nuts_sampler="pymc",
-                    draws=draws,
-                    tune=tune,
-                    chains=chains,
-                    random_seed=int(random_seed),
-                    progressbar=progressbar,
-                    compute_convergence_checks=False,
+                    draws=draws, tune=tune, chains=chains, random_seed=int(random_seed),
+                    progressbar=progressbar, compute_convergence_checks=False,
                     # chains run one after another by default: on small machines PyMC's
                     # multiprocess sampling was measured 5-50x slower than sequential chains
                     cores=cores if cores is not None else 1,
                     target_accept=target_accept, initvals=start,
+                    **({"nuts": {"max_treedepth": depth}} if depth is not None else {}),
                 ))
             t_sample = time.perf_counter() - t1
             if log_likelihood and self.parameterization == "latent":

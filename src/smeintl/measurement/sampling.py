@@ -1,10 +1,11 @@
 """What a fit's ``"auto"`` sampler settings mean: the sampler, the draws of a large survey,
-``target_accept`` and the mass matrix, each resolved from the spec's ``[sampler]`` table and
+``target_accept``, the mass matrix and the maximum tree depth, each resolved from the spec's ``[sampler]`` table and
 the number of firms (:meth:`~smeintl.measurement.MeasurementModel.fit` records the result in
 the fit's attrs)."""
 
 from __future__ import annotations
 
+from numbers import Integral
 from typing import Any, Mapping
 
 from ..spec import DEFAULT_SAMPLER
@@ -12,7 +13,8 @@ from ..spec import DEFAULT_SAMPLER
 __all__ = ["LOW_RANK_MIN_FIRMS", "LOW_RANK_EIGVAL_CUTOFF", "LOW_RANK_EIGVAL_CUTOFF_LARGE",
            "AUTO_TARGET_ACCEPT", "LARGE_FIRMS", "AUTO_TARGET_ACCEPT_LARGE", "LARGE_SURVEY",
            "MASS_MATRICES", "auto_sampler", "resolve_sampler", "resolve_draws", "resolve_target_accept",
-           "resolve_mass_matrix", "resolve_eigval_cutoff", "MAX_TREE_DEPTH_LARGE", "resolve_max_tree_depth"]
+           "resolve_mass_matrix", "resolve_eigval_cutoff", "MAX_TREE_DEPTH_LARGE", "MAX_TREE_DEPTH",
+           "resolve_max_tree_depth"]
 
 #: from this many firms ``mass_matrix="auto"`` takes nutpie's low-rank mass-matrix adaptation
 #: (correlations between the item parameters and the scores' mean and spread), below it the
@@ -121,14 +123,23 @@ def resolve_eigval_cutoff(mass_matrix: str, n_firms: int) -> float | None:
 #: the step size and mass matrix are adapted, ran trajectories of hundreds of steps at about
 #: 12-15 ms a gradient.  Default instrument, 10,000 firms, 2 x (150 + 750), seed 1, the same
 #: code and machine: 449 s of sampling (compile included) to a min bulk ESS of 403 with the
-#: cap, 724 s to 325 without (benchmarks/RESULTS.md, twenty-second round).
+#: cap, 724 s to 325 without (benchmarks/RESULTS.md, twenty-second round).  At 1,000 firms
+#: (4 x (1000 + 1000), seed 1) the cap gave nothing: 199 s to 1,683 against 204 s to 1,912
+#: (twenty-third round), so it starts at :data:`LARGE_FIRMS`.
 MAX_TREE_DEPTH_LARGE = 7
+#: the largest ``max_tree_depth`` a fit accepts (2^20 leapfrog steps per draw)
+MAX_TREE_DEPTH = 20
 
 
-def resolve_max_tree_depth(sampler: str, n_firms: int) -> int | None:
-    """nutpie's maximum tree depth: :data:`MAX_TREE_DEPTH_LARGE` from :data:`LARGE_FIRMS`
-    firms, else None (the sampler's own, 10; PyMC's NUTS keeps its own)."""
-    return MAX_TREE_DEPTH_LARGE if sampler == "nutpie" and n_firms >= LARGE_FIRMS else None
+def resolve_max_tree_depth(sampler: str, n_firms: int, value: int | str = "auto") -> int | None:
+    """The maximum tree depth of NUTS: ``value``, an integer from 1 to :data:`MAX_TREE_DEPTH`,
+    for either sampler; ``"auto"``: with nutpie :data:`MAX_TREE_DEPTH_LARGE` from
+    :data:`LARGE_FIRMS` firms, else None (the sampler's own, 10)."""
+    if isinstance(value, str) and value == "auto":
+        return MAX_TREE_DEPTH_LARGE if sampler == "nutpie" and n_firms >= LARGE_FIRMS else None
+    if isinstance(value, bool) or not isinstance(value, Integral) or not 1 <= value <= MAX_TREE_DEPTH:
+        raise ValueError(f"max_tree_depth must be 'auto' or an integer from 1 to {MAX_TREE_DEPTH}, got {value!r}")
+    return int(value)
 
 
 def auto_sampler() -> str:
