@@ -235,19 +235,19 @@ def test_unknown_prior_key_is_a_spec_error(hitachi_spec):
 
 def test_large_surveys_take_the_large_draws(hitachi_spec):
     """From the spec's large_firms firms a fit not given draws, tune or chains takes the
-    large_* settings (default 2 x (150 + 750) from 5,000 firms); given ones always win."""
+    large_* settings (default 2 x (150 + 900) from 5,000 firms); given ones always win."""
     from smeintl.measurement import LARGE_SURVEY, resolve_draws
 
     s = hitachi_spec.sampler
-    assert {k: s[k] for k in LARGE_SURVEY} == LARGE_SURVEY == {"large_firms": 5000, "large_draws": 750,
+    assert {k: s[k] for k in LARGE_SURVEY} == LARGE_SURVEY == {"large_firms": 5000, "large_draws": 900,
                                                               "large_tune": 150, "large_chains": 2}
     assert resolve_draws(s, 4999) == (s["draws"], s["tune"], s["chains"]) == (1000, 1000, 4)
-    assert resolve_draws(s, 5000) == (750, 150, 2)
+    assert resolve_draws(s, 5000) == (900, 150, 2)
     assert resolve_draws(s, 10000, draws=2000) == (2000, 150, 2)
     assert resolve_draws(s, 10000, 300, 0, 1) == (300, 0, 1)
     spec = parse_spec(hitachi_spec.text.replace("chains = 4\n", "chains = 4\nlarge_firms = 100\nlarge_chains = 3\n"),
                       "large.toml")
-    assert resolve_draws(spec.sampler, 100) == (750, 150, 3) and resolve_draws(spec.sampler, 99)[2] == 4
+    assert resolve_draws(spec.sampler, 100) == (900, 150, 3) and resolve_draws(spec.sampler, 99)[2] == 4
 
 
 def test_target_accept_auto_and_bad_values(hitachi_spec):

@@ -113,7 +113,7 @@ DEFAULT_SAMPLER: dict[str, Any] = {
     # from large_firms firms a fit that is not given draws, tune or chains samples
     # large_chains x (large_tune + large_draws) (measured: see measurement.LARGE_SURVEY)
     "large_firms": 5000,
-    "large_draws": 750,
+    "large_draws": 900,
     "large_tune": 150,
     "large_chains": 2,
 }

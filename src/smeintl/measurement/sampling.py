@@ -51,14 +51,14 @@ LARGE_FIRMS = 2000
 AUTO_TARGET_ACCEPT_LARGE: dict[str, float] = {"nutpie": 0.8, "pymc": 0.95}
 #: The draws of a large survey (the spec's ``[sampler]`` ``large_*`` keys; these are their
 #: defaults, as :data:`smeintl.spec.DEFAULT_SAMPLER` writes them): from ``large_firms``
-#: firms a fit not given draws, tune or chains samples 2 x (150 + 750).  The likelihood's gradient grows with the firms: at 10,000 firms the
-#: default 4 x (1000 + 1000) would take about half an hour on two cores.  With the low-rank
-#: cutoff of large surveys (:data:`LOW_RANK_EIGVAL_CUTOFF_LARGE`), seed 1: 2 x (150 + 900)
-#: took 598 s to a min bulk ESS of 579, 2 x (150 + 750) 508 s to 491, which leaves the
-#: 20,000 scores' diagnostics and saving inside 10 minutes (benchmarks/RESULTS.md,
-#: twenty-first round; with the cutoff 3, 2 x (150 + 900) reached 329 in 519 s).  With the
-#: start at the answers' scores and the tree depth capped (:data:`MAX_TREE_DEPTH_LARGE`), seeds
-#: 1-3 sampled in 449-504 s to 403, 466 and 334 on a slower day (twenty-second round).
+#: firms a fit not given draws, tune or chains samples 2 x (150 + 900).  The likelihood's
+#: gradient grows with the firms: at 10,000 firms the default 4 x (1000 + 1000) would take
+#: about half an hour on two cores.  With the low-rank cutoff of large surveys
+#: (:data:`LOW_RANK_EIGVAL_CUTOFF_LARGE`), the start at the answers' scores and the tree depth
+#: capped (:data:`MAX_TREE_DEPTH_LARGE`), 2 x (150 + 750) sampled seeds 1-3 in 449-504 s to a
+#: min bulk ESS of 403, 466 and 334 (twenty-second round), 2 x (150 + 900) in 525-540 s to
+#: 497, 463 and 425 (twenty-third round), inside 10 minutes with the 20,000 scores'
+#: diagnostics (benchmarks/RESULTS.md).
 LARGE_SURVEY: dict[str, int] = {k: int(v) for k, v in DEFAULT_SAMPLER.items() if k.startswith("large_")}
 
 
