@@ -132,7 +132,8 @@ def test_reuse_leaves_the_first_models_values_alone(tiny):
 def test_start_offsets_reach_the_initial_points(tiny):
     """``start``: offsets added to the named free variables' jittered initial points, for a
     new and a reused structure alike, the cached entry left with PyMC's own; an unknown
-    name and a low-rank mass matrix without its cutoff are refused."""
+    name, an offset of the wrong shape and a low-rank mass matrix without its cutoff are
+    refused."""
     from smeintl import _compiled
     from smeintl.measurement import MeasurementModel
 

@@ -175,7 +175,7 @@ def answer_scores(X: np.ndarray, layout) -> np.ndarray:
     a construct's items; a firm without answers there scores 0, the construct's mean.
 
     Rank-based, so every item family is read alike, and oriented as the loadings are.
-    The split scores start here (``MeasurementModel.fit``): with thousands of firms a start
+    The split scores start here (:func:`split_start`): with thousands of firms a start
     unrelated to the answers lies hundreds of thousands of log-density units from the
     posterior, and a chain can end its warm-up there.
     """
@@ -199,6 +199,12 @@ def answer_scores(X: np.ndarray, layout) -> np.ndarray:
         if sd > 0:
             out[answered, c] = (mean - mean.mean()) / sd
     return out
+
+
+def split_start(X: np.ndarray, layout) -> dict[str, np.ndarray]:
+    """The sampler's start of the split scores (:func:`_split_scores`): their free ``eta_u``
+    at :func:`answer_scores`, to which the sampler adds its jitter."""
+    return {"eta_u": answer_scores(X, layout)}
 
 
 def marginal_likelihood(pm, pt, inp, lay, pri, X, mu_f, chol, loading, std, group_codes):

@@ -48,7 +48,7 @@ from . import posterior as post
 from .diagnostics import diagnose
 from .generative import increasing_prior_rows, posterior_params
 from .invariance import deviations, draw_items_by_group
-from .latent import _centered_scores, _lkj_cholesky, _split_scores, answer_scores, marginal_likelihood
+from .latent import _centered_scores, _lkj_cholesky, _split_scores, marginal_likelihood, split_start
 from .layout import ItemLayout, standardization_of
 from .quadrature import add_quadrature, quadrature_likelihood
 from .sampling import (resolve_draws, resolve_eigval_cutoff, resolve_mass_matrix, resolve_max_tree_depth,
@@ -82,7 +82,7 @@ class Built:
     parameterization used, whether the item parameters are on standardized scores, the
     continuous items' standardization, each firm's group code and the sampler's start
     (offsets of free variables' initial values; the split scores start at the answers'
-    scores, :func:`~.latent.answer_scores`; None: PyMC's own start)."""
+    scores, :func:`~.latent.split_start`; None: PyMC's own start)."""
 
     latent: str
     standardized: bool
@@ -574,7 +574,7 @@ class MeasurementModel:
             else:
                 marginal_likelihood(pm, pt, inp, self.layout, self.spec.priors, X, mu_f if self.group else None,
                                     chol, loading, std, group_codes)
-        start = {"eta_u": answer_scores(X, lay)} if latent_used == "split" else None
+        start = split_start(X, lay) if latent_used == "split" else None
         return model, Built(latent_used, bool(standardized_used), std, group_codes, start)
 
 

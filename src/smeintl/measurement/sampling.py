@@ -1,7 +1,7 @@
 """What a fit's ``"auto"`` sampler settings mean: the sampler, the draws of a large survey,
-``target_accept``, the mass matrix and the maximum tree depth, each resolved from the spec's ``[sampler]`` table and
-the number of firms (:meth:`~smeintl.measurement.MeasurementModel.fit` records the result in
-the fit's attrs)."""
+``target_accept``, the mass matrix and the maximum tree depth, each resolved from the
+fit's arguments, the spec's ``[sampler]`` table and the number of firms
+(:meth:`~smeintl.measurement.MeasurementModel.fit` records the result in the fit's attrs)."""
 
 from __future__ import annotations
 
