@@ -163,11 +163,13 @@ def rhat(ds):
     return az.rhat(ds)
 
 
-def ess(ds, method: str = "bulk"):
-    """Effective sample size (``"bulk"`` or ``"tail"``) of every variable of ``ds`` (a Dataset)."""
+def ess(ds, method: str = "bulk", prob: tuple[float, float] | None = None):
+    """Effective sample size (``"bulk"`` or ``"tail"``) of every variable of ``ds`` (a
+    Dataset); ``prob``: the tail ESS's two quantiles, ArviZ's default where None (5% and
+    95% on ArviZ 0.x, ArviZ 1's ``stats.ci_prob`` on ArviZ 1: 11% and 89%)."""
     import arviz as az
 
-    return az.ess(ds, method=method)
+    return az.ess(ds, method=method) if prob is None else az.ess(ds, method=method, prob=prob)
 
 
 def bfmi(fit) -> np.ndarray:

@@ -159,13 +159,7 @@ def diagnose(idata, var_names: list[str] | None = None) -> Diagnostics:
                      and not is_score_variable(str(v)) and not (drawn and _is_per_firm(post[v]))]
     else:
         drawn = ""
-    sub = post[var_names]
-    # the diagonal of a correlation matrix is constant 1: leave it out
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        rhat = compat.rhat(sub)
-        essb = compat.ess(sub, method="bulk")
-        esst = compat.ess(sub, method="tail")
+    rhat, essb, esst = _per_scalar(post, var_names)
 
     def extreme(ds, fn):
         best_v, best_n = None, ""
@@ -243,6 +237,37 @@ def diagnose(idata, var_names: list[str] | None = None) -> Diagnostics:
         {"rhat": w_rhat, "ess_bulk": w_essb, "ess_tail": w_esst}, tuple(problems), score_summary,
         drawn if score_summary is None and any(_is_per_firm(post[v]) for v in post.data_vars) else "",
     )
+
+
+def _per_scalar(post, names: list[str]):
+    """R-hat, bulk ESS and tail ESS (three Datasets) of each variable ``names`` of the
+    posterior: ArviZ's for the model parameters, :func:`.convergence.convergence` (the same
+    formulas over all scalars at once) for the per-firm scores, thousands of scalars that
+    ArviZ takes one at a time (about a minute for the 20,000 scores of 10,000 firms).  The
+    tail ESS follows the 5% and 95% quantiles on both stacks (``TAIL_PROB``, Vehtari et al.
+    2021); ArviZ 1's default would follow its ``stats.ci_prob`` (11% and 89%), a milder
+    check than the threshold of 400 was set for."""
+    import xarray as xr
+
+    from .. import compat
+    from .convergence import TAIL_PROB, convergence
+
+    firm = [v for v in names if _is_per_firm(post[v])]
+    rest = [v for v in names if v not in firm]
+    if rest:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = [compat.rhat(post[rest]), compat.ess(post[rest], method="bulk"), compat.ess(post[rest], method="tail", prob=TAIL_PROB)]
+    else:
+        out = [xr.Dataset(), xr.Dataset(), xr.Dataset()]
+    for v in firm:
+        da = post[v].transpose("chain", "draw", ...)
+        c = convergence(da.values)
+        dims = da.dims[2:]
+        coords = {d: da.coords[d] for d in dims if d in da.coords}
+        out = [ds.assign({v: xr.DataArray(c[k], dims=dims, coords=coords)})
+               for ds, k in zip(out, ("rhat", "ess_bulk", "ess_tail"))]
+    return tuple(out)
 
 
 def _is_per_firm(da) -> bool:
