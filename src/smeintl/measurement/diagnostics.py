@@ -254,12 +254,12 @@ def _per_scalar(post, names: list[str]):
 
     firm = [v for v in names if _is_per_firm(post[v])]
     rest = [v for v in names if v not in firm]
+    out = [xr.Dataset(), xr.Dataset(), xr.Dataset()]
     if rest:
+        sub = post[rest]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            out = [compat.rhat(post[rest]), compat.ess(post[rest], method="bulk"), compat.ess(post[rest], method="tail", prob=TAIL_PROB)]
-    else:
-        out = [xr.Dataset(), xr.Dataset(), xr.Dataset()]
+            out = [compat.rhat(sub), compat.ess(sub, method="bulk"), compat.ess(sub, method="tail", prob=TAIL_PROB)]
     for v in firm:
         da = post[v].transpose("chain", "draw", ...)
         c = convergence(da.values)
