@@ -425,18 +425,24 @@ def test_marginal_continuous_matches_maximum_likelihood():
     assert np.corrcoef(eta[:, 0], sim.eta[:, 0])[0, 1] > 0.85
 
 
-@pytest.mark.parametrize("group", [True, False])
-def test_marginal_loglik_equals_per_firm_multivariate_normal(group):
+@pytest.mark.parametrize("group, missing", [(True, 0.2), (False, 0.2), (True, 0.0), (False, 0.0)])
+def test_marginal_loglik_equals_per_firm_multivariate_normal(group, missing):
     """The batched sufficient-statistic likelihood (patterns x groups, zero-padded) equals
-    the sum over firms of the multivariate normal density of each firm's observed items."""
+    the sum over firms of the multivariate normal density of each firm's observed items;
+    without missing answers through the one pattern's matrix (no Cholesky factor)."""
     from scipy.stats import multivariate_normal
 
     from smeintl.measurement import standardization_of
 
     spec = load_spec(SPECS / "continuous_two.toml")
-    sim = simulate_survey(spec, 120, typical_params(spec, n_groups=3), n_groups=3, missing=0.2, random_seed=21)
+    sim = simulate_survey(spec, 120, typical_params(spec, n_groups=3), n_groups=3, missing=missing, random_seed=21)
+    assert sim.survey.items.isna().any().any() == (missing > 0)
     mm = MeasurementModel(spec, group=group)
     model = mm.build(sim.survey)
+    from pytensor.graph import ancestors
+
+    ops = {str(v.owner.op) for v in ancestors([model["marginal_loglik"]]) if v.owner is not None}
+    assert any("Cholesky" in op for op in ops) == (missing > 0), ops
     rng = np.random.default_rng(5)
     point = {k: v + rng.normal(0, 0.3, np.shape(v)) for k, v in model.initial_point().items()}
     names = ["marginal_loglik", "loading", "cont_sigma", "cont_intercept", "corr"] + (["group_mean"] if group else [])
