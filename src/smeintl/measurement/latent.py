@@ -248,7 +248,7 @@ def marginal_likelihood(pm, pt, inp, lay, pri, X, mu_f, chol, loading, std, grou
     if O.shape[0] == 1:
         # one pattern (e.g. no missing answers): the log-determinant of the one matrix, whose
         # gradient is an inverse.  Through the Cholesky factor (below) nutpie's compile of the
-        # three-factor CFA took 4 s longer and its sampling a third longer (benchmarks/RESULTS.md)
+        # three-factor CFA took 4 s longer and its sampling a quarter longer (benchmarks/RESULTS.md)
         logdet = pt.linalg.slogdet(S[0])[1][None]  # (1,)
     else:
         # log-determinant through the Cholesky factor (PyTensor's batched slogdet rewrite fails)
