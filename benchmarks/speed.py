@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/speed.py                       # every case, default draws
     .venv/bin/python benchmarks/speed.py --cases cfa --repeat 3
     .venv/bin/python benchmarks/speed.py --cold                # adds smeintl's cold-cache fit
+    .venv/bin/python benchmarks/speed.py --numpyro --no-peers  # adds PyMC's JAX path (needs numpyro)
 
 Cases (data as in ``benchmarks/validate.py``):
 
@@ -28,7 +29,16 @@ log-likelihood, posterior predictive, diagnostics, saving the fit):
   CFA's MvNormal starts OpenBLAS threads in every chain: 81 s of sampling for 4 x (100 + 100)
   draws on the busy machine); warmed once like smeintl;
 - ``semopy`` (CFA: ``semopy.Model`` ML fit) and ``mirt`` (2PL: ``mirt.fit_mirt``), skipped
-  with a note when not importable (the ``validate`` extra).
+  with a note when not importable (the ``validate`` extra);
+- ``numpyro`` (with ``--numpyro``): smeintl's own model of the case
+  (``MeasurementModel.build(survey, inputs="constant")``) sampled by PyMC's JAX path,
+  ``pymc.sample(nuts_sampler="numpyro")``, the chains in parallel on one XLA host device per
+  chain, JAX's persistent compilation cache warmed once like smeintl's.  JAX and NumPyro are
+  not dependencies of smeintl: the row is skipped with a note when they are not importable,
+  and says so when the model has an operation without a JAX form (smeintl's fused
+  likelihood kernels, ``families.kernels.CellsLogp``).  It times import, build, the JAX
+  trace and compile with a 5 + 5 draw run, and the full sampling after it; no posterior
+  predictive, diagnostics or saving, so its wall time is a lower bound of a whole fit.
 
 Reported per row: wall s, sampling s (the sampler's own), compile s, min bulk ESS over the
 model parameters (loadings, intercepts, residual sds and correlations; not the latent
@@ -155,6 +165,43 @@ def child_pymc(case: str, data: Path, out: Path, seed: int, draws: int, tune: in
         "import_s": t1 - t0, "build_s": t2 - t1, "compile_s": t3 - t2, "sampling_s": t4 - t3, "save_s": t5 - t4}))
 
 
+def child_numpyro(case: str, data: Path, out: Path, seed: int, draws: int, tune: int, chains: int) -> None:
+    t0 = time.perf_counter()
+    import jax
+    import pymc as pm
+
+    jax.config.update("jax_compilation_cache_dir", str(out.parent / "jax-cache"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+    from smeintl import compat
+    from smeintl.api import read_spec
+    from smeintl.data import load_survey, read_table
+    from smeintl.measurement import MeasurementModel
+    from smeintl.syntax import spec_from_model
+
+    t1 = time.perf_counter()
+    if case == "bundled":
+        spec = read_spec(None)
+    else:
+        extra = {"id_column": "id"} if case == "cfa" else {}
+        spec = spec_from_model(model_text(case), read_table(data, sheet=0, encoding=None), **extra).spec
+    model = MeasurementModel(spec).build(load_survey(data, spec), inputs="constant")
+    t2 = time.perf_counter()
+    kw = {"chains": chains, "nuts_sampler": "numpyro", "progressbar": False, "compute_convergence_checks": False,
+          "nuts_sampler_kwargs": {"chain_method": "parallel"}}
+    try:
+        with model:
+            pm.sample(draws=5, tune=5, random_seed=seed, **kw)  # the trace and compile
+            t3 = time.perf_counter()
+            trace = pm.sample(draws=draws, tune=tune, random_seed=seed, **kw)
+    except NotImplementedError as exc:  # an operation without a JAX form
+        out.with_suffix(".json").write_text(json.dumps({"error": str(exc)}))
+        return
+    t4 = time.perf_counter()
+    compat.write_fit(compat.as_fit(trace), str(out))
+    out.with_suffix(".json").write_text(json.dumps({
+        "import_s": t1 - t0, "build_s": t2 - t1, "compile_s": t3 - t2, "sampling_s": t4 - t3}))
+
+
 def child_peer(case: str, data: Path, out: Path) -> None:
     t0 = time.perf_counter()
     frame = pd.read_csv(data)
@@ -272,6 +319,39 @@ def pymc_row(case: str, data: Path, work: Path, args) -> dict:
     return row
 
 
+def numpyro_row(case: str, data: Path, work: Path, args) -> dict:
+    from smeintl import compat
+
+    row = {"case": case, "runner": "smeintl's model + PyMC's numpyro NUTS (warm XLA cache)"}
+    try:
+        import jax  # noqa: F401
+        import numpyro  # noqa: F401
+    except ImportError as exc:
+        return row | {"note": f"skipped: {exc.name} not installed (not a dependency of smeintl)"}
+    out = work / f"numpyro-{case}.nc"
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "numpyro", case, str(data), str(out),
+           "--seed", str(args.seed), "--draws", str(args.draws), "--tune", str(args.tune), "--chains", str(args.chains)]
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = " ".join(filter(None, [env.get("XLA_FLAGS"),
+                                              f"--xla_force_host_platform_device_count={args.chains}"]))
+    run_child(cmd, env=env, cwd=work)  # warm-up: JAX's persistent compilation cache
+    res = run_child(cmd, env=env, cwd=work)
+    row |= {k: res[k] for k in ("wall_s", "peak_rss_mb", "cpu_s", "load")}
+    if res["rc"] != 0:
+        return row | {"note": f"exit {res['rc']}: {res['output'][-300:]}"}
+    t = json.loads(out.with_suffix(".json").read_text())
+    if "error" in t:
+        return row | {"wall_s": np.nan, "note": f"not run: {t['error']}"}
+    fit = compat.read_fit(str(out))
+    row |= {"sampling_s": t["sampling_s"], "compile_s": t["compile_s"]}
+    names = SMEINTL_PARAMS.get(case)
+    if names:
+        row["min_ess_bulk"], row["max_rhat"], row["divergences"] = _min_ess(fit, names)
+    row["note"] = (f"import {t['import_s']:.1f} s, build {t['build_s']:.2f} s; compile = JAX trace and compile with "
+                   "a 5 + 5 draw run; no posterior predictive, diagnostics or saving")
+    return row
+
+
 def peer_row(case: str, data: Path, work: Path, args) -> dict:
     name, module = ("semopy", "semopy") if case == "cfa" else ("mirt", "mirt")
     row = {"case": case, "runner": f"{name} (ML)"}
@@ -305,6 +385,8 @@ def add_ratios(table: pd.DataFrame) -> pd.DataFrame:
             if r.runner.startswith("hand-written"):
                 text = (f"smeintl {s.ess_per_s / r.ess_per_s:.2f}x the ESS/s (wall), "
                         f"{s.ess_per_sampling_s / r.ess_per_sampling_s:.2f}x (sampling)")
+            elif r.runner.startswith("smeintl's model") and np.isfinite(r.get("wall_s", np.nan)):
+                text = f"smeintl fit takes {s.wall_s / r.wall_s:.2f}x its wall time"
             elif r.runner.endswith("(ML)") and np.isfinite(r.get("wall_s", np.nan)):
                 text = f"smeintl takes {s.wall_s / r.wall_s:.0f}x the wall time ({s.wall_s / r.fit_s:.0f}x the fit alone)"
         ratios.append(text)
@@ -348,13 +430,17 @@ def main(argv=None) -> int:
     p.add_argument("--chains", type=int, default=4)
     p.add_argument("--repeat", type=int, default=1, help="timed runs of each row (each its own line)")
     p.add_argument("--cold", action="store_true", help="also smeintl's fit with empty compile caches")
-    p.add_argument("--no-peers", action="store_true", help="smeintl only")
+    p.add_argument("--no-peers", action="store_true", help="smeintl only (and --numpyro's row if given)")
+    p.add_argument("--numpyro", action="store_true",
+                   help="also smeintl's model sampled by PyMC's numpyro NUTS (needs jax and numpyro)")
     p.add_argument("--out", type=Path, default=HERE / "speed-results")
     p.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
         kind, case, data, out = args.child
-        if kind == "pymc":
+        if kind == "numpyro":
+            child_numpyro(case, Path(data), Path(out), args.seed, args.draws, args.tune, args.chains)
+        elif kind == "pymc":
             child_pymc(case, Path(data), Path(out), args.seed, args.draws, args.tune, args.chains)
         else:
             child_peer(case, Path(data), Path(out))
@@ -372,6 +458,8 @@ def main(argv=None) -> int:
                 rows.append(smeintl_row(case, data, work, args, cold=True))
             for _ in range(args.repeat):
                 rows.append(smeintl_row(case, data, work, args))
+                if args.numpyro:
+                    rows.append(numpyro_row(case, data, work, args))
                 if case != "bundled" and not args.no_peers:
                     rows.append(pymc_row(case, data, work, args))
                     rows.append(peer_row(case, data, work, args))
