@@ -7,8 +7,11 @@ Prints one table and writes it as CSV.  Run on an otherwise idle machine:
     .venv/bin/python benchmarks/bench.py --sizes 41 1000 10000 --samplers pymc nutpie
     .venv/bin/python benchmarks/bench.py --rows fit --sizes 10000 --samplers nutpie --fit-defaults
 
-Every row runs in a fresh subprocess so that peak memory (``ru_maxrss`` of the child,
-from the standard library's ``resource`` module) belongs to that row alone.  ``run``
+Every row runs in a fresh subprocess, and its peak memory is that process's own high-water
+mark (``VmHWM``, ``benchmarks/peak.py``): ``ru_maxrss`` of a child would count this parent's
+memory too.  A ``run`` row's peak is its main process's, without the second process that
+starts the model-comparison refits; the study rows report none (their fits run in Dask
+workers).  ``run``
 rows time ``smeintl run`` on the bundled data with an empty PyTensor compile cache
 (a fresh ``PYTENSOR_FLAGS=base_compiledir=...``) and with a warm one.
 """
@@ -19,7 +22,6 @@ import argparse
 import csv
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -27,11 +29,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from peak import read_mb, wrap  # noqa: E402  (benchmarks/peak.py)
 BUNDLE = "src/smeintl/bundled"  # the bundled files, relative to ROOT
 PY = sys.executable
 
 FIT_CHILD = r"""
-import json, sys, time, warnings, resource
+import json, sys, time, warnings
 warnings.simplefilter("ignore")
 from smeintl import load_spec
 from smeintl.simulate import simulate_survey, typical_params
@@ -58,8 +62,7 @@ print(json.dumps({"wall_s": wall, "sample_s": sample_s, "min_ess_bulk": d.min_es
                   "max_rhat": d.max_rhat, "divergences": d.divergences, "worst_ess": d.worst.get("ess_bulk"),
                   "scores_max_rhat": sc.get("max_rhat"), "scores_rhat_over": sc.get("n_over"),
                   "scores_rhat_chance": sc.get("expected_over"), "scores_rhat_bound": sc.get("bound_over"),
-                  "settings": f"{a['chains']}x({a['tune']}+{a['draws']})", "failed": bool(d.failed),
-                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "settings": f"{a['chains']}x({a['tune']}+{a['draws']})", "failed": bool(d.failed)}))
 """
 
 
@@ -68,10 +71,17 @@ TIMEOUT = [3600.0]
 
 
 def _run(cmd: list[str], env=None) -> subprocess.CompletedProcess | dict:
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=TIMEOUT[0])
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {TIMEOUT[0]:.0f} s", "wall_s": TIMEOUT[0]}
+    """Run the Python command ``cmd``; the completed process, with ``peak_mb`` its own peak
+    memory (``peak.wrap``), or a dict with the error."""
+    with tempfile.TemporaryDirectory(prefix="peak-") as tmp:
+        peak_file = Path(tmp) / "peak"
+        try:
+            r = subprocess.run(wrap(cmd, peak_file), capture_output=True, text=True, env=env, cwd=ROOT,
+                               timeout=TIMEOUT[0])
+        except subprocess.TimeoutExpired:
+            return {"error": f"timed out after {TIMEOUT[0]:.0f} s", "wall_s": TIMEOUT[0]}
+        r.peak_mb = read_mb(peak_file)
+    return r
 
 
 def _cold_env(cold: bool) -> dict:
@@ -90,7 +100,7 @@ def _child(code: str, arg: str, env=None) -> dict:
         return r
     if r.returncode != 0:
         return {"error": r.stderr.strip().splitlines()[-1] if r.stderr.strip() else f"exit {r.returncode}"}
-    return json.loads(r.stdout.strip().splitlines()[-1])
+    return json.loads(r.stdout.strip().splitlines()[-1]) | {"peak_mb": r.peak_mb}
 
 
 def bench_fit(n: int, sampler: str, spec: str, param: str, draws: int, tune: int, chains: int,
@@ -103,17 +113,9 @@ def bench_fit(n: int, sampler: str, spec: str, param: str, draws: int, tune: int
     return res
 
 
-def _peak_mb_of_last_child(before: float) -> float | None:
-    """ru_maxrss of the children is a maximum over all of them: report it only when the
-    last child raised it (otherwise the row's peak is at most the earlier maximum)."""
-    now = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return now if now > before else None
-
-
 def bench_fit_cli(cold: bool, sampler: str) -> dict:
     """``smeintl fit`` on the bundled data with the spec's default draws (cold or warm cache)."""
     out = Path(tempfile.mkdtemp(prefix="bench-fit-")) / "fit.nc"
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     t0 = time.perf_counter()
     r = _run([PY, "-m", "smeintl.cli", "fit", str(ROOT / BUNDLE / "hitachi_synthetic.csv"), "--out", str(out),
               "--sampler", sampler, "--seed", "1", "--no-progress"], env=_cold_env(cold))
@@ -128,7 +130,7 @@ def bench_fit_cli(cold: bool, sampler: str) -> dict:
     d = diagnose(idata)
     sample_s = json.loads(idata.attrs["timing"])["sample_s"]
     return {"wall_s": wall, "sample_s": sample_s, "min_ess_bulk": d.min_ess_bulk, "ess_per_s": d.min_ess_bulk / sample_s,
-            "max_rhat": d.max_rhat, "divergences": d.divergences, "peak_mb": _peak_mb_of_last_child(before)}
+            "max_rhat": d.max_rhat, "divergences": d.divergences, "peak_mb": r.peak_mb}
 
 
 STUDY = """[study]
@@ -173,20 +175,18 @@ def bench_study(workers: int, reps: int, sampler: str) -> dict:
 
 def bench_run(cold: bool, extra: list[str]) -> dict:
     out = Path(tempfile.mkdtemp(prefix="bench-run-")) / "report"
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     t0 = time.perf_counter()
     r = _run([PY, "-m", "smeintl.cli", "run", "--out", str(out), "--no-progress", *extra], env=_cold_env(cold))
     wall = time.perf_counter() - t0
     if isinstance(r, dict):
         return r
-    peak = _peak_mb_of_last_child(before)
     if r.returncode != 0:
         return {"error": r.stderr.strip().splitlines()[-1]}
     man = json.loads((out / "manifest.json").read_text())
     d = man["diagnostics"]
     return {"wall_s": wall, "sample_s": man["timings_s"].get("fit the measurement model"),
             "min_ess_bulk": d["min_ess_bulk"], "max_rhat": d["max_rhat"], "divergences": d["divergences"],
-            "peak_mb": peak, "ess_per_s": None}
+            "peak_mb": r.peak_mb, "ess_per_s": None}
 
 
 def main(argv=None) -> int:

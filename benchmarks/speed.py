@@ -30,6 +30,10 @@ log-likelihood, posterior predictive, diagnostics, saving the fit):
   draws on the busy machine); warmed once like smeintl;
 - ``semopy`` (CFA: ``semopy.Model`` ML fit) and ``mirt`` (2PL: ``mirt.fit_mirt``), skipped
   with a note when not importable (the ``validate`` extra);
+- ``api``: the same fit twice in one Python process (``MeasurementModel.fit``), as a notebook
+  or script fits again with another seed, survey or prior of the same structure; the second
+  fit reuses the compiled model, and its row times it with what ``smeintl fit`` does after
+  sampling (``save_fit``, ``summarize_fit``), without the process's imports and compile;
 - ``numpyro`` (with ``--numpyro``): smeintl's own model of the case
   (``MeasurementModel.build(survey, inputs="constant")``) sampled by PyMC's JAX path,
   ``pymc.sample(nuts_sampler="numpyro")``, the chains in parallel on one XLA host device per
@@ -42,8 +46,9 @@ log-likelihood, posterior predictive, diagnostics, saving the fit):
 
 Reported per row: wall s, sampling s (the sampler's own), compile s, min bulk ESS over the
 model parameters (loadings, intercepts, residual sds and correlations; not the latent
-scores), ESS per wall second and per sampling second, max R-hat, divergences, peak RSS of
-the child (``os.wait4``), and the load average before the run.  Ratios: smeintl's ESS/s over
+scores), ESS per wall second and per sampling second, max R-hat, divergences, the child's
+own peak RSS (its ``VmHWM``, ``benchmarks/peak.py``; ``ru_maxrss`` would count this parent's
+memory), its CPU time (``os.wait4``), and the load average before the run.  Ratios: smeintl's ESS/s over
 the hand-written model's, and smeintl's wall time over the peer's.  The table is printed as
 Markdown and written with the CSV under ``benchmarks/speed-results/`` (``--out``).  Every
 random step takes ``--seed``.
@@ -65,6 +70,8 @@ import pandas as pd
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+from peak import read_mb, wrap  # noqa: E402  (benchmarks/peak.py)
 
 CFA_MODEL = {"visual": ["x1", "x2", "x3"], "textual": ["x4", "x5", "x6"], "speed": ["x7", "x8", "x9"]}
 IRT_ITEMS = [f"Item{k}" for k in range(1, 6)]
@@ -165,6 +172,38 @@ def child_pymc(case: str, data: Path, out: Path, seed: int, draws: int, tune: in
         "import_s": t1 - t0, "build_s": t2 - t1, "compile_s": t3 - t2, "sampling_s": t4 - t3, "save_s": t5 - t4}))
 
 
+def _spec_and_survey(case: str, data: Path):
+    """smeintl's spec and survey of a case, as ``smeintl fit`` builds them from its arguments."""
+    from smeintl.api import read_spec
+    from smeintl.data import load_survey, read_table
+    from smeintl.syntax import spec_from_model
+
+    if case == "bundled":
+        spec = read_spec(None)
+    else:
+        extra = {"id_column": "id"} if case == "cfa" else {}
+        spec = spec_from_model(model_text(case), read_table(data, sheet=0, encoding=None), **extra).spec
+    return spec, load_survey(data, spec)
+
+
+def child_api(case: str, data: Path, out: Path, seed: int, draws: int, tune: int, chains: int) -> None:
+    """Two fits of the case in one Python process, as a notebook or a script fits again (another
+    seed, survey or prior of the same structure): the second reuses the compiled model. Timed:
+    the second fit with what ``smeintl fit`` does after it (saving, the summary's diagnostics)."""
+    from smeintl.measurement import MeasurementModel, save_fit, summarize_fit
+
+    spec, survey = _spec_and_survey(case, data)
+    kw = {"draws": draws, "tune": tune, "chains": chains, "random_seed": seed, "progressbar": False}
+    t0 = time.perf_counter()
+    MeasurementModel(spec).fit(survey, **kw)
+    t1 = time.perf_counter()
+    fit = MeasurementModel(spec).fit(survey, **kw)
+    save_fit(fit, out, overwrite=True)
+    summarize_fit(fit, spec)
+    t2 = time.perf_counter()
+    out.with_suffix(".json").write_text(json.dumps({"first_s": t1 - t0, "second_s": t2 - t1}))
+
+
 def child_numpyro(case: str, data: Path, out: Path, seed: int, draws: int, tune: int, chains: int) -> None:
     t0 = time.perf_counter()
     import jax
@@ -173,18 +212,11 @@ def child_numpyro(case: str, data: Path, out: Path, seed: int, draws: int, tune:
     jax.config.update("jax_compilation_cache_dir", str(out.parent / "jax-cache"))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
     from smeintl import compat
-    from smeintl.api import read_spec
-    from smeintl.data import load_survey, read_table
     from smeintl.measurement import MeasurementModel
-    from smeintl.syntax import spec_from_model
 
     t1 = time.perf_counter()
-    if case == "bundled":
-        spec = read_spec(None)
-    else:
-        extra = {"id_column": "id"} if case == "cfa" else {}
-        spec = spec_from_model(model_text(case), read_table(data, sheet=0, encoding=None), **extra).spec
-    model = MeasurementModel(spec).build(load_survey(data, spec), inputs="constant")
+    spec, survey = _spec_and_survey(case, data)
+    model = MeasurementModel(spec).build(survey, inputs="constant")
     t2 = time.perf_counter()
     kw = {"chains": chains, "nuts_sampler": "numpyro", "progressbar": False, "compute_convergence_checks": False,
           "nuts_sampler_kwargs": {"chain_method": "parallel"}}
@@ -226,17 +258,23 @@ def child_peer(case: str, data: Path, out: Path) -> None:
 # the parent: timed children and their results
 # ---------------------------------------------------------------------------------------------
 def run_child(cmd: list[str], env: dict | None = None, cwd: Path | None = None) -> dict:
-    """Run ``cmd``; its wall time, peak RSS (MB), exit status, the load before it and its output."""
+    """Run the Python command ``cmd``; its wall time, its own peak RSS in MB (``peak.wrap``: not
+    the ``ru_maxrss`` of the child, which counts this parent's memory), its CPU time, exit
+    status, the load before it and its output."""
     load = os.getloadavg()[0]
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=cwd)
-    # read before waiting: a full pipe would block the child
-    output = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
-    _pid, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
+    with tempfile.TemporaryDirectory(prefix="peak-") as tmp:
+        peak_file = Path(tmp) / "peak"
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(wrap(cmd, peak_file), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+                                cwd=cwd)
+        # read before waiting: a full pipe would block the child
+        output = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        peak = read_mb(peak_file)
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return {"wall_s": wall, "peak_rss_mb": usage.ru_maxrss / 1024.0, "cpu_s": usage.ru_utime + usage.ru_stime,
-            "rc": proc.returncode, "load": load, "output": output}
+    return {"wall_s": wall, "peak_rss_mb": np.nan if peak is None else peak,
+            "cpu_s": usage.ru_utime + usage.ru_stime, "rc": proc.returncode, "load": load, "output": output}
 
 
 def _min_ess(fit, names: list[str]) -> tuple[float, float, int]:
@@ -319,6 +357,32 @@ def pymc_row(case: str, data: Path, work: Path, args) -> dict:
     return row
 
 
+def api_row(case: str, data: Path, work: Path, args) -> dict:
+    from smeintl import compat
+
+    out = work / f"api-{case}.nc"
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "api", case, str(data), str(out),
+           "--seed", str(args.seed), "--draws", str(args.draws), "--tune", str(args.tune), "--chains", str(args.chains)]
+    res = run_child(cmd, cwd=work)
+    row = {"case": case, "runner": "smeintl API, second fit in one process",
+           **{k: res[k] for k in ("peak_rss_mb", "load")}}
+    if res["rc"] != 0:
+        return row | {"note": f"exit {res['rc']}: {res['output'][-300:]}"}
+    t = json.loads(out.with_suffix(".json").read_text())
+    fit = compat.read_fit(str(out))
+    timing = json.loads(fit.attrs["timing"])
+    row |= {"wall_s": t["second_s"], "sampling_s": float(compat.group(fit, "posterior").attrs["sampling_time"]),
+            "compile_s": float(timing.get("compile_s", np.nan))}
+    if case in SMEINTL_PARAMS:
+        row["min_ess_bulk"], row["max_rhat"], row["divergences"] = _min_ess(fit, SMEINTL_PARAMS[case])
+    else:
+        d = json.loads(fit.attrs["diagnostics"])
+        row["min_ess_bulk"], row["max_rhat"], row["divergences"] = d["min_ess_bulk"], d["max_rhat"], d["divergences"]
+    row["note"] = (f"MeasurementModel.fit, save_fit and summarize_fit of the second fit (the compiled model reused: "
+                   f"{timing.get('compile_reused')}); the first fit of the process took {t['first_s']:.1f} s")
+    return row
+
+
 def numpyro_row(case: str, data: Path, work: Path, args) -> dict:
     from smeintl import compat
 
@@ -385,7 +449,7 @@ def add_ratios(table: pd.DataFrame) -> pd.DataFrame:
             if r.runner.startswith("hand-written"):
                 text = (f"smeintl {s.ess_per_s / r.ess_per_s:.2f}x the ESS/s (wall), "
                         f"{s.ess_per_sampling_s / r.ess_per_sampling_s:.2f}x (sampling)")
-            elif r.runner.startswith("smeintl's model") and np.isfinite(r.get("wall_s", np.nan)):
+            elif r.runner.startswith(("smeintl's model", "smeintl API")) and np.isfinite(r.get("wall_s", np.nan)):
                 text = f"smeintl fit takes {s.wall_s / r.wall_s:.2f}x its wall time"
             elif r.runner.endswith("(ML)") and np.isfinite(r.get("wall_s", np.nan)):
                 text = f"smeintl takes {s.wall_s / r.wall_s:.0f}x the wall time ({s.wall_s / r.fit_s:.0f}x the fit alone)"
@@ -438,7 +502,9 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.child:
         kind, case, data, out = args.child
-        if kind == "numpyro":
+        if kind == "api":
+            child_api(case, Path(data), Path(out), args.seed, args.draws, args.tune, args.chains)
+        elif kind == "numpyro":
             child_numpyro(case, Path(data), Path(out), args.seed, args.draws, args.tune, args.chains)
         elif kind == "pymc":
             child_pymc(case, Path(data), Path(out), args.seed, args.draws, args.tune, args.chains)
@@ -458,6 +524,7 @@ def main(argv=None) -> int:
                 rows.append(smeintl_row(case, data, work, args, cold=True))
             for _ in range(args.repeat):
                 rows.append(smeintl_row(case, data, work, args))
+                rows.append(api_row(case, data, work, args))
                 if args.numpyro:
                     rows.append(numpyro_row(case, data, work, args))
                 if case != "bundled" and not args.no_peers:
