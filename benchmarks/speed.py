@@ -294,6 +294,22 @@ def _min_ess(fit, names: list[str]) -> tuple[float, float, int]:
     return float(np.nanmin(e)), float(np.nanmax(r)), int(ss["diverging"].values.sum())
 
 
+def _child_cmd(kind: str, case: str, data: Path, out: Path, args) -> list[str]:
+    """This script run as the ``kind`` child of ``case`` with the run's seed and draws."""
+    return [sys.executable, str(Path(__file__).resolve()), "--child", kind, case, str(data), str(out),
+            "--seed", str(args.seed), "--draws", str(args.draws), "--tune", str(args.tune), "--chains", str(args.chains)]
+
+
+def _smeintl_checks(fit, case: str) -> tuple[float, float, int]:
+    """(min bulk ESS, max R-hat, divergences) of a smeintl fit: over the model parameters of
+    ``SMEINTL_PARAMS``, or for the bundled instrument smeintl's own diagnostics (every
+    reported parameter)."""
+    if case in SMEINTL_PARAMS:
+        return _min_ess(fit, SMEINTL_PARAMS[case])
+    d = json.loads(fit.attrs["diagnostics"])
+    return d["min_ess_bulk"], d["max_rhat"], d["divergences"]
+
+
 def smeintl_cmd(case: str, data: Path, out: Path, args) -> list[str]:
     cmd = [sys.executable, "-m", "smeintl", "fit", str(data), "--out", str(out), "--force", "--no-progress",
            "--seed", str(args.seed), "--draws", str(args.draws), "--tune", str(args.tune), "--chains", str(args.chains)]
@@ -325,31 +341,37 @@ def smeintl_row(case: str, data: Path, work: Path, args, *, cold: bool = False) 
     timing = json.loads(fit.attrs["timing"])
     row["sampling_s"] = float(compat.group(fit, "posterior").attrs["sampling_time"])
     row["compile_s"] = float(timing.get("compile_s", np.nan))
-    if case in SMEINTL_PARAMS:
-        row["min_ess_bulk"], row["max_rhat"], row["divergences"] = _min_ess(fit, SMEINTL_PARAMS[case])
-    else:  # the bundled instrument: smeintl's own diagnostics (every reported parameter)
-        d = json.loads(fit.attrs["diagnostics"])
-        row["min_ess_bulk"], row["max_rhat"], row["divergences"] = d["min_ess_bulk"], d["max_rhat"], d["divergences"]
+    row["min_ess_bulk"], row["max_rhat"], row["divergences"] = _smeintl_checks(fit, case)
     row["note"] = (f"{fit.attrs['parameterization']} parameterization, mass matrix {fit.attrs['mass_matrix']}, "
                    f"target_accept {float(fit.attrs['target_accept']):g}; {'passed' if not int(fit.attrs['failed']) else 'FAILED'} "
                    "its diagnostics")
     return row
 
 
-def pymc_row(case: str, data: Path, work: Path, args) -> dict:
+def _child_row(kind: str, case: str, data: Path, work: Path, args, runner: str, *, warm: bool = True,
+               env: dict | None = None) -> tuple[dict, dict | None, object]:
+    """Run this script's ``kind`` child of ``case`` (once before, untimed, where ``warm``: the
+    disk caches). Returns the row so far, the child's JSON and its fit; (row, None, None)
+    where the child failed, the row's note saying how; the fit is None where the JSON holds an
+    ``error``."""
     from smeintl import compat
 
-    out = work / f"pymc-{case}.nc"
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "pymc", case, str(data), str(out),
-           "--seed", str(args.seed), "--draws", str(args.draws), "--tune", str(args.tune), "--chains", str(args.chains)]
-    run_child(cmd, cwd=work)  # warm-up: PyTensor's disk cache, as for smeintl
-    res = run_child(cmd, cwd=work)
-    row = {"case": case, "runner": "hand-written PyMC + nutpie (warm)",
-           **{k: res[k] for k in ("wall_s", "peak_rss_mb", "cpu_s", "load")}}
+    out = work / f"{kind}-{case}.nc"
+    cmd = _child_cmd(kind, case, data, out, args)
+    if warm:
+        run_child(cmd, env=env, cwd=work)
+    res = run_child(cmd, env=env, cwd=work)
+    row = {"case": case, "runner": runner, **{k: res[k] for k in ("wall_s", "peak_rss_mb", "cpu_s", "load")}}
     if res["rc"] != 0:
-        return row | {"note": f"exit {res['rc']}: {res['output'][-300:]}"}
+        return row | {"note": f"exit {res['rc']}: {res['output'][-300:]}"}, None, None
     t = json.loads(out.with_suffix(".json").read_text())
-    fit = compat.read_fit(str(out))
+    return row, t, None if "error" in t else compat.read_fit(str(out))
+
+
+def pymc_row(case: str, data: Path, work: Path, args) -> dict:
+    row, t, fit = _child_row("pymc", case, data, work, args, "hand-written PyMC + nutpie (warm)")
+    if t is None:
+        return row
     row |= {"sampling_s": t["sampling_s"], "compile_s": t["compile_s"]}
     row["min_ess_bulk"], row["max_rhat"], row["divergences"] = _min_ess(fit, PYMC_PARAMS[case])
     row["note"] = ("latent scores sampled per person; nutpie's defaults (diagonal mass matrix, target_accept 0.8), "
@@ -360,57 +382,37 @@ def pymc_row(case: str, data: Path, work: Path, args) -> dict:
 def api_row(case: str, data: Path, work: Path, args) -> dict:
     from smeintl import compat
 
-    out = work / f"api-{case}.nc"
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "api", case, str(data), str(out),
-           "--seed", str(args.seed), "--draws", str(args.draws), "--tune", str(args.tune), "--chains", str(args.chains)]
-    res = run_child(cmd, cwd=work)
-    row = {"case": case, "runner": "smeintl API, second fit in one process",
-           **{k: res[k] for k in ("peak_rss_mb", "load")}}
-    if res["rc"] != 0:
-        return row | {"note": f"exit {res['rc']}: {res['output'][-300:]}"}
-    t = json.loads(out.with_suffix(".json").read_text())
-    fit = compat.read_fit(str(out))
+    row, t, fit = _child_row("api", case, data, work, args, "smeintl API, second fit in one process", warm=False)
+    row.pop("cpu_s")  # of both fits
+    if t is None:
+        return row | {"wall_s": np.nan}
     timing = json.loads(fit.attrs["timing"])
     row |= {"wall_s": t["second_s"], "sampling_s": float(compat.group(fit, "posterior").attrs["sampling_time"]),
             "compile_s": float(timing.get("compile_s", np.nan))}
-    if case in SMEINTL_PARAMS:
-        row["min_ess_bulk"], row["max_rhat"], row["divergences"] = _min_ess(fit, SMEINTL_PARAMS[case])
-    else:
-        d = json.loads(fit.attrs["diagnostics"])
-        row["min_ess_bulk"], row["max_rhat"], row["divergences"] = d["min_ess_bulk"], d["max_rhat"], d["divergences"]
+    row["min_ess_bulk"], row["max_rhat"], row["divergences"] = _smeintl_checks(fit, case)
     row["note"] = (f"MeasurementModel.fit, save_fit and summarize_fit of the second fit (the compiled model reused: "
                    f"{timing.get('compile_reused')}); the first fit of the process took {t['first_s']:.1f} s")
     return row
 
 
 def numpyro_row(case: str, data: Path, work: Path, args) -> dict:
-    from smeintl import compat
-
-    row = {"case": case, "runner": "smeintl's model + PyMC's numpyro NUTS (warm XLA cache)"}
+    runner = "smeintl's model + PyMC's numpyro NUTS (warm XLA cache)"
     try:
         import jax  # noqa: F401
         import numpyro  # noqa: F401
     except ImportError as exc:
-        return row | {"note": f"skipped: {exc.name} not installed (not a dependency of smeintl)"}
-    out = work / f"numpyro-{case}.nc"
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "numpyro", case, str(data), str(out),
-           "--seed", str(args.seed), "--draws", str(args.draws), "--tune", str(args.tune), "--chains", str(args.chains)]
+        return {"case": case, "runner": runner, "note": f"skipped: {exc.name} not installed (not a dependency of smeintl)"}
     env = dict(os.environ)
     env["XLA_FLAGS"] = " ".join(filter(None, [env.get("XLA_FLAGS"),
                                               f"--xla_force_host_platform_device_count={args.chains}"]))
-    run_child(cmd, env=env, cwd=work)  # warm-up: JAX's persistent compilation cache
-    res = run_child(cmd, env=env, cwd=work)
-    row |= {k: res[k] for k in ("wall_s", "peak_rss_mb", "cpu_s", "load")}
-    if res["rc"] != 0:
-        return row | {"note": f"exit {res['rc']}: {res['output'][-300:]}"}
-    t = json.loads(out.with_suffix(".json").read_text())
-    if "error" in t:
+    row, t, fit = _child_row("numpyro", case, data, work, args, runner, env=env)
+    if t is None:
+        return row
+    if fit is None:
         return row | {"wall_s": np.nan, "note": f"not run: {t['error']}"}
-    fit = compat.read_fit(str(out))
     row |= {"sampling_s": t["sampling_s"], "compile_s": t["compile_s"]}
-    names = SMEINTL_PARAMS.get(case)
-    if names:
-        row["min_ess_bulk"], row["max_rhat"], row["divergences"] = _min_ess(fit, names)
+    if case in SMEINTL_PARAMS:
+        row["min_ess_bulk"], row["max_rhat"], row["divergences"] = _min_ess(fit, SMEINTL_PARAMS[case])
     row["note"] = (f"import {t['import_s']:.1f} s, build {t['build_s']:.2f} s; compile = JAX trace and compile with "
                    "a 5 + 5 draw run; no posterior predictive, diagnostics or saving")
     return row
