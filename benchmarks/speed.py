@@ -294,25 +294,36 @@ def _min_ess(fit, names: list[str]) -> tuple[float, float, int]:
     return float(np.nanmin(e)), float(np.nanmax(r)), int(ss["diverging"].values.sum())
 
 
+def _draw_args(args) -> list[str]:
+    """The run's seed and draws as command-line options (``smeintl fit``'s and the children's)."""
+    return ["--seed", str(args.seed), "--draws", str(args.draws), "--tune", str(args.tune), "--chains", str(args.chains)]
+
+
 def _child_cmd(kind: str, case: str, data: Path, out: Path, args) -> list[str]:
     """This script run as the ``kind`` child of ``case`` with the run's seed and draws."""
-    return [sys.executable, str(Path(__file__).resolve()), "--child", kind, case, str(data), str(out),
-            "--seed", str(args.seed), "--draws", str(args.draws), "--tune", str(args.tune), "--chains", str(args.chains)]
+    return [sys.executable, str(Path(__file__).resolve()), "--child", kind, case, str(data), str(out), *_draw_args(args)]
 
 
-def _smeintl_checks(fit, case: str) -> tuple[float, float, int]:
-    """(min bulk ESS, max R-hat, divergences) of a smeintl fit: over the model parameters of
-    ``SMEINTL_PARAMS``, or for the bundled instrument smeintl's own diagnostics (every
-    reported parameter)."""
+def _smeintl_columns(fit, case: str) -> dict:
+    """A smeintl fit's sampling and compile seconds, and its min bulk ESS, max R-hat and
+    divergences: over the model parameters of ``SMEINTL_PARAMS``, or for the bundled
+    instrument smeintl's own diagnostics (every reported parameter)."""
+    from smeintl import compat
+
+    timing = json.loads(fit.attrs["timing"])
+    cols = {"sampling_s": float(compat.group(fit, "posterior").attrs["sampling_time"]),
+            "compile_s": float(timing.get("compile_s", np.nan))}
     if case in SMEINTL_PARAMS:
-        return _min_ess(fit, SMEINTL_PARAMS[case])
-    d = json.loads(fit.attrs["diagnostics"])
-    return d["min_ess_bulk"], d["max_rhat"], d["divergences"]
+        checks = _min_ess(fit, SMEINTL_PARAMS[case])
+    else:
+        d = json.loads(fit.attrs["diagnostics"])
+        checks = d["min_ess_bulk"], d["max_rhat"], d["divergences"]
+    return cols | dict(zip(("min_ess_bulk", "max_rhat", "divergences"), checks))
 
 
 def smeintl_cmd(case: str, data: Path, out: Path, args) -> list[str]:
     cmd = [sys.executable, "-m", "smeintl", "fit", str(data), "--out", str(out), "--force", "--no-progress",
-           "--seed", str(args.seed), "--draws", str(args.draws), "--tune", str(args.tune), "--chains", str(args.chains)]
+           *_draw_args(args)]
     if case == "cfa":
         cmd += ["--model", model_text(case), "--id-column", "id"]
     elif case == "2pl":
@@ -338,10 +349,7 @@ def smeintl_row(case: str, data: Path, work: Path, args, *, cold: bool = False) 
     if res["rc"] != 0:
         return row | {"note": f"exit {res['rc']}: {res['output'][-300:]}"}
     fit = compat.read_fit(str(out))
-    timing = json.loads(fit.attrs["timing"])
-    row["sampling_s"] = float(compat.group(fit, "posterior").attrs["sampling_time"])
-    row["compile_s"] = float(timing.get("compile_s", np.nan))
-    row["min_ess_bulk"], row["max_rhat"], row["divergences"] = _smeintl_checks(fit, case)
+    row |= _smeintl_columns(fit, case)
     row["note"] = (f"{fit.attrs['parameterization']} parameterization, mass matrix {fit.attrs['mass_matrix']}, "
                    f"target_accept {float(fit.attrs['target_accept']):g}; {'passed' if not int(fit.attrs['failed']) else 'FAILED'} "
                    "its diagnostics")
@@ -380,18 +388,14 @@ def pymc_row(case: str, data: Path, work: Path, args) -> dict:
 
 
 def api_row(case: str, data: Path, work: Path, args) -> dict:
-    from smeintl import compat
-
     row, t, fit = _child_row("api", case, data, work, args, "smeintl API, second fit in one process", warm=False)
     row.pop("cpu_s")  # of both fits
     if t is None:
         return row | {"wall_s": np.nan}
-    timing = json.loads(fit.attrs["timing"])
-    row |= {"wall_s": t["second_s"], "sampling_s": float(compat.group(fit, "posterior").attrs["sampling_time"]),
-            "compile_s": float(timing.get("compile_s", np.nan))}
-    row["min_ess_bulk"], row["max_rhat"], row["divergences"] = _smeintl_checks(fit, case)
+    row |= {"wall_s": t["second_s"], **_smeintl_columns(fit, case)}
+    reused = json.loads(fit.attrs["timing"]).get("compile_reused")
     row["note"] = (f"MeasurementModel.fit, save_fit and summarize_fit of the second fit (the compiled model reused: "
-                   f"{timing.get('compile_reused')}); the first fit of the process took {t['first_s']:.1f} s")
+                   f"{reused}); the first fit of the process took {t['first_s']:.1f} s")
     return row
 
 
